@@ -1,0 +1,153 @@
+//! Attributes the interface macro understands: its own arguments and
+//! `#[version(N)]` on each trait.
+
+use proc_macro2::{Span, TokenStream};
+use syn::{Attribute, LitInt, LitStr};
+
+use crate::ctxt::Ctxt;
+
+/// Arguments of `#[upshift::interface(...)]`.
+#[derive(Default)]
+pub struct InterfaceArgs {
+    /// `name = "..."`: the service name on the wire (default: the trait name).
+    pub name: Option<LitStr>,
+}
+
+impl InterfaceArgs {
+    /// Parses the attribute's arguments; unknown options are recorded in `cx`.
+    pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
+        let mut out = InterfaceArgs::default();
+        if args.is_empty() {
+            return out;
+        }
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("name") {
+                let lit: LitStr = meta.value()?.parse()?;
+                let len = lit.value().len();
+                if !(1..=255).contains(&len) {
+                    cx.error_spanned_by(&lit, "the service name must be 1 to 255 bytes long");
+                } else if out.name.is_some() {
+                    cx.error_spanned_by(&meta.path, "duplicate `name` option");
+                } else {
+                    out.name = Some(lit);
+                }
+                Ok(())
+            } else {
+                Err(meta.error(format!(
+                    "unknown option `{}` of #[upshift::interface]; the only option is `name = \"...\"` (the service name on the wire)",
+                    path_text(&meta.path)
+                )))
+            }
+        });
+        if let Err(e) = syn::parse::Parser::parse2(parser, args) {
+            cx.syn_error(e);
+        }
+        out
+    }
+}
+
+fn path_text(path: &syn::Path) -> String {
+    let segments: Vec<_> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    segments.join("::")
+}
+
+/// Whether `attr` is `#[version(...)]`.
+pub fn is_version(attr: &Attribute) -> bool {
+    attr.path().is_ident("version")
+}
+
+/// Whether `attr` is `#[upshift(...)]`.
+pub fn is_upshift(attr: &Attribute) -> bool {
+    attr.path().is_ident("upshift")
+}
+
+/// The version number of a trait, from its `#[version(N)]`, with the span of
+/// the number. Records an error and returns `None` when the attribute is
+/// missing or malformed.
+pub fn version(cx: &Ctxt, attrs: &[Attribute], item: Span) -> Option<(u32, Span)> {
+    let mut found: Option<(u32, Span)> = None;
+    let mut seen = false;
+    for attr in attrs.iter().filter(|a| is_version(a)) {
+        if seen {
+            cx.error_spanned_by(
+                attr,
+                "duplicate #[version]; each trait declares exactly one version",
+            );
+            continue;
+        }
+        seen = true;
+        match attr.parse_args::<LitInt>() {
+            Ok(lit) => match lit.base10_parse::<u32>() {
+                Ok(0) => cx.error_spanned_by(
+                    &lit,
+                    "versions start at 1; write #[version(1)] for the first one",
+                ),
+                Ok(n) if lit.suffix().is_empty() => found = Some((n, lit.span())),
+                Ok(_) => cx.error_spanned_by(
+                    &lit,
+                    "write the version without a suffix, as in #[version(2)]",
+                ),
+                Err(_) => cx.error_spanned_by(
+                    &lit,
+                    "the version must be a whole number from 1 to 4294967295",
+                ),
+            },
+            Err(_) => cx.error_spanned_by(
+                attr,
+                "expected #[version(N)] with a whole number N, as in #[version(2)]",
+            ),
+        }
+    }
+    if !seen {
+        cx.syn_error(syn::Error::new(
+            item,
+            "each trait in an #[upshift::interface] module declares one version of the interface; \
+             add #[version(N)] above it",
+        ));
+    }
+    found
+}
+
+/// Records an error for every upshift attribute in a place where it has no meaning.
+pub fn reject_misplaced(cx: &Ctxt, attrs: &[Attribute], place: &str) {
+    for attr in attrs {
+        if is_version(attr) {
+            cx.error_spanned_by(
+                attr,
+                format!("#[version] does not belong on {place}; put it on a trait of the module"),
+            );
+        } else if is_upshift(attr) {
+            cx.error_spanned_by(
+                attr,
+                format!("#[upshift(...)] has no options for {place} in an interface"),
+            );
+        }
+    }
+}
+
+/// The `#[doc]` attributes of an item.
+pub fn docs(attrs: &[Attribute]) -> Vec<Attribute> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .cloned()
+        .collect()
+}
+
+/// The text of the `#[doc = "..."]` attributes, one line each.
+pub fn doc_text(attrs: &[Attribute]) -> String {
+    let mut lines = Vec::new();
+    for attr in attrs {
+        if let syn::Meta::NameValue(nv) = &attr.meta
+            && nv.path.is_ident("doc")
+            && let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) = &nv.value
+        {
+            let line = s.value();
+            lines.push(line.strip_prefix(' ').unwrap_or(&line).to_string());
+        }
+    }
+    lines.join("\n")
+}

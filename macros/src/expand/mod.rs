@@ -1,0 +1,240 @@
+//! Expansion: from the checked model to the tokens of every version module.
+//!
+//! [`VersionGen`] has one method per emitted item; the files of this module
+//! group them by artifact.
+
+mod client;
+mod dispatch;
+mod schema;
+mod so;
+mod traits;
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+use syn::{Item, ItemMod};
+
+use crate::attr::InterfaceArgs;
+use crate::ctxt::Ctxt;
+use crate::model::{Method, Service, Version};
+use crate::{check, diff};
+
+/// Expands `#[upshift::interface]`.
+pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
+    let cx = Ctxt::default();
+    let args = InterfaceArgs::parse(&cx, args);
+    let module = match syn::parse2::<Item>(input.clone()) {
+        Ok(Item::Mod(module)) => module,
+        Ok(other) => {
+            cx.error_spanned_by(
+                item_head(&other),
+                "#[upshift::interface] goes on a module that holds one trait per version, as in \
+                 `mod kv { #[version(1)] pub trait Kv { ... } }`",
+            );
+            return with_errors(cx, input);
+        }
+        Err(e) => {
+            cx.syn_error(e);
+            return with_errors(cx, input);
+        }
+    };
+    let module_tokens = quote!(#module);
+    let Some(svc) = Service::from_module(&cx, args, module) else {
+        return with_errors(cx, bodiless_or_nothing(module_tokens));
+    };
+    check::service(&cx, &svc);
+    match cx.check() {
+        Ok(()) => generate(&svc),
+        Err(e) => {
+            let fallback = fallback(&svc);
+            let errors = e.into_compile_error();
+            quote!(#fallback #errors)
+        }
+    }
+}
+
+fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
+    match cx.check() {
+        Ok(()) => item,
+        Err(e) => {
+            let errors = e.into_compile_error();
+            quote!(#item #errors)
+        }
+    }
+}
+
+/// The first tokens of an item, so an error does not underline a whole body.
+fn item_head(item: &Item) -> TokenStream {
+    match item {
+        Item::Trait(t) => {
+            let (vis, kw, ident) = (&t.vis, &t.trait_token, &t.ident);
+            quote!(#vis #kw #ident)
+        }
+        Item::Struct(s) => {
+            let (vis, kw, ident) = (&s.vis, &s.struct_token, &s.ident);
+            quote!(#vis #kw #ident)
+        }
+        Item::Fn(f) => {
+            let (vis, sig) = (&f.vis, &f.sig);
+            quote!(#vis #sig)
+        }
+        other => quote!(#other),
+    }
+}
+
+/// What to emit when the model could not be built: a module without a body
+/// as written (there is nothing in it to strip), otherwise nothing.
+fn bodiless_or_nothing(tokens: TokenStream) -> TokenStream {
+    match syn::parse2::<ItemMod>(tokens.clone()) {
+        Ok(m) if m.content.is_none() => tokens,
+        _ => TokenStream::new(),
+    }
+}
+
+/// What is emitted beside errors: the module's own items and each version's
+/// server trait, so the user sees the real errors and few follow-on ones.
+fn fallback(svc: &Service) -> TokenStream {
+    let mut seen = Vec::new();
+    let versions = svc.versions.iter().enumerate().filter_map(|(i, v)| {
+        if seen.contains(&v.number) {
+            return None;
+        }
+        seen.push(v.number);
+        let g = VersionGen::new(svc, i);
+        let module = g.module_ident();
+        let server = g.server_trait();
+        Some(quote! {
+            #[allow(unused_imports, dead_code)]
+            pub mod #module {
+                use super::*;
+                #server
+            }
+        })
+    });
+    let (attrs, vis, ident, items) = (&svc.attrs, &svc.vis, &svc.module, &svc.items);
+    quote! {
+        #(#attrs)*
+        #vis mod #ident {
+            #(#items)*
+            #(#versions)*
+        }
+    }
+}
+
+fn generate(svc: &Service) -> TokenStream {
+    let modules = (0..svc.versions.len()).map(|i| VersionGen::new(svc, i).module());
+    let schemas = svc.versions.iter().map(|v| {
+        let m = format_ident!("v{}", v.number);
+        quote!(&#m::SCHEMA)
+    });
+    let (attrs, vis, ident, items) = (&svc.attrs, &svc.vis, &svc.module, &svc.items);
+    let wire_name = &svc.wire_name;
+    quote! {
+        #(#attrs)*
+        #vis mod #ident {
+            #(#items)*
+
+            /// The service's name on the wire.
+            pub const SERVICE: &::core::primitive::str = #wire_name;
+
+            /// The schema of every version, ascending.
+            pub static VERSIONS: &[&::upshift::schema::InterfaceSchema] = &[#(#schemas),*];
+
+            #(#modules)*
+        }
+    }
+}
+
+/// Generates the items of one version module.
+pub struct VersionGen<'a> {
+    svc: &'a Service,
+    index: usize,
+    v: &'a Version,
+    prev: Option<&'a Version>,
+    next: Option<&'a Version>,
+}
+
+impl<'a> VersionGen<'a> {
+    fn new(svc: &'a Service, index: usize) -> Self {
+        VersionGen {
+            svc,
+            index,
+            v: &svc.versions[index],
+            prev: index.checked_sub(1).map(|i| &svc.versions[i]),
+            next: svc.versions.get(index + 1),
+        }
+    }
+
+    fn module_ident(&self) -> Ident {
+        format_ident!("v{}", self.v.number)
+    }
+
+    /// The path of a neighbouring version's module, seen from this one.
+    fn sibling(&self, v: &Version) -> TokenStream {
+        let m = format_ident!("v{}", v.number);
+        quote!(super::#m)
+    }
+
+    fn module(&self) -> TokenStream {
+        let module = self.module_ident();
+        let number = self.v.number;
+        let heading = format!(
+            " Version {number} of the `{}` interface.",
+            self.svc.trait_name
+        );
+        let summary = format!(" {}", diff::summary(self.prev, self.v));
+        let docs = &self.v.docs;
+        let items = [
+            self.server_trait(),
+            self.interface_trait(),
+            self.request_enum(),
+            self.response_enum(),
+            self.dispatcher(),
+            self.client(),
+            self.past_so(),
+            self.future_so(),
+            self.constructors(),
+            self.schema(),
+        ];
+        quote! {
+            #[doc = #heading]
+            #[doc = ""]
+            #(#docs)*
+            #[doc = ""]
+            #[doc = #summary]
+            pub mod #module {
+                #[allow(unused_imports)]
+                use super::*;
+
+                /// This version's number.
+                pub const VERSION: ::core::primitive::u32 = #number;
+
+                #(#items)*
+            }
+        }
+    }
+}
+
+/// `fn name(&self, a: A, b: B) -> impl Future<Output = OUT> + Send`, the
+/// shape of every generated async method declaration.
+fn method_sig(m: &Method, output: &TokenStream) -> TokenStream {
+    let ident = &m.ident;
+    let args = m.args.iter().map(|a| {
+        let (ident, ty) = (&a.ident, &a.ty);
+        quote!(#ident: #ty)
+    });
+    quote! {
+        fn #ident(&self, #(#args),*)
+            -> impl ::core::future::Future<Output = #output> + ::core::marker::Send
+    }
+}
+
+/// The argument names of a method, for forwarding calls.
+fn arg_names(m: &Method) -> impl Iterator<Item = &Ident> {
+    m.args.iter().map(|a| &a.ident)
+}
+
+/// `Result<RET, Disallowed>`, what SOs and `Interface` methods return.
+fn so_output(m: &Method) -> TokenStream {
+    let ret = &m.ret;
+    quote!(::core::result::Result<#ret, ::upshift::Disallowed>)
+}

@@ -1,0 +1,79 @@
+//! The server trait a service object implements, and the `Interface` trait
+//! that objects and SO chains share.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{VersionGen, arg_names, method_sig, so_output};
+
+impl VersionGen<'_> {
+    /// `pub trait Kv`: what a service object of this version implements.
+    pub fn server_trait(&self) -> TokenStream {
+        let ident = &self.v.ident;
+        let docs = &self.v.docs;
+        let methods = self.v.methods.iter().map(|m| {
+            let attrs = &m.attrs;
+            let ret = &m.ret;
+            let sig = method_sig(m, &quote!(#ret));
+            quote!(#(#attrs)* #sig;)
+        });
+        let forwards = self.v.methods.iter().map(|m| {
+            let ret = &m.ret;
+            let sig = method_sig(m, &quote!(#ret));
+            let name = &m.ident;
+            let args = arg_names(m);
+            quote!(#sig { <__T as #ident>::#name(&**self, #(#args),*) })
+        });
+        quote! {
+            #(#docs)*
+            pub trait #ident: ::core::marker::Send + ::core::marker::Sync + 'static {
+                #(#methods)*
+            }
+
+            #[automatically_derived]
+            impl<__T: #ident + ?::core::marker::Sized> #ident for ::std::sync::Arc<__T> {
+                #(#forwards)*
+            }
+        }
+    }
+
+    /// `pub trait Interface`: anything that answers this version's calls,
+    /// with `Disallowed` as the possible refusal of an SO.
+    pub fn interface_trait(&self) -> TokenStream {
+        let server = &self.v.ident;
+        let number = self.v.number;
+        let message = format!("`{{Self}}` does not answer v{number} calls of `{server}`");
+        let label = format!("needs to answer v{number} calls");
+        let note = format!(
+            "a service object answers them by implementing `v{number}::{server}`; an SO chain needs \
+             `v{number}::Past` (older callers) or `v{number}::Future` (newer callers) implemented for its SO"
+        );
+        let methods = self.v.methods.iter().map(|m| {
+            let sig = method_sig(m, &so_output(m));
+            quote!(#sig;)
+        });
+        let blanket = self.v.methods.iter().map(|m| {
+            let sig = method_sig(m, &so_output(m));
+            let name = &m.ident;
+            let args = arg_names(m);
+            quote! {
+                #sig {
+                    async move { ::core::result::Result::Ok(<__T as #server>::#name(self, #(#args),*).await) }
+                }
+            }
+        });
+        quote! {
+            /// Anything that answers this version's calls: a service object of
+            /// this version, or a chain of SOs that ends in an object of another.
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            pub trait Interface: ::core::marker::Send + ::core::marker::Sync + 'static {
+                #(#methods)*
+            }
+
+            #[automatically_derived]
+            impl<__T: #server> Interface for __T {
+                #(#blanket)*
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! upshift: automatic software upgrades for long-lived distributed services.
+//!
+//! A service keeps running while its nodes move from version N to N+1 of their
+//! code. Nodes of different versions keep talking to each other: an upgraded
+//! node serves old callers through **past simulation objects** (SOs), a node
+//! not yet upgraded serves new callers through **future SOs**.
+//!
+//! Users depend on this crate alone. It re-exports the macros:
+//!
+//! - [`interface`]: declares every version of a service interface in one module
+//!   and generates, per version, the server trait, the typed client, the SO
+//!   traits and the version dispatcher.
+//!
+//! Modules, each with one job:
+//!
+//! - [`wire`]: the frame format shared by clients and nodes;
+//! - [`server`]: accepts connections and dispatches each call by version;
+//! - [`client`]: the multiplexed [`Connection`] that generated clients call through;
+//! - [`service`]: a [`Service`] at one node version and the versions it answers;
+//! - [`schema`]: metadata of every interface version, for checks and diff docs;
+//! - [`error`]: [`CallError`], [`Disallowed`] and the dispatcher's errors.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod schema;
+pub mod server;
+pub mod service;
+pub mod wire;
+
+pub use client::{ClientConfig, Connection};
+pub use error::{CallError, Disallowed, DispatchError};
+pub use server::{Listener, Server, ServerConfig};
+pub use service::{Dispatch, Route, Service};
+pub use upshift_macros::interface;
+
+/// What generated code needs; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use ::core;
+    pub use ::serde;
+    pub use ::std;
+
+    pub use crate::service::BoxFuture;
+
+    /// Decodes a method's arguments, rejecting trailing bytes.
+    pub fn decode_args<T: ::serde::de::DeserializeOwned>(
+        service: &'static str,
+        version: u32,
+        method: &'static str,
+        payload: &[u8],
+    ) -> Result<T, crate::DispatchError> {
+        let bad = |reason: String| crate::DispatchError::BadRequest {
+            service,
+            version,
+            method,
+            reason,
+        };
+        match postcard::take_from_bytes(payload) {
+            Ok((args, [])) => Ok(args),
+            Ok((_, rest)) => Err(bad(format!(
+                "{} trailing bytes after the arguments",
+                rest.len()
+            ))),
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+
+    /// Appends an encoded return value to a reply.
+    pub fn encode_return<T: ::serde::Serialize + ?Sized>(
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), crate::DispatchError> {
+        let buf = ::std::mem::take(out);
+        *out = postcard::to_extend(value, buf)
+            .map_err(|e| crate::DispatchError::EncodeReturn(e.to_string()))?;
+        Ok(())
+    }
+}

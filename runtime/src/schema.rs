@@ -1,0 +1,64 @@
+//! Metadata the interface macro emits for every version: the input of
+//! compatibility checks and version diff docs.
+
+/// How a method of version N relates to version N-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// The first version declares every method as new.
+    Added,
+    /// Same name, argument types and return type as in N-1.
+    Unchanged,
+    /// Same name, but argument or return types differ from N-1.
+    Changed,
+}
+
+/// One argument of a method, with its type as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ArgSchema {
+    /// Argument name.
+    pub name: &'static str,
+    /// Type, as the tokens the developer wrote.
+    pub ty: &'static str,
+}
+
+/// One method of one interface version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MethodSchema {
+    /// Method name.
+    pub name: &'static str,
+    /// Index on the wire: its position in the version's declaration order.
+    pub index: u16,
+    /// Arguments after `&self`.
+    pub args: &'static [ArgSchema],
+    /// Return type as written; `()` when omitted.
+    pub returns: &'static str,
+    /// Relation to the previous version.
+    pub change: Change,
+}
+
+/// One version of a service interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InterfaceSchema {
+    /// Service name (the trait's name).
+    pub service: &'static str,
+    /// Version number.
+    pub version: u32,
+    /// Doc comment of the version, if any.
+    pub doc: &'static str,
+    /// Methods in declaration order.
+    pub methods: &'static [MethodSchema],
+    /// Methods of the previous version that this version no longer has.
+    pub removed: &'static [&'static str],
+}
+
+impl InterfaceSchema {
+    /// The method with this wire index.
+    pub fn method(&self, index: u16) -> Option<&'static MethodSchema> {
+        self.methods.get(usize::from(index))
+    }
+
+    /// The method with this name.
+    pub fn method_named(&self, name: &str) -> Option<&'static MethodSchema> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}

@@ -1,0 +1,186 @@
+//! A service as a node serves it: the object's version plus the SO chains that
+//! let it answer calls of other versions, each behind a [`Dispatch`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::DispatchError;
+use crate::schema::InterfaceSchema;
+
+/// A boxed `Send` future, the return type of [`Dispatch::call`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Serves the calls of one interface version: decodes the arguments, calls
+/// the service object or SO chain, encodes the result.
+///
+/// The interface macro implements this for `vN::Dispatcher<I>`; the server
+/// holds one per version a node answers.
+pub trait Dispatch: Send + Sync + 'static {
+    /// The version this dispatcher answers.
+    fn schema(&self) -> &'static InterfaceSchema;
+
+    /// Serves method `method` with postcard-encoded `payload`, appending the
+    /// encoded return value to `out`.
+    fn call<'a>(
+        &'a self,
+        method: u16,
+        payload: &'a [u8],
+        out: &'a mut Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), DispatchError>>;
+}
+
+/// How a node answers calls of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// The call's version is the node's: the service object answers.
+    Object,
+    /// An older call, answered through this many chained past SOs.
+    PastSo(u32),
+    /// A newer call, answered through this many chained future SOs.
+    FutureSo(u32),
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Object => f.write_str("object"),
+            Route::PastSo(1) => f.write_str("past SO"),
+            Route::PastSo(n) => write!(f, "{n} chained past SOs"),
+            Route::FutureSo(1) => f.write_str("future SO"),
+            Route::FutureSo(n) => write!(f, "{n} chained future SOs"),
+        }
+    }
+}
+
+struct Entry {
+    dispatch: Arc<dyn Dispatch>,
+    served: AtomicU64,
+}
+
+/// One service at one node version, with the versions it answers.
+///
+/// Built by the generated `vN::service(object)` (the object plus its full past
+/// SO chain) or by hand with [`Service::new`] and [`Service::with_version`].
+pub struct Service {
+    name: &'static str,
+    version: u32,
+    versions: BTreeMap<u32, Entry>,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("answers", &self.versions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Service {
+    /// A service whose object answers `object`'s version.
+    ///
+    /// # Panics
+    ///
+    /// If the service name is empty or longer than 255 bytes, which the
+    /// interface macro rules out at compile time.
+    pub fn new(object: impl Dispatch) -> Self {
+        let schema = object.schema();
+        assert!(
+            (1..=255).contains(&schema.service.len()),
+            "service names are 1 to 255 bytes"
+        );
+        let mut versions = BTreeMap::new();
+        versions.insert(
+            schema.version,
+            Entry {
+                dispatch: Arc::new(object),
+                served: AtomicU64::new(0),
+            },
+        );
+        Service {
+            name: schema.service,
+            version: schema.version,
+            versions,
+        }
+    }
+
+    /// Adds a dispatcher (an SO chain) that answers another version.
+    ///
+    /// # Panics
+    ///
+    /// If the dispatcher belongs to another service or to the node's own
+    /// version: both are wiring mistakes in the program, not runtime input.
+    pub fn with_version(mut self, chain: impl Dispatch) -> Self {
+        let schema = chain.schema();
+        assert_eq!(schema.service, self.name, "an SO chain of another service");
+        assert_ne!(
+            schema.version, self.version,
+            "the object already answers v{}",
+            self.version
+        );
+        self.versions.insert(
+            schema.version,
+            Entry {
+                dispatch: Arc::new(chain),
+                served: AtomicU64::new(0),
+            },
+        );
+        self
+    }
+
+    /// Stops answering `version`, for example once no caller uses it any more.
+    /// The node's own version cannot be removed.
+    pub fn without_version(mut self, version: u32) -> Self {
+        if version != self.version {
+            self.versions.remove(&version);
+        }
+        self
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The version of the service object: the node's version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Every version this service answers, ascending.
+    pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.versions.keys().copied()
+    }
+
+    /// How a call of `version` is answered, if it is.
+    pub fn route(&self, version: u32) -> Option<Route> {
+        self.versions.contains_key(&version).then(|| {
+            if version == self.version {
+                Route::Object
+            } else if version < self.version {
+                Route::PastSo(self.version - version)
+            } else {
+                Route::FutureSo(version - self.version)
+            }
+        })
+    }
+
+    /// Calls of `version` answered so far (including those that failed).
+    pub fn served(&self, version: u32) -> u64 {
+        self.versions
+            .get(&version)
+            .map_or(0, |e| e.served.load(Ordering::Relaxed))
+    }
+
+    /// The dispatcher for `version`, counting the call.
+    pub(crate) fn dispatcher(&self, version: u32) -> Option<Arc<dyn Dispatch>> {
+        let entry = self.versions.get(&version)?;
+        entry.served.fetch_add(1, Ordering::Relaxed);
+        Some(entry.dispatch.clone())
+    }
+}
