@@ -60,8 +60,8 @@ fn versions(cx: &Ctxt, svc: &Service) -> bool {
             cx.syn_error(syn::Error::new(
                 next.number_span,
                 format!(
-                    "declare versions in increasing order: v{} comes after v{}; move this trait above it",
-                    next.number, prev.number
+                    "declare versions in increasing order: v{} is declared after v{}; move it above v{}",
+                    next.number, prev.number, prev.number
                 ),
             ));
             ok = false;

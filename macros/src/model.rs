@@ -3,7 +3,6 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::{
     Attribute, FnArg, Ident, Item, ItemMod, ItemTrait, Pat, ReturnType, TraitItem, TraitItemFn,
     Type, Visibility,
@@ -133,9 +132,11 @@ impl Service {
         };
         let mut items = Vec::new();
         let mut versions = Vec::new();
+        let mut traits = 0;
         for item in content {
             match item {
                 Item::Trait(t) => {
+                    traits += 1;
                     if let Some(v) = Version::from_trait(cx, t) {
                         versions.push(v);
                     }
@@ -147,10 +148,13 @@ impl Service {
             }
         }
         let Some(first) = versions.first() else {
-            cx.error_spanned_by(
+            // A trait whose version did not parse has its own error already.
+            if traits == 0 {
+                cx.error_spanned_by(
                 &module.ident,
-                "this interface declares no version; add a trait marked #[version(1)] to the module",
-            );
+                    "this interface declares no version; add a trait marked #[version(1)] to the module",
+                );
+            }
             return None;
         };
         let trait_name = first.ident.clone();
@@ -211,10 +215,11 @@ impl Version {
             );
         }
         if let Some(colon) = &t.colon_token {
-            cx.syn_error(syn::Error::new(
-                colon.span().join(t.supertraits.span()).unwrap_or(colon.span()),
+            let supertraits = &t.supertraits;
+            cx.error_spanned_by(
+                quote::quote!(#colon #supertraits),
                 "interface traits take no supertraits; the generated trait already requires Send + Sync + 'static",
-            ));
+            );
         }
         let mut methods: Vec<Method> = Vec::new();
         for item in t.items {

@@ -87,7 +87,7 @@ impl<'a> VersionGen<'a> {
         });
         let encoders = self.v.methods.iter().map(|m| {
             let variant = m.variant();
-            quote!(Response::#variant(__value) => ::upshift::__private::encode_return(__value, __out))
+            quote!(Response::#variant(ref __value) => ::upshift::__private::encode_return(__value, __out))
         });
         quote! {
             /// The answer to a call of this version; on the wire, the payload of an `Ok` reply.
@@ -103,7 +103,7 @@ impl<'a> VersionGen<'a> {
                     &self,
                     __out: &mut ::std::vec::Vec<::core::primitive::u8>,
                 ) -> ::core::result::Result<(), ::upshift::DispatchError> {
-                    match self {
+                    match *self {
                         #(#encoders,)*
                     }
                 }
@@ -140,7 +140,7 @@ impl<'a> VersionGen<'a> {
                     __out: &'__a mut ::std::vec::Vec<::core::primitive::u8>,
                 ) -> ::upshift::__private::BoxFuture<'__a, ::core::result::Result<(), ::upshift::DispatchError>> {
                     ::std::boxed::Box::pin(async move {
-                        let __response = match Request::decode(__method, __payload)? {
+                        let __response: Response = match Request::decode(__method, __payload)? {
                             #(#arms,)*
                         };
                         __response.encode(__out)
@@ -157,7 +157,9 @@ impl<'a> VersionGen<'a> {
         // Each chain is (version it answers, its type, the expression that builds it).
         let object = (
             quote!(::std::sync::Arc<__O>),
-            quote!(::std::sync::Arc::clone(&__object)),
+            quote!(<::std::sync::Arc<__O> as ::core::clone::Clone>::clone(
+                &__object
+            )),
         );
         let chain = |versions: &mut dyn Iterator<Item = &'a Version>, so: &str| -> Vec<Chain<'a>> {
             let so = format_ident!("{}", so);
@@ -172,12 +174,15 @@ impl<'a> VersionGen<'a> {
         };
         let past = chain(&mut self.svc.versions[..self.index].iter().rev(), "PastSo");
         let future = chain(&mut self.svc.versions[self.index + 1..].iter(), "FutureSo");
-        let bounds = |chains: &[Chain<'_>]| {
+        // Bounding each link by its SO trait makes a missing SO impl an error
+        // at the caller of `service` that names the trait to implement.
+        let bounds = |chains: &[Chain<'_>], so_trait: &str| {
+            let so_trait = format_ident!("{}", so_trait);
             chains
                 .iter()
                 .map(|(v, ty, _)| {
                     let m = self.sibling(v);
-                    quote!(#ty: #m::Interface,)
+                    quote!(#ty: #m::#so_trait,)
                 })
                 .collect::<Vec<_>>()
         };
@@ -190,8 +195,8 @@ impl<'a> VersionGen<'a> {
                 })
                 .collect::<Vec<_>>()
         };
-        let (past_bounds, past_installs) = (bounds(&past), installs(&past));
-        let (future_bounds, future_installs) = (bounds(&future), installs(&future));
+        let (past_bounds, past_installs) = (bounds(&past, "Past"), installs(&past));
+        let (future_bounds, future_installs) = (bounds(&future, "Future"), installs(&future));
         let newest = self.svc.versions.last().map_or(self.v.number, |v| v.number);
         let future_doc = if future.is_empty() {
             format!(
@@ -211,7 +216,7 @@ impl<'a> VersionGen<'a> {
                 #(#past_bounds)*
             {
                 let __object = ::std::sync::Arc::new(object);
-                ::upshift::Service::new(Dispatcher(::std::sync::Arc::clone(&__object)))
+                ::upshift::Service::new(Dispatcher(<::std::sync::Arc<__O> as ::core::clone::Clone>::clone(&__object)))
                     #(#past_installs)*
             }
 
@@ -222,7 +227,7 @@ impl<'a> VersionGen<'a> {
                 #(#future_bounds)*
             {
                 let __object = ::std::sync::Arc::new(object);
-                ::upshift::Service::new(Dispatcher(::std::sync::Arc::clone(&__object)))
+                ::upshift::Service::new(Dispatcher(<::std::sync::Arc<__O> as ::core::clone::Clone>::clone(&__object)))
                     #(#past_installs)*
                     #(#future_installs)*
             }

@@ -38,7 +38,6 @@ impl VersionGen<'_> {
         let number = self.v.number;
         let other_number = other.number;
         let other_mod = self.sibling(other);
-        let service = &self.v.ident;
         let (so, so_trait, access, field, param, doc) = match side {
             Side::Past => (
                 format_ident!("PastSo"),
@@ -68,15 +67,6 @@ impl VersionGen<'_> {
         let trait_doc = format!(
             " What the developer writes for [`{so}`]: every v{number} method whose signature differs in \
              v{other_number} (or that v{other_number} lacks); the others delegate by default."
-        );
-        let message = format!(
-            "v{number} calls of `{service}` on a v{other_number} node need a {} SO",
-            side_word(side)
-        );
-        let label = format!("`{so}` has no `{so_trait}` impl");
-        let note = format!(
-            "implement it once for any neighbour: `impl<{param}: {}::Interface> v{number}::{so_trait} for v{number}::{so}<{param}> {{ ... }}`",
-            format_args!("v{other_number}")
         );
         let methods = self.v.methods.iter().map(|m| {
             let sig = method_sig(m, &so_output(m));
@@ -131,7 +121,6 @@ impl VersionGen<'_> {
             }
 
             #[doc = #trait_doc]
-            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
             pub trait #so_trait: #access + ::core::marker::Send + ::core::marker::Sync + 'static {
                 #(#methods)*
             }
@@ -144,12 +133,5 @@ impl VersionGen<'_> {
                 #(#forwards)*
             }
         }
-    }
-}
-
-fn side_word(side: Side) -> &'static str {
-    match side {
-        Side::Past => "past",
-        Side::Future => "future",
     }
 }

@@ -41,13 +41,6 @@ impl VersionGen<'_> {
     /// with `Disallowed` as the possible refusal of an SO.
     pub fn interface_trait(&self) -> TokenStream {
         let server = &self.v.ident;
-        let number = self.v.number;
-        let message = format!("`{{Self}}` does not answer v{number} calls of `{server}`");
-        let label = format!("needs to answer v{number} calls");
-        let note = format!(
-            "a service object answers them by implementing `v{number}::{server}`; an SO chain needs \
-             `v{number}::Past` (older callers) or `v{number}::Future` (newer callers) implemented for its SO"
-        );
         let methods = self.v.methods.iter().map(|m| {
             let sig = method_sig(m, &so_output(m));
             quote!(#sig;)
@@ -65,7 +58,6 @@ impl VersionGen<'_> {
         quote! {
             /// Anything that answers this version's calls: a service object of
             /// this version, or a chain of SOs that ends in an object of another.
-            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
             pub trait Interface: ::core::marker::Send + ::core::marker::Sync + 'static {
                 #(#methods)*
             }

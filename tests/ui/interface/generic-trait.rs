@@ -1,0 +1,9 @@
+#[upshift::interface]
+pub mod kv {
+    #[version(1)]
+    pub trait Kv<V> {
+        async fn get(&self, key: String) -> Option<String>;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+#[upshift::interface]
+pub mod kv {
+    #[version(1)]
+    pub trait Kv {
+        async fn get(&self, key: String) -> Option<String> {
+            None
+        }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[upshift::interface]
+pub mod kv {
+    pub struct Entry;
+}
+
+fn main() {}

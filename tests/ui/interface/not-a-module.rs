@@ -1,0 +1,4 @@
+#[upshift::interface]
+pub struct Kv;
+
+fn main() {}

@@ -1,0 +1,10 @@
+#[upshift::interface]
+pub mod kv {
+    #[version(1)]
+    pub trait Kv {
+        #[version(2)]
+        async fn get(&self, key: String) -> Option<String>;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[upshift::interface]
+pub mod kv {
+    #[version(0)]
+    pub trait Kv {
+        async fn get(&self, key: String) -> Option<String>;
+    }
+}
+
+fn main() {}
