@@ -19,3 +19,6 @@ use proc_macro::TokenStream;
 pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::interface(args.into(), input.into()).into()
 }
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -43,7 +43,8 @@ impl VersionGen<'_> {
         let server = &self.v.ident;
         let methods = self.v.methods.iter().map(|m| {
             let sig = method_sig(m, &so_output(m));
-            quote!(#sig;)
+            let attrs = &m.attrs;
+            quote!(#(#attrs)* #sig;)
         });
         let blanket = self.v.methods.iter().map(|m| {
             let sig = method_sig(m, &so_output(m));
