@@ -68,10 +68,7 @@ fn kv_interface_expansion_matches_the_snapshot() {
             .lines()
             .zip(actual.lines())
             .position(|(e, a)| e != a)
-            .map_or_else(
-                || expected.lines().count().min(actual.lines().count()),
-                |i| i,
-            );
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
         panic!(
             "the expansion differs from {} from line {} on; review the change, then run \
              UPSHIFT_BLESS=1 cargo test -p upshift-macros\n--- expected: {:?}\n+++ actual:   {:?}",

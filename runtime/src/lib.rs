@@ -42,8 +42,6 @@ pub mod __private {
     pub use ::serde;
     pub use ::std;
 
-    pub use crate::service::BoxFuture;
-
     /// Decodes a method's arguments, rejecting trailing bytes.
     pub fn decode_args<T: ::serde::de::DeserializeOwned>(
         service: &'static str,

@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::client::Connection;
 use crate::error::DispatchError;
-use crate::service::Service;
+use crate::service::{Dispatch, Service};
 use crate::wire::{self, Frame, Status};
 
 /// Limits of a server; every field has a default.
@@ -36,6 +37,8 @@ impl Default for ServerConfig {
 
 struct Inner {
     services: RwLock<HashMap<&'static str, Arc<Service>>>,
+    /// Bumped by every install, so connections can cache their lookups.
+    generation: AtomicU64,
     config: ServerConfig,
 }
 
@@ -73,6 +76,7 @@ impl Server {
         let server = Server {
             inner: Arc::new(Inner {
                 services: RwLock::new(HashMap::new()),
+                generation: AtomicU64::new(0),
                 config,
             }),
         };
@@ -139,17 +143,19 @@ impl Server {
         let mut read = BufReader::with_capacity(64 * 1024, read);
         let (replies, pending_replies) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_frames(write, pending_replies));
-        // The permits bound the calls in flight, and so the replies queued.
-        let permits = Arc::new(Semaphore::new(self.inner.config.max_in_flight));
+        // Bounds the calls in flight, and so the replies queued.
+        let slots = Arc::new(Slots::new(self.inner.config.max_in_flight));
+        // The service last called on this connection; installs bump the
+        // generation, so a swapped service is seen by the next call.
+        let mut cached: Option<(u64, Arc<Service>)> = None;
+        let generation = || self.inner.generation.load(Ordering::Acquire);
         loop {
             let mut body = Vec::new();
             match wire::read_frame(&mut read, self.inner.config.max_frame, &mut body).await {
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
+            let permit = slots.take().await;
             let call = match wire::decode(&body) {
                 Ok(Frame::Call(call)) => call,
                 Ok(Frame::Reply(reply)) => {
@@ -175,7 +181,15 @@ impl Server {
                     _ => break,
                 },
             };
-            let Some(service) = self.service(call.service) else {
+            if cached
+                .as_ref()
+                .is_none_or(|c| c.0 != generation() || c.1.name() != call.service)
+            {
+                // Read the generation first: a racing install then only causes a refresh.
+                let seen = generation();
+                cached = self.service(call.service).map(|s| (seen, s));
+            }
+            let Some((_, service)) = &cached else {
                 let msg = format!("this node serves no service named {:?}", call.service);
                 let _ = replies.send(wire::reply_with_message(
                     call.call_id,
@@ -185,46 +199,25 @@ impl Server {
                 ));
                 continue;
             };
-            let node_version = service.version();
-            let Some(dispatch) = service.dispatcher(call.version) else {
+            let incoming = Incoming {
+                call_id: call.call_id,
+                version: call.version,
+                method: call.method,
+                payload_at: body.len() - call.payload.len(),
+                node_version: service.version(),
+                body,
+                replies: replies.clone(),
+                _permit: permit,
+            };
+            if let Err(call) = service.answer(incoming.version, incoming) {
                 let reply = wire::reply_with_message(
                     call.call_id,
-                    node_version,
+                    call.node_version,
                     Status::VersionUnsupported,
                     "",
                 );
                 let _ = replies.send(reply);
-                continue;
-            };
-            let (call_id, method) = (call.call_id, call.method);
-            let payload_at = body.len() - call.payload.len();
-            let guard = ReplyGuard {
-                replies: replies.clone(),
-                call_id,
-                node_version,
-                method,
-                version: call.version,
-                sent: false,
-            };
-            tokio::spawn(async move {
-                let mut out = Vec::with_capacity(64);
-                let start = wire::begin_reply(&mut out, call_id, node_version, Status::Ok);
-                let result = dispatch.call(method, &body[payload_at..], &mut out).await;
-                let reply = match result {
-                    Ok(()) => {
-                        wire::finish(&mut out, start);
-                        out
-                    }
-                    Err(e) => wire::reply_with_message(
-                        call_id,
-                        node_version,
-                        status_of(&e),
-                        &e.to_string(),
-                    ),
-                };
-                guard.send(reply);
-                drop(permit);
-            });
+            }
         }
         drop(replies);
         let _ = writer.await;
@@ -240,33 +233,107 @@ fn status_of(e: &DispatchError) -> Status {
     }
 }
 
-/// Makes sure every call gets a reply, even when the service object panics.
-struct ReplyGuard {
-    replies: mpsc::UnboundedSender<Vec<u8>>,
-    call_id: u64,
-    node_version: u32,
-    version: u32,
-    method: u16,
-    sent: bool,
+/// A call on its way to a dispatcher, with everything needed to answer it.
+pub(crate) struct Incoming {
+    pub(crate) call_id: u64,
+    pub(crate) version: u32,
+    pub(crate) method: u16,
+    pub(crate) node_version: u32,
+    pub(crate) body: Vec<u8>,
+    pub(crate) payload_at: usize,
+    pub(crate) replies: mpsc::UnboundedSender<Vec<u8>>,
+    /// Released when the call is answered, freeing a slot of the connection.
+    pub(crate) _permit: Slot,
 }
 
-impl ReplyGuard {
-    fn send(mut self, reply: Vec<u8>) {
-        self.sent = true;
-        let _ = self.replies.send(reply);
+/// The calls a connection may have in flight. A plain counter rather than a
+/// semaphore: taking a free slot never yields, so a burst of calls read in
+/// one go is dispatched in one go and its replies leave in one write.
+pub(crate) struct Slots {
+    used: AtomicUsize,
+    max: usize,
+    freed: Notify,
+}
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Slots {
+            used: AtomicUsize::new(0),
+            max: max.max(1),
+            freed: Notify::new(),
+        }
     }
+
+    /// Takes a slot, waiting while all are in use.
+    async fn take(self: &Arc<Self>) -> Slot {
+        loop {
+            // Registered before the check, so a slot freed in between wakes it.
+            let freed = self.freed.notified();
+            if self.used.fetch_add(1, Ordering::AcqRel) < self.max {
+                return Slot(self.clone());
+            }
+            self.used.fetch_sub(1, Ordering::AcqRel);
+            freed.await;
+        }
+    }
+}
+
+/// One taken slot; dropping it frees the slot.
+pub(crate) struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.0.used.fetch_sub(1, Ordering::AcqRel) >= self.0.max {
+            self.0.freed.notify_waiters();
+        }
+    }
+}
+
+/// Serves one call and sends its reply. If the service object panics, the
+/// guard still answers, so no caller waits for its deadline.
+pub(crate) async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
+    let mut guard = ReplyGuard { call, sent: false };
+    let call = &guard.call;
+    let mut out = Vec::with_capacity(64);
+    let start = wire::begin_reply(&mut out, call.call_id, call.node_version, Status::Ok);
+    let result = dispatch
+        .call(call.method, &call.body[call.payload_at..], &mut out)
+        .await;
+    let reply = match result {
+        Ok(()) => {
+            wire::finish(&mut out, start);
+            out
+        }
+        Err(e) => wire::reply_with_message(
+            call.call_id,
+            call.node_version,
+            status_of(&e),
+            &e.to_string(),
+        ),
+    };
+    guard.sent = true;
+    let _ = guard.call.replies.send(reply);
+}
+
+struct ReplyGuard {
+    call: Incoming,
+    sent: bool,
 }
 
 impl Drop for ReplyGuard {
     fn drop(&mut self) {
         if !self.sent {
+            let c = &self.call;
             let msg = format!(
                 "the service object panicked while serving method {} of v{}",
-                self.method, self.version
+                c.method, c.version
             );
-            let reply =
-                wire::reply_with_message(self.call_id, self.node_version, Status::Internal, &msg);
-            let _ = self.replies.send(reply);
+            let _ = c.replies.send(wire::reply_with_message(
+                c.call_id,
+                c.node_version,
+                Status::Internal,
+                &msg,
+            ));
         }
     }
 }

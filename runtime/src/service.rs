@@ -4,15 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::DispatchError;
 use crate::schema::InterfaceSchema;
-
-/// A boxed `Send` future, the return type of [`Dispatch::call`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::server::Incoming;
 
 /// Serves the calls of one interface version: decodes the arguments, calls
 /// the service object or SO chain, encodes the result.
@@ -30,7 +27,19 @@ pub trait Dispatch: Send + Sync + 'static {
         method: u16,
         payload: &'a [u8],
         out: &'a mut Vec<u8>,
-    ) -> BoxFuture<'a, Result<(), DispatchError>>;
+    ) -> impl Future<Output = Result<(), DispatchError>> + Send + 'a;
+}
+
+/// A [`Dispatch`] behind a pointer: the server spawns each call as a task of
+/// the concrete dispatcher's type, so no future is boxed per call.
+trait Erased: Send + Sync + 'static {
+    fn answer(self: Arc<Self>, call: Incoming);
+}
+
+impl<D: Dispatch> Erased for D {
+    fn answer(self: Arc<Self>, call: Incoming) {
+        tokio::spawn(crate::server::answer(self, call));
+    }
 }
 
 /// How a node answers calls of one version.
@@ -57,7 +66,7 @@ impl fmt::Display for Route {
 }
 
 struct Entry {
-    dispatch: Arc<dyn Dispatch>,
+    dispatch: Arc<dyn Erased>,
     served: AtomicU64,
 }
 
@@ -177,10 +186,14 @@ impl Service {
             .map_or(0, |e| e.served.load(Ordering::Relaxed))
     }
 
-    /// The dispatcher for `version`, counting the call.
-    pub(crate) fn dispatcher(&self, version: u32) -> Option<Arc<dyn Dispatch>> {
-        let entry = self.versions.get(&version)?;
+    /// Starts answering `call` with the dispatcher of `version`, counting
+    /// it; hands the call back when this service does not answer that version.
+    pub(crate) fn answer(&self, version: u32, call: Incoming) -> Result<(), Incoming> {
+        let Some(entry) = self.versions.get(&version) else {
+            return Err(call);
+        };
         entry.served.fetch_add(1, Ordering::Relaxed);
-        Some(entry.dispatch.clone())
+        entry.dispatch.clone().answer(call);
+        Ok(())
     }
 }

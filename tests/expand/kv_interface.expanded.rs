@@ -100,9 +100,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<Option<String>, ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(<__T as Kv>::get(self, key).await)
-                }
+                let __future = <__T as Kv>::get(self, key);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
             fn put(
                 &self,
@@ -111,9 +110,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<(), ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(<__T as Kv>::put(self, key, value).await)
-                }
+                let __future = <__T as Kv>::put(self, key, value);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
         }
         /// A call of this version: the method and its arguments. On the wire
@@ -214,11 +212,10 @@ pub mod interface {
                 __method: ::core::primitive::u16,
                 __payload: &'__a [::core::primitive::u8],
                 __out: &'__a mut ::std::vec::Vec<::core::primitive::u8>,
-            ) -> ::upshift::__private::BoxFuture<
-                '__a,
-                ::core::result::Result<(), ::upshift::DispatchError>,
-            > {
-                ::std::boxed::Box::pin(async move {
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<(), ::upshift::DispatchError>,
+            > + ::core::marker::Send + '__a {
+                async move {
                     let __response: Response = match Request::decode(
                         __method,
                         __payload,
@@ -231,7 +228,7 @@ pub mod interface {
                         }
                     };
                     __response.encode(__out)
-                })
+                }
             }
         }
         /// Calls the `Kv` service as a v1 caller: every call is tagged v1, and any node that answers v1 (itself, or through its SOs) serves it.
@@ -521,9 +518,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<Option<String>, ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(<__T as Kv>::get(self, key).await)
-                }
+                let __future = <__T as Kv>::get(self, key);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
             fn put(
                 &self,
@@ -533,11 +529,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<(), ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(
-                        <__T as Kv>::put(self, key, value, ttl_secs).await,
-                    )
-                }
+                let __future = <__T as Kv>::put(self, key, value, ttl_secs);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
             fn delete(
                 &self,
@@ -545,9 +538,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<bool, ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(<__T as Kv>::delete(self, key).await)
-                }
+                let __future = <__T as Kv>::delete(self, key);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
         }
         /// A call of this version: the method and its arguments. On the wire
@@ -669,11 +661,10 @@ pub mod interface {
                 __method: ::core::primitive::u16,
                 __payload: &'__a [::core::primitive::u8],
                 __out: &'__a mut ::std::vec::Vec<::core::primitive::u8>,
-            ) -> ::upshift::__private::BoxFuture<
-                '__a,
-                ::core::result::Result<(), ::upshift::DispatchError>,
-            > {
-                ::std::boxed::Box::pin(async move {
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<(), ::upshift::DispatchError>,
+            > + ::core::marker::Send + '__a {
+                async move {
                     let __response: Response = match Request::decode(
                         __method,
                         __payload,
@@ -691,7 +682,7 @@ pub mod interface {
                         }
                     };
                     __response.encode(__out)
-                })
+                }
             }
         }
         /// Calls the `Kv` service as a v2 caller: every call is tagged v2, and any node that answers v2 (itself, or through its SOs) serves it.
@@ -1154,9 +1145,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<Option<Entry>, ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(<__T as Kv>::get(self, key).await)
-                }
+                let __future = <__T as Kv>::get(self, key);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
             fn put(
                 &self,
@@ -1166,11 +1156,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<(), ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(
-                        <__T as Kv>::put(self, key, value, ttl_secs).await,
-                    )
-                }
+                let __future = <__T as Kv>::put(self, key, value, ttl_secs);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
             fn delete(
                 &self,
@@ -1178,9 +1165,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<bool, ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(<__T as Kv>::delete(self, key).await)
-                }
+                let __future = <__T as Kv>::delete(self, key);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
             fn keys(
                 &self,
@@ -1188,9 +1174,8 @@ pub mod interface {
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<Vec<String>, ::upshift::Disallowed>,
             > + ::core::marker::Send {
-                async move {
-                    ::core::result::Result::Ok(<__T as Kv>::keys(self, prefix).await)
-                }
+                let __future = <__T as Kv>::keys(self, prefix);
+                async move { ::core::result::Result::Ok(__future.await) }
             }
         }
         /// A call of this version: the method and its arguments. On the wire
@@ -1329,11 +1314,10 @@ pub mod interface {
                 __method: ::core::primitive::u16,
                 __payload: &'__a [::core::primitive::u8],
                 __out: &'__a mut ::std::vec::Vec<::core::primitive::u8>,
-            ) -> ::upshift::__private::BoxFuture<
-                '__a,
-                ::core::result::Result<(), ::upshift::DispatchError>,
-            > {
-                ::std::boxed::Box::pin(async move {
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<(), ::upshift::DispatchError>,
+            > + ::core::marker::Send + '__a {
+                async move {
                     let __response: Response = match Request::decode(
                         __method,
                         __payload,
@@ -1354,7 +1338,7 @@ pub mod interface {
                         }
                     };
                     __response.encode(__out)
-                })
+                }
             }
         }
         /// Calls the `Kv` service as a v3 caller: every call is tagged v3, and any node that answers v3 (itself, or through its SOs) serves it.

@@ -138,13 +138,15 @@ impl<'a> VersionGen<'a> {
                     __method: ::core::primitive::u16,
                     __payload: &'__a [::core::primitive::u8],
                     __out: &'__a mut ::std::vec::Vec<::core::primitive::u8>,
-                ) -> ::upshift::__private::BoxFuture<'__a, ::core::result::Result<(), ::upshift::DispatchError>> {
-                    ::std::boxed::Box::pin(async move {
+                ) -> impl ::core::future::Future<Output = ::core::result::Result<(), ::upshift::DispatchError>>
+                       + ::core::marker::Send
+                       + '__a {
+                    async move {
                         let __response: Response = match Request::decode(__method, __payload)? {
                             #(#arms,)*
                         };
                         __response.encode(__out)
-                    })
+                    }
                 }
             }
         }

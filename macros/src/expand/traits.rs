@@ -52,7 +52,10 @@ impl VersionGen<'_> {
             let args = arg_names(m);
             quote! {
                 #sig {
-                    async move { ::core::result::Result::Ok(<__T as #server>::#name(self, #(#args),*).await) }
+                    // Create the object's future first, so the wrapper holds
+                    // only that future and not a second copy of the arguments.
+                    let __future = <__T as #server>::#name(self, #(#args),*);
+                    async move { ::core::result::Result::Ok(__future.await) }
                 }
             }
         });
