@@ -110,6 +110,16 @@ impl Connection {
         Ok(Self::from_io(stream, config))
     }
 
+    /// Connects over a Unix domain socket with the given settings.
+    #[cfg(unix)]
+    pub async fn connect_unix(
+        path: impl AsRef<std::path::Path>,
+        config: ClientConfig,
+    ) -> std::io::Result<Self> {
+        let stream = tokio::net::UnixStream::connect(path).await?;
+        Ok(Self::from_io(stream, config))
+    }
+
     /// Runs the protocol over any byte stream (a Unix socket, an in-memory pipe).
     pub fn from_io<IO>(io: IO, config: ClientConfig) -> Self
     where
@@ -123,7 +133,7 @@ impl Connection {
         });
         let writer_shared = shared.clone();
         tokio::spawn(async move {
-            crate::server::write_frames(write, queued).await;
+            crate::server::write_frames(write, queued, None).await;
             writer_shared.close("the connection was closed for writing".into());
         });
         tokio::spawn(read_replies(read, shared.clone(), config.max_frame));
@@ -163,6 +173,13 @@ impl Connection {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        if !(1..=255).contains(&service.len()) {
+            return Err(CallError::Encode(format!(
+                "service names are 1 to 255 bytes, {:?} has {}",
+                service,
+                service.len()
+            )));
+        }
         let call_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = Vec::with_capacity(64);
         let start = wire::begin_call(&mut frame, call_id, service, version, method);

@@ -31,6 +31,8 @@ pub mod wire;
 
 pub use client::{ClientConfig, Connection};
 pub use error::{CallError, Disallowed, DispatchError};
+#[cfg(unix)]
+pub use server::UnixListener;
 pub use server::{Listener, Server, ServerConfig};
 pub use service::{Dispatch, Route, Service};
 pub use upshift_macros::interface;
@@ -70,9 +72,9 @@ pub mod __private {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), crate::DispatchError> {
-        let buf = ::std::mem::take(out);
-        *out = postcard::to_extend(value, buf)
-            .map_err(|e| crate::DispatchError::EncodeReturn(e.to_string()))?;
-        Ok(())
+        // Writing into the Vec in place: no move of the reply buffer.
+        postcard::to_io(value, out)
+            .map(drop)
+            .map_err(|e| crate::DispatchError::EncodeReturn(e.to_string()))
     }
 }

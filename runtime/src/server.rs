@@ -120,11 +120,37 @@ impl Server {
                         tokio::spawn(server.clone().serve_connection(stream));
                     }
                     // Out of file descriptors and similar: back off instead of spinning.
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a TCP connection failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
                 }
             }
         });
         Ok(Listener { local_addr, task })
+    }
+
+    /// Listens on a Unix domain socket at `path` (which must not exist yet)
+    /// and serves every connection until the returned [`Listener`] is dropped.
+    #[cfg(unix)]
+    pub fn listen_unix(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<UnixListener> {
+        let path = path.as_ref().to_path_buf();
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        let server = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(server.clone().serve_connection(stream));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a Unix connection failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(UnixListener { path, task })
     }
 
     /// A client connection to this server over an in-memory pipe.
@@ -142,9 +168,10 @@ impl Server {
         let (read, write) = tokio::io::split(io);
         let mut read = BufReader::with_capacity(64 * 1024, read);
         let (replies, pending_replies) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_frames(write, pending_replies));
-        // Bounds the calls in flight, and so the replies queued.
+        // Bounds the calls in flight, and so the replies queued. Every call
+        // frame gets exactly one reply, so the writer frees a slot per reply.
         let slots = Arc::new(Slots::new(self.inner.config.max_in_flight));
+        let writer = tokio::spawn(write_frames(write, pending_replies, Some(slots.clone())));
         // The service last called on this connection; installs bump the
         // generation, so a swapped service is seen by the next call.
         let mut cached: Option<(u64, Arc<Service>)> = None;
@@ -153,9 +180,13 @@ impl Server {
             let mut body = Vec::new();
             match wire::read_frame(&mut read, self.inner.config.max_frame, &mut body).await {
                 Ok(true) => {}
-                Ok(false) | Err(_) => break,
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing a connection");
+                    break;
+                }
             }
-            let permit = slots.take().await;
+            slots.take().await;
             let call = match wire::decode(&body) {
                 Ok(Frame::Call(call)) => call,
                 Ok(Frame::Reply(reply)) => {
@@ -178,7 +209,10 @@ impl Server {
                         ));
                         continue;
                     }
-                    _ => break,
+                    _ => {
+                        tracing::warn!(error = %e, "closing a connection");
+                        break;
+                    }
                 },
             };
             if cached
@@ -207,7 +241,6 @@ impl Server {
                 node_version: service.version(),
                 body,
                 replies: replies.clone(),
-                _permit: permit,
             };
             if let Err(call) = service.answer(incoming.version, incoming) {
                 let reply = wire::reply_with_message(
@@ -242,13 +275,12 @@ pub(crate) struct Incoming {
     pub(crate) body: Vec<u8>,
     pub(crate) payload_at: usize,
     pub(crate) replies: mpsc::UnboundedSender<Vec<u8>>,
-    /// Released when the call is answered, freeing a slot of the connection.
-    pub(crate) _permit: Slot,
 }
 
-/// The calls a connection may have in flight. A plain counter rather than a
-/// semaphore: taking a free slot never yields, so a burst of calls read in
-/// one go is dispatched in one go and its replies leave in one write.
+/// The calls a connection may have in flight: taken by the reader per frame,
+/// freed by the writer per reply. A plain counter rather than a semaphore:
+/// taking a free slot never yields, so a burst of calls read in one go is
+/// dispatched in one go and its replies leave in one write.
 pub(crate) struct Slots {
     used: AtomicUsize,
     max: usize,
@@ -265,26 +297,22 @@ impl Slots {
     }
 
     /// Takes a slot, waiting while all are in use.
-    async fn take(self: &Arc<Self>) -> Slot {
+    async fn take(&self) {
         loop {
             // Registered before the check, so a slot freed in between wakes it.
             let freed = self.freed.notified();
             if self.used.fetch_add(1, Ordering::AcqRel) < self.max {
-                return Slot(self.clone());
+                return;
             }
             self.used.fetch_sub(1, Ordering::AcqRel);
             freed.await;
         }
     }
-}
 
-/// One taken slot; dropping it frees the slot.
-pub(crate) struct Slot(Arc<Slots>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if self.0.used.fetch_sub(1, Ordering::AcqRel) >= self.0.max {
-            self.0.freed.notify_waiters();
+    /// Frees a slot.
+    fn free(&self) {
+        if self.used.fetch_sub(1, Ordering::AcqRel) >= self.max {
+            self.freed.notify_waiters();
         }
     }
 }
@@ -328,6 +356,7 @@ impl Drop for ReplyGuard {
                 "the service object panicked while serving method {} of v{}",
                 c.method, c.version
             );
+            tracing::error!(call_id = c.call_id, "{msg}");
             let _ = c.replies.send(wire::reply_with_message(
                 c.call_id,
                 c.node_version,
@@ -339,27 +368,55 @@ impl Drop for ReplyGuard {
 }
 
 /// Writes queued frames, flushing only when the queue runs dry so that
-/// concurrent replies share system calls.
+/// concurrent replies share system calls. Frees a slot per frame, if given.
 pub(crate) async fn write_frames<W: AsyncWrite>(
     write: W,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    slots: Option<Arc<Slots>>,
 ) {
     let write = BufWriter::with_capacity(64 * 1024, write);
     let mut write = std::pin::pin!(write);
     while let Some(frame) = frames.recv().await {
-        if write.write_all(&frame).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = frames.try_recv() {
+        let mut next = Some(frame);
+        while let Some(frame) = next {
+            if let Some(slots) = &slots {
+                slots.free();
+            }
             if write.write_all(&frame).await.is_err() {
                 return;
             }
+            next = frames.try_recv().ok();
         }
         if write.flush().await.is_err() {
             return;
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// A running Unix socket listener; dropping it stops accepting new
+/// connections and removes the socket file.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct UnixListener {
+    path: std::path::PathBuf,
+    task: JoinHandle<()>,
+}
+
+#[cfg(unix)]
+impl UnixListener {
+    /// The socket's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+#[cfg(unix)]
+impl Drop for UnixListener {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A running TCP listener; dropping it stops accepting new connections.

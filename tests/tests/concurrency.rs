@@ -115,3 +115,39 @@ async fn in_memory_transport_serves_the_same_calls() {
     c.put("k".into(), "v".into()).await.expect("put");
     assert_eq!(c.get("k".into()).await.expect("get"), Some("v".into()));
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn unix_sockets_serve_the_same_calls() {
+    let dir = std::env::temp_dir().join(format!("upshift-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("kv.sock");
+    let _ = std::fs::remove_file(&path);
+    let server = Server::new(upshift_examples::kv::service(2, false));
+    let listener = server.listen_unix(&path).expect("bind unix socket");
+    let conn = Connection::connect_unix(listener.path(), Default::default())
+        .await
+        .expect("connect");
+    let c = upshift_examples::kv::interface::v1::Client::new(conn);
+    c.put("k".into(), "v".into()).await.expect("put");
+    assert_eq!(c.get("k".into()).await.expect("get"), Some("v".into()));
+    drop(listener);
+    assert!(
+        !path.exists(),
+        "dropping the listener removes the socket file"
+    );
+}
+
+#[tokio::test]
+async fn service_names_longer_than_the_wire_allows_are_refused_before_sending() {
+    let server = Server::new(probe::v1::service(ProbeObject::new(1)));
+    let conn = server.connect_in_memory();
+    let long = "s".repeat(256);
+    let result: Result<u64, CallError> = conn
+        .call(&long, 1, 3, &(1u64,), Duration::from_secs(5))
+        .await;
+    match result {
+        Err(CallError::Encode(msg)) => assert!(msg.contains("1 to 255 bytes"), "{msg}"),
+        other => panic!("expected Encode, got {other:?}"),
+    }
+}

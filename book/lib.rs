@@ -1,0 +1,20 @@
+//! The chapters of the upshift book as doc comments, so that `cargo test`
+//! compiles and runs every Rust block in them.
+
+#[doc = include_str!("src/introduction.md")]
+pub mod introduction {}
+
+#[doc = include_str!("src/tutorial.md")]
+pub mod tutorial {}
+
+#[doc = include_str!("src/reference/interface.md")]
+pub mod interface {}
+
+#[doc = include_str!("src/reference/wire-format.md")]
+pub mod wire_format {}
+
+#[doc = include_str!("src/performance.md")]
+pub mod performance {}
+
+#[doc = include_str!("../README.md")]
+pub mod readme {}
