@@ -31,18 +31,16 @@ const MODULE_ITEMS: &[&str] = &["SERVICE", "VERSIONS"];
 /// Inherent methods of the generated client.
 const CLIENT_METHODS: &[&str] = &["new", "with_deadline", "connection"];
 
-/// Runs every cross-version check; returns whether the version numbering is
-/// sound enough to generate SO chains.
-pub fn service(cx: &Ctxt, svc: &Service) -> bool {
-    let sequence_ok = versions(cx, svc);
+/// Runs every cross-version check. Expansion only runs when none failed, so
+/// SO chains are only generated over a sound version sequence.
+pub fn service(cx: &Ctxt, svc: &Service) {
+    versions(cx, svc);
     trait_names(cx, svc);
     module_items(cx, svc);
     method_names(cx, svc);
-    sequence_ok
 }
 
-fn versions(cx: &Ctxt, svc: &Service) -> bool {
-    let mut ok = true;
+fn versions(cx: &Ctxt, svc: &Service) {
     let mut seen = BTreeSet::new();
     for pair in svc.versions.windows(2) {
         let (prev, next) = (&pair[0], &pair[1]);
@@ -55,7 +53,6 @@ fn versions(cx: &Ctxt, svc: &Service) -> bool {
                     next.number
                 ),
             ));
-            ok = false;
         } else if next.number < prev.number {
             cx.syn_error(syn::Error::new(
                 next.number_span,
@@ -64,7 +61,6 @@ fn versions(cx: &Ctxt, svc: &Service) -> bool {
                     next.number, prev.number, prev.number
                 ),
             ));
-            ok = false;
         } else if next.number != prev.number + 1 {
             cx.syn_error(syn::Error::new(
                 next.number_span,
@@ -75,10 +71,8 @@ fn versions(cx: &Ctxt, svc: &Service) -> bool {
                     next.number
                 ),
             ));
-            ok = false;
         }
     }
-    ok
 }
 
 fn trait_names(cx: &Ctxt, svc: &Service) {

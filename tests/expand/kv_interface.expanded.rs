@@ -207,6 +207,7 @@ pub mod interface {
             fn schema(&self) -> &'static ::upshift::schema::InterfaceSchema {
                 &SCHEMA
             }
+            #[allow(unreachable_code)]
             fn call<'__a>(
                 &'__a self,
                 __method: ::core::primitive::u16,
@@ -656,6 +657,7 @@ pub mod interface {
             fn schema(&self) -> &'static ::upshift::schema::InterfaceSchema {
                 &SCHEMA
             }
+            #[allow(unreachable_code)]
             fn call<'__a>(
                 &'__a self,
                 __method: ::core::primitive::u16,
@@ -1309,6 +1311,7 @@ pub mod interface {
             fn schema(&self) -> &'static ::upshift::schema::InterfaceSchema {
                 &SCHEMA
             }
+            #[allow(unreachable_code)]
             fn call<'__a>(
                 &'__a self,
                 __method: ::core::primitive::u16,

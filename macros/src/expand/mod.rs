@@ -11,7 +11,7 @@ mod traits;
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
-use syn::{Item, ItemMod};
+use syn::Item;
 
 use crate::attr::InterfaceArgs;
 use crate::ctxt::Ctxt;
@@ -37,9 +37,11 @@ pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
             return with_errors(cx, input);
         }
     };
-    let module_tokens = quote!(#module);
+    // Without a model there is nothing to expand: a module without a body is
+    // emitted as written (it holds nothing to strip), anything else dropped.
+    let bodiless = module.content.is_none().then(|| quote!(#module));
     let Some(svc) = Service::from_module(&cx, args, module) else {
-        return with_errors(cx, bodiless_or_nothing(module_tokens));
+        return with_errors(cx, bodiless.unwrap_or_default());
     };
     check::service(&cx, &svc);
     match cx.check() {
@@ -78,15 +80,6 @@ fn item_head(item: &Item) -> TokenStream {
             quote!(#vis #sig)
         }
         other => quote!(#other),
-    }
-}
-
-/// What to emit when the model could not be built: a module without a body
-/// as written (there is nothing in it to strip), otherwise nothing.
-fn bodiless_or_nothing(tokens: TokenStream) -> TokenStream {
-    match syn::parse2::<ItemMod>(tokens.clone()) {
-        Ok(m) if m.content.is_none() => tokens,
-        _ => TokenStream::new(),
     }
 }
 
