@@ -6,9 +6,8 @@
 //! - v3 returns an [`Entry`](interface::Entry) from `get`, so callers see
 //!   when a value expires, and adds `keys`.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use upshift::Disallowed;
 
@@ -70,6 +69,86 @@ pub mod interface {
     }
 }
 
+/// The persistent state of a key-value node, one version per interface version.
+///
+/// - v1 → v2: `items` changes type (`with`), `evictions` is new (`default`),
+///   and `Entry` is a new nested type;
+/// - v2 → v3: `items` is renamed `entries` (`from`), and the nested `Entry`
+///   changes (its `expires_at_ms` becomes an `Expiry`, `hits` is new), so
+///   `entries` transforms through `Entry`'s own transform.
+#[upshift::state(name = "kv")]
+pub mod state {
+    use std::collections::BTreeMap;
+
+    #[version(1)]
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Store {
+        pub items: BTreeMap<String, String>,
+    }
+
+    #[version(2)]
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Store {
+        #[upshift(with = never_expire)]
+        pub items: BTreeMap<String, Entry>,
+        #[upshift(default)]
+        pub evictions: u64,
+    }
+
+    #[version(2)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Entry {
+        pub value: String,
+        /// Unix time in milliseconds when the value expires.
+        pub expires_at_ms: Option<u64>,
+    }
+
+    #[version(3)]
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Store {
+        #[upshift(from = "items")]
+        pub entries: BTreeMap<String, Entry>,
+        pub evictions: u64,
+    }
+
+    #[version(3)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Entry {
+        pub value: String,
+        #[upshift(from = "expires_at_ms", with = Expiry::from_unix_ms)]
+        pub expiry: Expiry,
+        #[upshift(default)]
+        pub hits: u64,
+    }
+
+    #[version(3)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Expiry {
+        Never,
+        AtUnixMs(u64),
+    }
+
+    /// v1 values never expire.
+    fn never_expire(items: BTreeMap<String, String>) -> BTreeMap<String, v2::Entry> {
+        items
+            .into_iter()
+            .map(|(k, value)| {
+                let entry = v2::Entry {
+                    value,
+                    expires_at_ms: None,
+                };
+                (k, entry)
+            })
+            .collect()
+    }
+
+    impl v3::Expiry {
+        fn from_unix_ms(ms: Option<u64>) -> Self {
+            ms.map_or(v3::Expiry::Never, v3::Expiry::AtUnixMs)
+        }
+    }
+}
+
 use interface::{Entry, Expiry, v1, v2, v3};
 
 // ---- past SOs: callers of an older version on an upgraded node ----
@@ -126,114 +205,176 @@ impl<P: v2::Interface> v3::Future for v3::FutureSo<P> {
     }
 }
 
-// ---- service objects ----
+// ---- service objects: each holds its version's state ----
 
-/// The v1 service object: strings in a map.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The v1 service object.
 #[derive(Debug, Default)]
 pub struct StoreV1 {
-    items: Mutex<BTreeMap<String, String>>,
+    state: Mutex<state::v1::Store>,
+}
+
+impl StoreV1 {
+    /// A store serving `state`.
+    pub fn from_state(state: state::v1::Store) -> Self {
+        StoreV1 {
+            state: Mutex::new(state),
+        }
+    }
+
+    /// A copy of the state, to save.
+    pub fn to_state(&self) -> state::v1::Store {
+        lock(&self.state).clone()
+    }
 }
 
 impl v1::Kv for StoreV1 {
     async fn get(&self, key: String) -> Option<String> {
-        lock(&self.items).get(&key).cloned()
+        lock(&self.state).items.get(&key).cloned()
     }
 
     async fn put(&self, key: String, value: String) {
-        lock(&self.items).insert(key, value);
-    }
-}
-
-/// A stored value and when it expires.
-#[derive(Debug, Clone)]
-struct Stored {
-    value: String,
-    expires_at: Option<Instant>,
-}
-
-impl Stored {
-    fn live(&self, now: Instant) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
-    }
-}
-
-/// Values with optional expiry, shared by the v2 and v3 objects.
-#[derive(Debug, Default)]
-struct ExpiringMap {
-    items: Mutex<BTreeMap<String, Stored>>,
-}
-
-impl ExpiringMap {
-    fn get(&self, key: &str) -> Option<Stored> {
-        let now = Instant::now();
-        lock(&self.items).get(key).filter(|s| s.live(now)).cloned()
-    }
-
-    fn put(&self, key: String, value: String, ttl_secs: Option<u64>) {
-        let expires_at = ttl_secs.map(|s| Instant::now() + Duration::from_secs(s));
-        lock(&self.items).insert(key, Stored { value, expires_at });
-    }
-
-    fn delete(&self, key: &str) -> bool {
-        let now = Instant::now();
-        lock(&self.items).remove(key).is_some_and(|s| s.live(now))
+        lock(&self.state).items.insert(key, value);
     }
 }
 
 /// The v2 service object: values may expire.
 #[derive(Debug, Default)]
 pub struct StoreV2 {
-    map: ExpiringMap,
+    state: Mutex<state::v2::Store>,
+}
+
+impl StoreV2 {
+    /// A store serving `state`.
+    pub fn from_state(state: state::v2::Store) -> Self {
+        StoreV2 {
+            state: Mutex::new(state),
+        }
+    }
+
+    /// A copy of the state, to save.
+    pub fn to_state(&self) -> state::v2::Store {
+        lock(&self.state).clone()
+    }
+
+    /// The live entry under `key`; an expired one is evicted.
+    fn live(store: &mut state::v2::Store, key: &str) -> Option<state::v2::Entry> {
+        let entry = store.items.get(key)?;
+        if entry.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+            store.items.remove(key);
+            store.evictions += 1;
+            return None;
+        }
+        Some(entry.clone())
+    }
 }
 
 impl v2::Kv for StoreV2 {
     async fn get(&self, key: String) -> Option<String> {
-        self.map.get(&key).map(|s| s.value)
+        Self::live(&mut lock(&self.state), &key).map(|e| e.value)
     }
 
     async fn put(&self, key: String, value: String, ttl_secs: Option<u64>) {
-        self.map.put(key, value, ttl_secs);
+        let expires_at_ms = ttl_secs.map(|s| now_ms() + s * 1000);
+        lock(&self.state).items.insert(
+            key,
+            state::v2::Entry {
+                value,
+                expires_at_ms,
+            },
+        );
     }
 
     async fn delete(&self, key: String) -> bool {
-        self.map.delete(&key)
+        let mut store = lock(&self.state);
+        Self::live(&mut store, &key).is_some() && store.items.remove(&key).is_some()
     }
 }
 
-/// The v3 service object: entries tell their expiry; keys can be listed.
+/// The v3 service object: entries tell their expiry and count their reads.
 #[derive(Debug, Default)]
 pub struct StoreV3 {
-    map: ExpiringMap,
+    state: Mutex<state::v3::Store>,
+}
+
+impl StoreV3 {
+    /// A store serving `state`.
+    pub fn from_state(state: state::v3::Store) -> Self {
+        StoreV3 {
+            state: Mutex::new(state),
+        }
+    }
+
+    /// A copy of the state, to save.
+    pub fn to_state(&self) -> state::v3::Store {
+        lock(&self.state).clone()
+    }
+
+    fn expired(entry: &state::v3::Entry, now: u64) -> bool {
+        matches!(entry.expiry, state::v3::Expiry::AtUnixMs(at) if at <= now)
+    }
+
+    /// The live entry under `key`; an expired one is evicted.
+    fn live<'a>(store: &'a mut state::v3::Store, key: &str) -> Option<&'a mut state::v3::Entry> {
+        if store
+            .entries
+            .get(key)
+            .is_some_and(|e| Self::expired(e, now_ms()))
+        {
+            store.entries.remove(key);
+            store.evictions += 1;
+        }
+        store.entries.get_mut(key)
+    }
 }
 
 impl v3::Kv for StoreV3 {
     async fn get(&self, key: String) -> Option<Entry> {
-        let now = Instant::now();
-        self.map.get(&key).map(|s| Entry {
-            value: s.value,
-            expiry: match s.expires_at {
-                None => Expiry::Never,
-                Some(at) => {
-                    Expiry::InSecs(at.saturating_duration_since(now).as_secs_f64().ceil() as u64)
+        let mut store = lock(&self.state);
+        let entry = Self::live(&mut store, &key)?;
+        entry.hits += 1;
+        Some(Entry {
+            value: entry.value.clone(),
+            expiry: match entry.expiry {
+                state::v3::Expiry::Never => Expiry::Never,
+                state::v3::Expiry::AtUnixMs(at) => {
+                    Expiry::InSecs(at.saturating_sub(now_ms()).div_ceil(1000))
                 }
             },
         })
     }
 
     async fn put(&self, key: String, value: String, ttl_secs: Option<u64>) {
-        self.map.put(key, value, ttl_secs);
+        let expiry = ttl_secs.map_or(state::v3::Expiry::Never, |s| {
+            state::v3::Expiry::AtUnixMs(now_ms() + s * 1000)
+        });
+        lock(&self.state).entries.insert(
+            key,
+            state::v3::Entry {
+                value,
+                expiry,
+                hits: 0,
+            },
+        );
     }
 
     async fn delete(&self, key: String) -> bool {
-        self.map.delete(&key)
+        let mut store = lock(&self.state);
+        Self::live(&mut store, &key).is_some() && store.entries.remove(&key).is_some()
     }
 
     async fn keys(&self, prefix: String) -> Vec<String> {
-        let now = Instant::now();
-        lock(&self.map.items)
+        let now = now_ms();
+        lock(&self.state)
+            .entries
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(_, s)| s.live(now))
+            .filter(|(_, e)| !Self::expired(e, now))
             .map(|(k, _)| k.clone())
             .collect()
     }

@@ -11,6 +11,7 @@ mod ctxt;
 mod diff;
 mod expand;
 mod model;
+mod state_model;
 
 use proc_macro::TokenStream;
 
@@ -18,6 +19,12 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::interface(args.into(), input.into()).into()
+}
+
+/// Declares every version of a node's persistent state; see the `upshift` crate.
+#[proc_macro_attribute]
+pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::state::state(args.into(), input.into()).into()
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //!
 //! - [`interface`]: declares every version of a service interface in one module
 //!   and generates, per version, the server trait, the typed client, the SO
-//!   traits and the version dispatcher.
+//!   traits and the version dispatcher;
+//! - [`state`](macro@state): declares every version of a node's persistent state
+//!   and generates each type's transform from the previous version.
 //!
 //! Modules, each with one job:
 //!
@@ -18,6 +20,7 @@
 //! - [`client`]: the multiplexed [`Connection`] that generated clients call through;
 //! - [`service`]: a [`Service`] at one node version and the versions it answers;
 //! - [`schema`]: metadata of every interface version, for checks and diff docs;
+//! - [`state`]: transforms between state versions and the crash-safe snapshot store;
 //! - [`error`]: [`CallError`], [`Disallowed`] and the dispatcher's errors.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
@@ -27,6 +30,7 @@ pub mod error;
 pub mod schema;
 pub mod server;
 pub mod service;
+pub mod state;
 pub mod wire;
 
 pub use client::{ClientConfig, Connection};
@@ -35,7 +39,7 @@ pub use error::{CallError, Disallowed, DispatchError};
 pub use server::UnixListener;
 pub use server::{Listener, Server, ServerConfig};
 pub use service::{Dispatch, Route, Service};
-pub use upshift_macros::interface;
+pub use upshift_macros::{interface, state};
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]
@@ -43,6 +47,8 @@ pub mod __private {
     pub use ::core;
     pub use ::serde;
     pub use ::std;
+
+    pub use crate::state::Outcome;
 
     /// Decodes a method's arguments, rejecting trailing bytes.
     pub fn decode_args<T: ::serde::de::DeserializeOwned>(

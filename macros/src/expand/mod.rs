@@ -7,6 +7,7 @@ mod client;
 mod dispatch;
 mod schema;
 mod so;
+pub mod state;
 mod traits;
 
 use proc_macro2::{Ident, TokenStream};

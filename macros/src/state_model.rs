@@ -1,0 +1,448 @@
+//! The state model: versions of a node's persistent state, each a set of
+//! types whose first is the root, with the attributes that say how each
+//! field or variant comes from the previous version.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::{Attribute, Fields, Ident, Item, ItemMod, LitStr, Path, Type, Visibility};
+
+use crate::attr;
+use crate::ctxt::Ctxt;
+use crate::model::type_text;
+
+/// Arguments of `#[upshift::state(...)]`.
+#[derive(Default)]
+pub struct StateArgs {
+    /// `name = "..."`: the name in snapshot headers and file names.
+    pub name: Option<LitStr>,
+}
+
+impl StateArgs {
+    /// Parses the attribute's arguments; unknown options are recorded in `cx`.
+    pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
+        let mut out = StateArgs::default();
+        if args.is_empty() {
+            return out;
+        }
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("name") {
+                let lit: LitStr = meta.value()?.parse()?;
+                let v = lit.value();
+                let valid = (1..=255).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if valid {
+                    out.name = Some(lit);
+                } else {
+                    cx.error_spanned_by(&lit, "the state name must be 1 to 255 letters, digits, '-', '_' or '.': it names the snapshot files");
+                }
+                Ok(())
+            } else {
+                Err(meta.error(
+                    "unknown option of #[upshift::state]; the only option is `name = \"...\"` (the name in snapshot files)",
+                ))
+            }
+        });
+        if let Err(e) = syn::parse::Parser::parse2(parser, args) {
+            cx.syn_error(e);
+        }
+        out
+    }
+}
+
+/// A state: every declared version.
+pub struct State {
+    /// Attributes of the module.
+    pub attrs: Vec<Attribute>,
+    /// Visibility of the module.
+    pub vis: Visibility,
+    /// The module's name.
+    pub module: Ident,
+    /// Items that are not versioned types, passed through.
+    pub items: Vec<Item>,
+    /// Name in snapshot headers.
+    pub name: String,
+    /// Versions, ascending.
+    pub versions: Vec<StateVersion>,
+}
+
+/// One version: its types, the root first.
+pub struct StateVersion {
+    /// The version number.
+    pub number: u32,
+    /// Types of this version in declaration order; the first is the root.
+    pub types: Vec<StateType>,
+}
+
+/// How a value of one version's type comes from the previous version.
+pub struct StateType {
+    /// The type's name.
+    pub ident: Ident,
+    /// The item as emitted: the user's struct or enum without upshift attributes.
+    pub item: Item,
+    /// `#[upshift(from = "Old")]`: the previous version's name of this type.
+    pub from: Option<LitStr>,
+    /// `#[upshift(transform = path)]`: a function of the whole old value.
+    pub transform: Option<Path>,
+    /// Fields or variants.
+    pub shape: Shape,
+}
+
+/// The body of a state type.
+pub enum Shape {
+    /// A struct's fields.
+    Struct(Vec<StateField>),
+    /// An enum's variants.
+    Enum(Vec<StateVariant>),
+}
+
+/// One enum variant.
+pub struct StateVariant {
+    /// The variant's name.
+    pub ident: Ident,
+    /// `#[upshift(from = "Old")]`: the previous version's variant it continues.
+    pub from: Option<LitStr>,
+    /// The variant's fields.
+    pub fields: Vec<StateField>,
+}
+
+/// Where a new field's value comes from, when not moved from a same-named field.
+pub enum Default_ {
+    /// `#[upshift(default)]`
+    Trait,
+    /// `#[upshift(default = path)]`
+    Path(Path),
+}
+
+/// One field of a struct or variant.
+pub struct StateField {
+    /// The name, or the position for tuple fields.
+    pub key: String,
+    /// Tokens naming the field: its identifier, or its index.
+    pub member: TokenStream,
+    /// Span for errors about this field.
+    pub span: Span,
+    /// The field's type.
+    pub ty: Type,
+    /// The type as normalized text.
+    pub ty_text: String,
+    /// `#[upshift(default)]` or `#[upshift(default = path)]`.
+    pub default: Option<Default_>,
+    /// `#[upshift(from = "old")]`: the previous version's name of this field.
+    pub from: Option<LitStr>,
+    /// `#[upshift(with = path)]`: converts the old value.
+    pub with: Option<Path>,
+}
+
+impl StateType {
+    /// The name of the type in the previous version.
+    pub fn old_name(&self) -> String {
+        self.from
+            .as_ref()
+            .map_or_else(|| self.ident.to_string(), LitStr::value)
+    }
+}
+
+impl State {
+    /// Builds the model from the module; records every problem in `cx`.
+    pub fn from_module(cx: &Ctxt, args: StateArgs, module: ItemMod) -> Option<State> {
+        attr::reject_misplaced(cx, &module.attrs, "the module");
+        let Some((_, content)) = module.content else {
+            cx.error_spanned_by(
+                &module,
+                "#[upshift::state] needs the module's body inline: write `mod name { ... }` with the versioned types inside",
+            );
+            return None;
+        };
+        let mut items = Vec::new();
+        let mut versions: Vec<StateVersion> = Vec::new();
+        let mut typed = 0;
+        for item in content {
+            let attrs = match &item {
+                Item::Struct(s) => Some(&s.attrs),
+                Item::Enum(e) => Some(&e.attrs),
+                _ => None,
+            };
+            let Some(attrs) = attrs else {
+                if let Item::Trait(t) = &item
+                    && t.attrs.iter().any(attr::is_version)
+                {
+                    cx.error_spanned_by(&t.ident, "state versions are structs and enums; interfaces (traits) go in #[upshift::interface]");
+                    continue;
+                }
+                items.push(item);
+                continue;
+            };
+            if !attrs.iter().any(attr::is_version) {
+                items.push(item);
+                continue;
+            }
+            typed += 1;
+            let Some((number, span)) = attr::version(cx, attrs, item_ident(&item).span()) else {
+                continue;
+            };
+            let Some(ty) = StateType::from_item(cx, item) else {
+                continue;
+            };
+            match versions.last_mut() {
+                Some(v) if v.number == number => v.types.push(ty),
+                Some(v) if number < v.number => cx.syn_error(syn::Error::new(
+                    span,
+                    format!(
+                        "declare state types in increasing version order: v{number} comes after v{}; move it up",
+                        v.number
+                    ),
+                )),
+                Some(v) if number != v.number + 1 => cx.syn_error(syn::Error::new(
+                    span,
+                    format!(
+                        "versions must be consecutive so that every upgrade is one step: after v{} comes v{}, not v{number}",
+                        v.number,
+                        v.number + 1
+                    ),
+                )),
+                _ => versions.push(StateVersion {
+                    number,
+                    types: vec![ty],
+                }),
+            }
+        }
+        if versions.is_empty() {
+            if typed == 0 {
+                cx.error_spanned_by(
+                    &module.ident,
+                    "this state declares no version; add a struct marked #[version(1)] to the module (the first type of each version is its root)",
+                );
+            }
+            return None;
+        }
+        let name = args
+            .name
+            .map_or_else(|| module.ident.to_string(), |n| n.value());
+        Some(State {
+            attrs: module.attrs,
+            vis: module.vis,
+            module: module.ident,
+            items,
+            name,
+            versions,
+        })
+    }
+}
+
+fn item_ident(item: &Item) -> &Ident {
+    match item {
+        Item::Struct(s) => &s.ident,
+        Item::Enum(e) => &e.ident,
+        _ => unreachable!("only structs and enums are versioned"),
+    }
+}
+
+/// The `#[upshift(...)]` options of one place, parsed.
+#[derive(Default)]
+struct Options {
+    from: Option<LitStr>,
+    transform: Option<Path>,
+    default: Option<Default_>,
+    with: Option<Path>,
+}
+
+/// Where an `#[upshift(...)]` attribute stands, which decides its options.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Type,
+    Field,
+    Variant,
+}
+
+impl Place {
+    fn valid(self) -> &'static str {
+        match self {
+            Place::Type => "`from = \"OldName\"` and `transform = path`",
+            Place::Field => "`default`, `default = path`, `from = \"old_name\"` and `with = path`",
+            Place::Variant => "`from = \"OldName\"`",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Place::Type => "a state type",
+            Place::Field => "a field",
+            Place::Variant => "a variant",
+        }
+    }
+}
+
+fn options(cx: &Ctxt, attrs: &[Attribute], place: Place) -> Options {
+    let mut out = Options::default();
+    for a in attrs.iter().filter(|a| attr::is_upshift(a)) {
+        let result = a.parse_nested_meta(|meta| {
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            match (key.as_str(), place) {
+                ("from", _) => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    if out.from.replace(lit).is_some() {
+                        cx.error_spanned_by(&meta.path, "duplicate `from` option");
+                    }
+                }
+                ("transform", Place::Type) => {
+                    let path: Path = meta.value()?.parse()?;
+                    if out.transform.replace(path).is_some() {
+                        cx.error_spanned_by(&meta.path, "duplicate `transform` option");
+                    }
+                }
+                ("with", Place::Field) => {
+                    let path: Path = meta.value()?.parse()?;
+                    if out.with.replace(path).is_some() {
+                        cx.error_spanned_by(&meta.path, "duplicate `with` option");
+                    }
+                }
+                ("default", Place::Field) => {
+                    let value = if meta.input.peek(syn::Token![=]) {
+                        Default_::Path(meta.value()?.parse()?)
+                    } else {
+                        Default_::Trait
+                    };
+                    if out.default.replace(value).is_some() {
+                        cx.error_spanned_by(&meta.path, "duplicate `default` option");
+                    }
+                }
+                _ => {
+                    return Err(meta.error(format!(
+                        "unknown option `{key}` for {}; the options here are {}",
+                        place.what(),
+                        place.valid()
+                    )));
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            cx.syn_error(e);
+        }
+    }
+    if let (Some(_), Some(with)) = (&out.default, &out.with) {
+        cx.error_spanned_by(
+            with,
+            "a field takes either `default` (it is new) or `with` (it converts an old value), not both",
+        );
+    }
+    out
+}
+
+fn strip(attrs: &mut Vec<Attribute>) {
+    attrs.retain(|a| !attr::is_upshift(a) && !attr::is_version(a));
+}
+
+fn fields(cx: &Ctxt, fields: &mut Fields) -> Vec<StateField> {
+    fields
+        .iter_mut()
+        .enumerate()
+        .map(|(i, f)| {
+            let opts = options(cx, &f.attrs, Place::Field);
+            attr::reject_misplaced(
+                cx,
+                &f.attrs
+                    .iter()
+                    .filter(|a| attr::is_version(a))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                "a field",
+            );
+            strip(&mut f.attrs);
+            let (key, member, span) = match &f.ident {
+                Some(ident) => (ident.to_string(), ident.to_token_stream(), ident.span()),
+                None => {
+                    let index = syn::Index::from(i);
+                    (
+                        i.to_string(),
+                        quote!(#index),
+                        syn::spanned::Spanned::span(&f.ty),
+                    )
+                }
+            };
+            StateField {
+                key,
+                member,
+                span,
+                ty_text: type_text(&f.ty),
+                ty: f.ty.clone(),
+                default: opts.default,
+                from: opts.from,
+                with: opts.with,
+            }
+        })
+        .collect()
+}
+
+fn reject_serde_derive(cx: &Ctxt, attrs: &[Attribute]) {
+    for a in attrs.iter().filter(|a| a.path().is_ident("derive")) {
+        let _ = a.parse_nested_meta(|meta| {
+            if let Some(last) = meta.path.segments.last()
+                && (last.ident == "Serialize" || last.ident == "Deserialize")
+            {
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "#[upshift::state] derives `{}` for every state type; remove it from #[derive]",
+                        last.ident
+                    ),
+                );
+            }
+            Ok(())
+        });
+    }
+}
+
+impl StateType {
+    fn from_item(cx: &Ctxt, mut item: Item) -> Option<StateType> {
+        let (ident, attrs, generics) = match &item {
+            Item::Struct(s) => (s.ident.clone(), s.attrs.clone(), s.generics.clone()),
+            Item::Enum(e) => (e.ident.clone(), e.attrs.clone(), e.generics.clone()),
+            _ => return None,
+        };
+        if !generics.params.is_empty() || generics.where_clause.is_some() {
+            cx.error_spanned_by(
+                &generics,
+                "state types take no generic parameters: a snapshot must decode without knowing them",
+            );
+        }
+        reject_serde_derive(cx, &attrs);
+        let opts = options(cx, &attrs, Place::Type);
+        let shape = match &mut item {
+            Item::Struct(s) => {
+                strip(&mut s.attrs);
+                Shape::Struct(fields(cx, &mut s.fields))
+            }
+            Item::Enum(e) => {
+                strip(&mut e.attrs);
+                let variants = e
+                    .variants
+                    .iter_mut()
+                    .map(|v| {
+                        let vopts = options(cx, &v.attrs, Place::Variant);
+                        strip(&mut v.attrs);
+                        StateVariant {
+                            ident: v.ident.clone(),
+                            from: vopts.from,
+                            fields: fields(cx, &mut v.fields),
+                        }
+                    })
+                    .collect();
+                Shape::Enum(variants)
+            }
+            _ => return None,
+        };
+        Some(StateType {
+            ident,
+            item,
+            from: opts.from,
+            transform: opts.transform,
+            shape,
+        })
+    }
+}

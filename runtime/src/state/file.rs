@@ -1,0 +1,374 @@
+//! The embedded snapshot store: one directory per node, one file per
+//! committed version, written atomically.
+//!
+//! A save writes `<name>.v<N>.snap.tmp`, syncs it, renames it to
+//! `<name>.v<N>.snap` and syncs the directory: the rename is the commit. Only
+//! then are snapshots of older versions removed, so a crash at any step leaves
+//! the old snapshot, the new one, or both — and reading takes the newest
+//! committed one and finishes the clean-up.
+//!
+//! File layout (integers big-endian):
+//!
+//! ```text
+//! magic "USSNAP\r\n" (8) | format (1) | name length (1) | name | version (4)
+//! | payload length (8) | crc32 of everything before it and of the payload (4) | payload
+//! ```
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Snapshot, SnapshotStore, StoreError};
+
+const MAGIC: &[u8; 8] = b"USSNAP\r\n";
+const FORMAT: u8 = 1;
+const SUFFIX: &str = ".snap";
+const TMP_SUFFIX: &str = ".snap.tmp";
+
+/// A point in a save, reported to the step hook (for crash tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// The temporary file exists and is empty.
+    TempCreated,
+    /// Half of the temporary file is written.
+    HalfWritten,
+    /// The temporary file is written but not yet synced.
+    Written,
+    /// The temporary file is synced.
+    Synced,
+    /// The temporary file is renamed to its final name (committed).
+    Renamed,
+    /// The directory is synced: the commit is durable.
+    DirSynced,
+    /// Snapshots of older versions are removed.
+    OldRemoved,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 7] = [
+        Step::TempCreated,
+        Step::HalfWritten,
+        Step::Written,
+        Step::Synced,
+        Step::Renamed,
+        Step::DirSynced,
+        Step::OldRemoved,
+    ];
+}
+
+type Hook = Arc<dyn Fn(Step) + Send + Sync>;
+
+/// Snapshots of one state in a directory on the local file system.
+#[derive(Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+    name: String,
+    hook: Option<Hook>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl FileStore {
+    /// A store for the state called `name` in `dir`, created if missing.
+    ///
+    /// `name` must be what the state's `Versioned::NAME` says, 1 to 255
+    /// bytes of letters, digits, `-`, `_` or `.`; it names the files.
+    pub fn open(dir: impl Into<PathBuf>, name: &str) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        let valid = (1..=255).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            return Err(StoreError::Io {
+                op: "open a store for an invalid state name in",
+                path: dir,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "state name {name:?} must be 1 to 255 letters, digits, '-', '_' or '.'"
+                    ),
+                ),
+            });
+        }
+        fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        Ok(FileStore {
+            dir,
+            name: name.to_string(),
+            hook: None,
+        })
+    }
+
+    /// Calls `hook` at each [`Step`] of every save. Crash tests use it to
+    /// stop a process at a chosen point.
+    #[doc(hidden)]
+    pub fn with_step_hook(mut self, hook: impl Fn(Step) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// The directory of this store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn step(&self, step: Step) {
+        if let Some(hook) = &self.hook {
+            hook(step);
+        }
+    }
+
+    fn path_of(&self, version: u32) -> PathBuf {
+        self.dir.join(format!("{}.v{version}{SUFFIX}", self.name))
+    }
+
+    /// Committed snapshot files of this state, as (version, path), newest
+    /// first. Leftover temporary files are listed separately.
+    fn scan(&self) -> Result<(Vec<(u32, PathBuf)>, Vec<PathBuf>), StoreError> {
+        let mut committed = Vec::new();
+        let mut temporary = Vec::new();
+        let prefix = format!("{}.v", self.name);
+        for entry in fs::read_dir(&self.dir).map_err(io("list", &self.dir))? {
+            let entry = entry.map_err(io("list", &self.dir))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            let Some(rest) = file_name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some(v) = rest.strip_suffix(TMP_SUFFIX) {
+                if v.parse::<u32>().is_ok() {
+                    temporary.push(entry.path());
+                }
+            } else if let Some(v) = rest.strip_suffix(SUFFIX)
+                && let Ok(version) = v.parse::<u32>()
+            {
+                committed.push((version, entry.path()));
+            }
+        }
+        committed.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok((committed, temporary))
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync directory", &self.dir))
+    }
+
+    fn encode(&self, snapshot: &Snapshot) -> Vec<u8> {
+        let name = self.name.as_bytes();
+        let mut out = Vec::with_capacity(8 + 2 + name.len() + 16 + snapshot.payload.len());
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&snapshot.version.to_be_bytes());
+        out.extend_from_slice(&(snapshot.payload.len() as u64).to_be_bytes());
+        let crc = crc32(crc32(0, &out), &snapshot.payload);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out.extend_from_slice(&snapshot.payload);
+        out
+    }
+
+    /// Parses and verifies one snapshot file.
+    pub fn read_file(&self, path: &Path) -> Result<Snapshot, StoreError> {
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(io("read", path))?;
+        self.decode(path, &bytes)
+    }
+
+    fn decode(&self, path: &Path, bytes: &[u8]) -> Result<Snapshot, StoreError> {
+        let truncated = |detail: &str| StoreError::Truncated {
+            path: path.to_path_buf(),
+            detail: detail.to_string(),
+        };
+        if bytes.len() < MAGIC.len() {
+            return Err(if MAGIC.starts_with(bytes) {
+                truncated("the file ends inside the magic bytes")
+            } else {
+                StoreError::Foreign {
+                    path: path.to_path_buf(),
+                }
+            });
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(StoreError::Foreign {
+                path: path.to_path_buf(),
+            });
+        }
+        let format = *bytes
+            .get(8)
+            .ok_or_else(|| truncated("the file ends before the format byte"))?;
+        if format != FORMAT {
+            return Err(StoreError::Format {
+                path: path.to_path_buf(),
+                found: format,
+                known: FORMAT,
+            });
+        }
+        let name_len = usize::from(
+            *bytes
+                .get(9)
+                .ok_or_else(|| truncated("the file ends before the name"))?,
+        );
+        let header_len = 10 + name_len + 4 + 8;
+        if bytes.len() < header_len + 4 {
+            return Err(truncated("the file ends inside the header"));
+        }
+        let name = &bytes[10..10 + name_len];
+        if name != self.name.as_bytes() {
+            return Err(StoreError::WrongState {
+                path: path.to_path_buf(),
+                expected: self.name.clone(),
+                found: String::from_utf8_lossy(name).into_owned(),
+            });
+        }
+        let at = 10 + name_len;
+        let version = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&bytes[at + 4..at + 12]);
+        let len = u64::from_be_bytes(len);
+        let mut crc = [0u8; 4];
+        crc.copy_from_slice(&bytes[header_len..header_len + 4]);
+        let crc = u32::from_be_bytes(crc);
+        let payload = &bytes[header_len + 4..];
+        if (payload.len() as u64) < len {
+            return Err(truncated(&format!(
+                "the payload has {} of its {len} bytes",
+                payload.len()
+            )));
+        }
+        if payload.len() as u64 > len {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "{} bytes follow the {len}-byte payload",
+                    payload.len() as u64 - len
+                ),
+            });
+        }
+        let actual = crc32(crc32(0, &bytes[..header_len]), payload);
+        if actual != crc {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("checksum {actual:08x} does not match the recorded {crc:08x}"),
+            });
+        }
+        Ok(Snapshot {
+            version,
+            payload: payload.to_vec(),
+        })
+    }
+}
+
+impl SnapshotStore for FileStore {
+    fn read(&self) -> Result<Option<(Snapshot, PathBuf)>, StoreError> {
+        let (committed, temporary) = self.scan()?;
+        // A temporary file is a save that never committed.
+        for tmp in temporary {
+            fs::remove_file(&tmp).map_err(io("remove unfinished save", &tmp))?;
+        }
+        let Some((version, path)) = committed.first() else {
+            return Ok(None);
+        };
+        let snapshot = self.read_file(path)?;
+        if snapshot.version != *version {
+            return Err(StoreError::Corrupt {
+                path: path.clone(),
+                detail: format!(
+                    "the file name says v{version}, the header v{}",
+                    snapshot.version
+                ),
+            });
+        }
+        // Older snapshots outlived a committed upgrade: finish its clean-up.
+        for (_, old) in &committed[1..] {
+            fs::remove_file(old).map_err(io("remove superseded snapshot", old))?;
+        }
+        Ok(Some((snapshot, path.clone())))
+    }
+
+    fn write(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let (committed, _) = self.scan()?;
+        if let Some((existing, _)) = committed.first()
+            && *existing > snapshot.version
+        {
+            return Err(StoreError::Downgrade {
+                path: self.dir.clone(),
+                saving: snapshot.version,
+                existing: *existing,
+            });
+        }
+        let bytes = self.encode(snapshot);
+        let path = self.path_of(snapshot.version);
+        let tmp = self
+            .dir
+            .join(format!("{}.v{}{TMP_SUFFIX}", self.name, snapshot.version));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        self.step(Step::TempCreated);
+        let half = bytes.len() / 2;
+        file.write_all(&bytes[..half]).map_err(io("write", &tmp))?;
+        self.step(Step::HalfWritten);
+        file.write_all(&bytes[half..]).map_err(io("write", &tmp))?;
+        self.step(Step::Written);
+        file.sync_all().map_err(io("sync", &tmp))?;
+        drop(file);
+        self.step(Step::Synced);
+        fs::rename(&tmp, &path).map_err(io("commit (rename)", &path))?;
+        self.step(Step::Renamed);
+        self.sync_dir()?;
+        self.step(Step::DirSynced);
+        for (version, old) in committed {
+            if version < snapshot.version {
+                fs::remove_file(&old).map_err(io("remove superseded snapshot", &old))?;
+            }
+        }
+        self.step(Step::OldRemoved);
+        Ok(())
+    }
+}
+
+/// CRC-32 (IEEE 802.3), continuing from `crc`.
+fn crc32(crc: u32, bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(crc);
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(crc32(0, b"1234"), b"56789"), 0xCBF4_3926);
+    }
+}
