@@ -61,6 +61,9 @@ impl Step {
 
 type Hook = Arc<dyn Fn(Step) + Send + Sync>;
 
+/// Committed snapshots as (version, path), and unfinished temporary files.
+type Scan = (Vec<(u32, PathBuf)>, Vec<PathBuf>);
+
 /// Snapshots of one state in a directory on the local file system.
 #[derive(Clone)]
 pub struct FileStore {
@@ -140,9 +143,9 @@ impl FileStore {
         self.dir.join(format!("{}.v{version}{SUFFIX}", self.name))
     }
 
-    /// Committed snapshot files of this state, as (version, path), newest
-    /// first. Leftover temporary files are listed separately.
-    fn scan(&self) -> Result<(Vec<(u32, PathBuf)>, Vec<PathBuf>), StoreError> {
+    /// Committed snapshot files of this state, newest first, and leftover
+    /// temporary files.
+    fn scan(&self) -> Result<Scan, StoreError> {
         let mut committed = Vec::new();
         let mut temporary = Vec::new();
         let prefix = format!("{}.v", self.name);
@@ -165,7 +168,7 @@ impl FileStore {
                 committed.push((version, entry.path()));
             }
         }
-        committed.sort_by(|a, b| b.0.cmp(&a.0));
+        committed.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
         Ok((committed, temporary))
     }
 
