@@ -1,6 +1,6 @@
-//! Expansion snapshots: the key-value example's interface, expanded and
-//! pretty-printed, compared with `tests/expand/kv_interface.expanded.rs`, so
-//! a reviewer reads what the macro emits. Set `UPSHIFT_BLESS=1` to rewrite
+//! Expansion snapshots: the key-value example's interface and state,
+//! expanded and pretty-printed, compared with the files in `tests/expand/`,
+//! so a reviewer reads what the macros emit. Set `UPSHIFT_BLESS=1` to rewrite
 //! the snapshot after an intended change.
 
 use std::path::PathBuf;
@@ -11,52 +11,50 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Expands the first `#[upshift::interface]` module of a source file.
-fn expand_first_interface(source: &str) -> String {
+/// Expands the first module of a source file with the attribute `attr`
+/// (`interface` or `state`).
+fn expand_first(source: &str, attr: &str) -> String {
     let file = syn::parse_file(source).expect("example source parses");
     let mut module = file
         .items
         .into_iter()
         .find_map(|item| match item {
             syn::Item::Mod(m)
-                if m.attrs.iter().any(|a| {
-                    a.path()
-                        .segments
-                        .last()
-                        .is_some_and(|s| s.ident == "interface")
-                }) =>
+                if m.attrs
+                    .iter()
+                    .any(|a| a.path().segments.last().is_some_and(|s| s.ident == attr)) =>
             {
                 Some(m)
             }
             _ => None,
         })
-        .expect("an #[upshift::interface] module");
+        .expect("a module with the attribute");
     let attr_at = module
         .attrs
         .iter()
-        .position(|a| {
-            a.path()
-                .segments
-                .last()
-                .is_some_and(|s| s.ident == "interface")
-        })
+        .position(|a| a.path().segments.last().is_some_and(|s| s.ident == attr))
         .expect("the attribute");
-    module.attrs.remove(attr_at);
-    let expanded = crate::expand::interface(Default::default(), module.into_token_stream());
+    let args = match &module.attrs.remove(attr_at).meta {
+        syn::Meta::List(list) => list.tokens.clone(),
+        _ => Default::default(),
+    };
+    let expanded = match attr {
+        "interface" => crate::expand::interface(args, module.into_token_stream()),
+        _ => crate::expand::state::state(args, module.into_token_stream()),
+    };
     let file: syn::File = syn::parse2(expanded).expect("expansion parses as a file");
     prettyplease::unparse(&file)
 }
 
-#[test]
-fn kv_interface_expansion_matches_the_snapshot() {
+fn check_snapshot(attr: &str, snapshot: &str) {
     let source =
         std::fs::read_to_string(workspace().join("examples/src/kv.rs")).expect("read the example");
     let actual = format!(
-        "// Expansion of the #[upshift::interface] module in examples/src/kv.rs.\n\
+        "// Expansion of the #[upshift::{attr}] module in examples/src/kv.rs.\n\
          // Regenerate with: UPSHIFT_BLESS=1 cargo test -p upshift-macros\n\n{}",
-        expand_first_interface(&source)
+        expand_first(&source, attr)
     );
-    let path = workspace().join("tests/expand/kv_interface.expanded.rs");
+    let path = workspace().join("tests/expand").join(snapshot);
     if std::env::var_os("UPSHIFT_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("create dir");
         std::fs::write(&path, &actual).expect("write snapshot");
@@ -78,4 +76,14 @@ fn kv_interface_expansion_matches_the_snapshot() {
             actual.lines().nth(first_diff),
         );
     }
+}
+
+#[test]
+fn kv_interface_expansion_matches_the_snapshot() {
+    check_snapshot("interface", "kv_interface.expanded.rs");
+}
+
+#[test]
+fn kv_state_expansion_matches_the_snapshot() {
+    check_snapshot("state", "kv_state.expanded.rs");
 }

@@ -69,6 +69,64 @@ mod hygiene {
     }
 }
 
+#[no_implicit_prelude]
+#[allow(dead_code, non_camel_case_types)]
+mod state_hygiene {
+    #[::upshift::state(name = "hygiene")]
+    pub mod store {
+        pub struct Result;
+        pub struct Option;
+        pub struct Vec;
+        pub struct Ok;
+        pub struct Err;
+        pub struct Some;
+        pub struct None;
+        pub struct Default;
+        pub mod upshift {}
+        pub mod core {}
+        pub mod std {}
+
+        #[version(1)]
+        pub struct Root {
+            pub items: ::std::vec::Vec<u32>,
+            pub label: ::std::string::String,
+        }
+
+        #[version(2)]
+        pub struct Root {
+            #[upshift(with = count)]
+            pub items: u64,
+            #[upshift(from = "label")]
+            pub name: ::std::string::String,
+            #[upshift(default)]
+            pub extra: ::core::option::Option<Leaf>,
+        }
+
+        #[version(2)]
+        pub struct Leaf(pub u8);
+
+        fn count(
+            items: ::std::vec::Vec<u32>,
+        ) -> ::core::result::Result<u64, ::std::string::String> {
+            ::core::result::Result::Ok(items.len() as u64)
+        }
+    }
+}
+
+#[test]
+fn generated_state_code_needs_no_prelude() {
+    use state_hygiene::store;
+    let old = store::v1::Root {
+        items: vec![1, 2, 3],
+        label: "x".into(),
+    };
+    let new = <store::v2::Root as upshift::state::Upgrade<_>>::upgrade(old).expect("transform");
+    assert_eq!(
+        (new.items, new.name.as_str(), new.extra.is_none()),
+        (3, "x", true)
+    );
+}
+
 #[tokio::test]
 async fn generated_code_needs_no_prelude() {
     use hygiene::counter::{v1, v2};

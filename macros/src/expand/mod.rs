@@ -66,7 +66,7 @@ fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
 }
 
 /// The first tokens of an item, so an error does not underline a whole body.
-fn item_head(item: &Item) -> TokenStream {
+pub(crate) fn item_head(item: &Item) -> TokenStream {
     match item {
         Item::Trait(t) => {
             let (vis, kw, ident) = (&t.vis, &t.trait_token, &t.ident);
@@ -74,6 +74,10 @@ fn item_head(item: &Item) -> TokenStream {
         }
         Item::Struct(s) => {
             let (vis, kw, ident) = (&s.vis, &s.struct_token, &s.ident);
+            quote!(#vis #kw #ident)
+        }
+        Item::Enum(e) => {
+            let (vis, kw, ident) = (&e.vis, &e.enum_token, &e.ident);
             quote!(#vis #kw #ident)
         }
         Item::Fn(f) => {

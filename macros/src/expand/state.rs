@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Item, Visibility};
 
@@ -19,12 +19,16 @@ pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = StateArgs::parse(&cx, args);
     let module = match syn::parse2::<Item>(input.clone()) {
         Ok(Item::Mod(module)) => module,
-        Ok(_) | Err(_) => {
-            cx.syn_error(syn::Error::new(
-                Span::call_site(),
+        Ok(other) => {
+            cx.error_spanned_by(
+                super::item_head(&other),
                 "#[upshift::state] goes on a module that holds the versioned types, as in \
                  `mod store { #[version(1)] pub struct Store { ... } }`",
-            ));
+            );
+            return with_errors(cx, input);
+        }
+        Err(e) => {
+            cx.syn_error(e);
             return with_errors(cx, input);
         }
     };
@@ -35,6 +39,9 @@ pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
     let versions: Vec<TokenStream> = (0..state.versions.len())
         .map(|i| Gen::new(&cx, &state, i).module())
         .collect();
+    if cx.has_errors() {
+        return with_errors(cx, fallback(&state));
+    }
     let (attrs, vis, ident, items) = (&state.attrs, &state.vis, &state.module, &state.items);
     let name = &state.name;
     let latest = state.versions.last().map_or(0, |v| v.number);
@@ -53,6 +60,40 @@ pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     with_errors(cx, output)
+}
+
+/// What is emitted beside errors: the module's items and each version's
+/// types as written, without generated impls, so only the real errors show.
+fn fallback(state: &State) -> TokenStream {
+    let mut numbers = BTreeSet::new();
+    let versions = state
+        .versions
+        .iter()
+        .filter(|v| numbers.insert(v.number))
+        .map(|v| {
+            let module = format_ident!("v{}", v.number);
+            let mut names = BTreeSet::new();
+            let types = v
+                .types
+                .iter()
+                .filter(|t| names.insert(t.ident.to_string()))
+                .map(|t| &t.item);
+            quote! {
+                #[allow(dead_code, unused_imports)]
+                pub mod #module {
+                    use super::*;
+                    #(#types)*
+                }
+            }
+        });
+    let (attrs, vis, ident, items) = (&state.attrs, &state.vis, &state.module, &state.items);
+    quote! {
+        #(#attrs)*
+        #vis mod #ident {
+            #(#items)*
+            #(#versions)*
+        }
+    }
 }
 
 fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
@@ -136,7 +177,10 @@ impl<'a> Gen<'a> {
             }
             Some(prev) => {
                 let prev_root = &prev.types[0];
-                if prev_root.ident != root.old_name() {
+                // A `from` that names no type of the previous version gets its own error.
+                let unknown_from =
+                    root.from.is_some() && !prev.types.iter().any(|t| t.ident == root.old_name());
+                if prev_root.ident != root.old_name() && !unknown_from {
                     self.cx.error_spanned_by(
                         &root.ident,
                         format!(

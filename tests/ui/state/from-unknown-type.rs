@@ -1,0 +1,11 @@
+#[upshift::state]
+pub mod store {
+    #[version(1)]
+    pub struct Store { pub items: Vec<String> }
+
+    #[version(2)]
+    #[upshift(from = "Stor")]
+    pub struct Store { pub items: Vec<String> }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[upshift::state]
+pub mod store {
+    #[version(1)]
+    pub struct Store<T> { pub items: Vec<T> }
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[upshift::state]
+pub struct Store { pub items: Vec<String> }
+
+fn main() {}

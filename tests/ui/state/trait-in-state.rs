@@ -1,0 +1,7 @@
+#[upshift::state]
+pub mod store {
+    #[version(1)]
+    pub trait Store {}
+}
+
+fn main() {}
