@@ -26,6 +26,9 @@ const MAGIC: &[u8; 8] = b"USSNAP\r\n";
 const FORMAT: u8 = 1;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
+/// The longest possible header: magic, format, name length, a 255-byte
+/// name, version, payload length, checksum.
+const MAX_HEADER: usize = 8 + 1 + 1 + 255 + 4 + 8 + 4;
 
 /// A point in a save, reported to the step hook (for crash tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,7 +190,7 @@ impl FileStore {
         out.extend_from_slice(name);
         out.extend_from_slice(&snapshot.version.to_be_bytes());
         out.extend_from_slice(&(snapshot.payload.len() as u64).to_be_bytes());
-        let crc = crc32(crc32(0, &out), &snapshot.payload);
+        let crc = checksum(crc32(0, &out), &snapshot.payload);
         out.extend_from_slice(&crc.to_be_bytes());
         out.extend_from_slice(&snapshot.payload);
         out
@@ -195,14 +198,67 @@ impl FileStore {
 
     /// Parses and verifies one snapshot file.
     pub fn read_file(&self, path: &Path) -> Result<Snapshot, StoreError> {
-        let mut bytes = Vec::new();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
+        let mut file = File::open(path).map_err(io("open", path))?;
+        let file_len = file.metadata().map_err(io("stat", path))?.len();
+        // The header is at most this long; read it first, then the payload
+        // straight into its own buffer, so a large snapshot is copied once.
+        let mut head = Vec::with_capacity(MAX_HEADER);
+        (&mut file)
+            .take(MAX_HEADER as u64)
+            .read_to_end(&mut head)
             .map_err(io("read", path))?;
-        self.decode(path, &bytes)
+        let header = self.parse_header(path, &head)?;
+        let available = file_len.saturating_sub(header.len as u64);
+        if available < header.payload_len {
+            return Err(StoreError::Truncated {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the payload has {available} of its {} bytes",
+                    header.payload_len
+                ),
+            });
+        }
+        if available > header.payload_len {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "{} bytes follow the {}-byte payload",
+                    available - header.payload_len,
+                    header.payload_len
+                ),
+            });
+        }
+        let mut payload = Vec::with_capacity(header.payload_len as usize);
+        payload.extend_from_slice(&head[header.len.min(head.len())..]);
+        let rest = header.payload_len - payload.len() as u64;
+        (&mut file)
+            .take(rest)
+            .read_to_end(&mut payload)
+            .map_err(io("read", path))?;
+        if payload.len() as u64 != header.payload_len {
+            return Err(StoreError::Truncated {
+                path: path.to_path_buf(),
+                detail: "the file shrank while it was read".into(),
+            });
+        }
+        let actual = checksum(crc32(0, &head[..header.len - 4]), &payload);
+        if actual != header.crc {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "checksum {actual:08x} does not match the recorded {:08x}",
+                    header.crc
+                ),
+            });
+        }
+        Ok(Snapshot {
+            version: header.version,
+            payload,
+        })
     }
 
-    fn decode(&self, path: &Path, bytes: &[u8]) -> Result<Snapshot, StoreError> {
+    /// Parses the header at the start of `bytes` (which may hold more).
+    fn parse_header(&self, path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
         let truncated = |detail: &str| StoreError::Truncated {
             path: path.to_path_buf(),
             detail: detail.to_string(),
@@ -236,8 +292,8 @@ impl FileStore {
                 .get(9)
                 .ok_or_else(|| truncated("the file ends before the name"))?,
         );
-        let header_len = 10 + name_len + 4 + 8;
-        if bytes.len() < header_len + 4 {
+        let len = 10 + name_len + 4 + 8 + 4;
+        if bytes.len() < len {
             return Err(truncated("the file ends inside the header"));
         }
         let name = &bytes[10..10 + name_len];
@@ -249,41 +305,28 @@ impl FileStore {
             });
         }
         let at = 10 + name_len;
-        let version = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&bytes[at + 4..at + 12]);
-        let len = u64::from_be_bytes(len);
+        let mut version = [0u8; 4];
+        version.copy_from_slice(&bytes[at..at + 4]);
+        let mut payload_len = [0u8; 8];
+        payload_len.copy_from_slice(&bytes[at + 4..at + 12]);
         let mut crc = [0u8; 4];
-        crc.copy_from_slice(&bytes[header_len..header_len + 4]);
-        let crc = u32::from_be_bytes(crc);
-        let payload = &bytes[header_len + 4..];
-        if (payload.len() as u64) < len {
-            return Err(truncated(&format!(
-                "the payload has {} of its {len} bytes",
-                payload.len()
-            )));
-        }
-        if payload.len() as u64 > len {
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "{} bytes follow the {len}-byte payload",
-                    payload.len() as u64 - len
-                ),
-            });
-        }
-        let actual = crc32(crc32(0, &bytes[..header_len]), payload);
-        if actual != crc {
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail: format!("checksum {actual:08x} does not match the recorded {crc:08x}"),
-            });
-        }
-        Ok(Snapshot {
-            version,
-            payload: payload.to_vec(),
+        crc.copy_from_slice(&bytes[at + 12..at + 16]);
+        Ok(Header {
+            version: u32::from_be_bytes(version),
+            payload_len: u64::from_be_bytes(payload_len),
+            crc: u32::from_be_bytes(crc),
+            len,
         })
     }
+}
+
+/// A parsed snapshot header.
+struct Header {
+    version: u32,
+    payload_len: u64,
+    crc: u32,
+    /// Bytes from the start of the file to the payload.
+    len: usize,
 }
 
 impl SnapshotStore for FileStore {
@@ -358,6 +401,36 @@ impl SnapshotStore for FileStore {
     }
 }
 
+/// Payloads above this size are checksummed in two halves on two threads,
+/// so verifying a large snapshot costs less than reading it.
+const PARALLEL_OVER: usize = 1 << 20;
+
+/// The CRC of `bytes`, continued from `crc`.
+fn checksum(crc: u32, bytes: &[u8]) -> u32 {
+    if bytes.len() <= PARALLEL_OVER {
+        return crc32(crc, bytes);
+    }
+    let (front, back) = bytes.split_at(bytes.len() / 2);
+    let back_crc = std::thread::scope(|scope| {
+        let summing = scope.spawn(|| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(back);
+            h
+        });
+        let mut front_crc = crc32fast::Hasher::new_with_initial(crc);
+        front_crc.update(front);
+        // Should the thread have panicked, checksum the back half here.
+        let back_crc = summing.join().unwrap_or_else(|_| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(back);
+            h
+        });
+        front_crc.combine(&back_crc);
+        front_crc
+    });
+    back_crc.finalize()
+}
+
 /// CRC-32 (IEEE 802.3), continuing from `crc`.
 fn crc32(crc: u32, bytes: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new_with_initial(crc);
@@ -368,6 +441,15 @@ fn crc32(crc: u32, bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parallel_checksum_equals_the_sequential_one() {
+        let bytes: Vec<u8> = (0..3 * PARALLEL_OVER + 7)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        assert_eq!(checksum(0x1234, &bytes), crc32(0x1234, &bytes));
+        assert_eq!(checksum(0, &bytes[..100]), crc32(0, &bytes[..100]));
+    }
 
     #[test]
     fn crc32_matches_the_standard_check_value() {
