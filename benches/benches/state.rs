@@ -126,7 +126,7 @@ mod save {
 mod load {
     use super::*;
 
-    #[divan::bench(sample_count = 10)]
+    #[divan::bench(sample_count = 60)]
     fn a_std_fs(b: Bencher) {
         let f = &*FILES;
         let path = f.dir.join("raw").join("kv.bin");
@@ -135,7 +135,7 @@ mod load {
             .bench(|| std::fs::read(&path).expect("read"));
     }
 
-    #[divan::bench(sample_count = 10)]
+    #[divan::bench(sample_count = 60)]
     fn b_file_store(b: Bencher) {
         let f = &*FILES;
         f.store.write(&f.snapshot).expect("save");
