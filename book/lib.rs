@@ -7,8 +7,14 @@ pub mod introduction {}
 #[doc = include_str!("src/tutorial.md")]
 pub mod tutorial {}
 
+#[doc = include_str!("src/state.md")]
+pub mod state {}
+
 #[doc = include_str!("src/reference/interface.md")]
 pub mod interface {}
+
+#[doc = include_str!("src/reference/state.md")]
+pub mod state_reference {}
 
 #[doc = include_str!("src/reference/wire-format.md")]
 pub mod wire_format {}
