@@ -1,10 +1,48 @@
-//! Attributes the interface macro understands: its own arguments and
-//! `#[version(N)]` on each trait.
+//! Attributes shared by the macros: their `name = "..."` argument,
+//! `#[version(N)]`, and where upshift attributes do not belong.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
+
+/// Parses a macro's arguments, whose only option is `name = "..."`.
+/// `check` returns why a name is invalid; `purpose` says what the name is for.
+/// Problems are recorded in `cx`.
+pub fn name_arg(
+    cx: &Ctxt,
+    args: TokenStream,
+    macro_name: &str,
+    purpose: &str,
+    check: impl Fn(&str) -> Option<&'static str>,
+) -> Option<LitStr> {
+    let mut name: Option<LitStr> = None;
+    if args.is_empty() {
+        return None;
+    }
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            let lit: LitStr = meta.value()?.parse()?;
+            if let Some(problem) = check(&lit.value()) {
+                cx.error_spanned_by(&lit, problem);
+            } else if name.is_some() {
+                cx.error_spanned_by(&meta.path, "duplicate `name` option");
+            } else {
+                name = Some(lit);
+            }
+            Ok(())
+        } else {
+            Err(meta.error(format!(
+                "unknown option `{}` of #[upshift::{macro_name}]; the only option is `name = \"...\"` ({purpose})",
+                path_text(&meta.path)
+            )))
+        }
+    });
+    if let Err(e) = syn::parse::Parser::parse2(parser, args) {
+        cx.syn_error(e);
+    }
+    name
+}
 
 /// Arguments of `#[upshift::interface(...)]`.
 #[derive(Default)]
@@ -14,35 +52,15 @@ pub struct InterfaceArgs {
 }
 
 impl InterfaceArgs {
-    /// Parses the attribute's arguments; unknown options are recorded in `cx`.
+    /// Parses the attribute's arguments; problems are recorded in `cx`.
     pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
-        let mut out = InterfaceArgs::default();
-        if args.is_empty() {
-            return out;
+        let check = |v: &str| {
+            (!(1..=255).contains(&v.len()))
+                .then_some("the service name must be 1 to 255 bytes long")
+        };
+        InterfaceArgs {
+            name: name_arg(cx, args, "interface", "the service name on the wire", check),
         }
-        let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("name") {
-                let lit: LitStr = meta.value()?.parse()?;
-                let len = lit.value().len();
-                if !(1..=255).contains(&len) {
-                    cx.error_spanned_by(&lit, "the service name must be 1 to 255 bytes long");
-                } else if out.name.is_some() {
-                    cx.error_spanned_by(&meta.path, "duplicate `name` option");
-                } else {
-                    out.name = Some(lit);
-                }
-                Ok(())
-            } else {
-                Err(meta.error(format!(
-                    "unknown option `{}` of #[upshift::interface]; the only option is `name = \"...\"` (the service name on the wire)",
-                    path_text(&meta.path)
-                )))
-            }
-        });
-        if let Err(e) = syn::parse::Parser::parse2(parser, args) {
-            cx.syn_error(e);
-        }
-        out
     }
 }
 

@@ -18,35 +18,17 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
-    /// Parses the attribute's arguments; unknown options are recorded in `cx`.
+    /// Parses the attribute's arguments; problems are recorded in `cx`.
     pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
-        let mut out = StateArgs::default();
-        if args.is_empty() {
-            return out;
+        let check = |v: &str| {
+            let valid = (1..=255).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            (!valid).then_some("the state name must be 1 to 255 letters, digits, '-', '_' or '.': it names the snapshot files")
+        };
+        StateArgs {
+            name: attr::name_arg(cx, args, "state", "the name in snapshot files", check),
         }
-        let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("name") {
-                let lit: LitStr = meta.value()?.parse()?;
-                let v = lit.value();
-                let valid = (1..=255).contains(&v.len())
-                    && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-                if valid {
-                    out.name = Some(lit);
-                } else {
-                    cx.error_spanned_by(&lit, "the state name must be 1 to 255 letters, digits, '-', '_' or '.': it names the snapshot files");
-                }
-                Ok(())
-            } else {
-                Err(meta.error(
-                    "unknown option of #[upshift::state]; the only option is `name = \"...\"` (the name in snapshot files)",
-                ))
-            }
-        });
-        if let Err(e) = syn::parse::Parser::parse2(parser, args) {
-            cx.syn_error(e);
-        }
-        out
     }
 }
 

@@ -12,7 +12,7 @@ mod traits;
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
-use syn::Item;
+use syn::{Item, ItemMod};
 
 use crate::attr::InterfaceArgs;
 use crate::ctxt::Ctxt;
@@ -23,26 +23,14 @@ use crate::{check, diff};
 pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::default();
     let args = InterfaceArgs::parse(&cx, args);
-    let module = match syn::parse2::<Item>(input.clone()) {
-        Ok(Item::Mod(module)) => module,
-        Ok(other) => {
-            cx.error_spanned_by(
-                item_head(&other),
-                "#[upshift::interface] goes on a module that holds one trait per version, as in \
-                 `mod kv { #[version(1)] pub trait Kv { ... } }`",
-            );
-            return with_errors(cx, input);
-        }
-        Err(e) => {
-            cx.syn_error(e);
-            return with_errors(cx, input);
-        }
+    let usage = "#[upshift::interface] goes on a module that holds one trait per version, as in \
+                 `mod kv { #[version(1)] pub trait Kv { ... } }`";
+    let (module, bodiless) = match parse_module(&cx, input, usage) {
+        Ok(parsed) => parsed,
+        Err(item) => return with_errors(cx, item),
     };
-    // Without a model there is nothing to expand: a module without a body is
-    // emitted as written (it holds nothing to strip), anything else dropped.
-    let bodiless = module.content.is_none().then(|| quote!(#module));
     let Some(svc) = Service::from_module(&cx, args, module) else {
-        return with_errors(cx, bodiless.unwrap_or_default());
+        return with_errors(cx, bodiless);
     };
     check::service(&cx, &svc);
     match cx.check() {
@@ -55,7 +43,37 @@ pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
+/// The module an attribute macro stands on, and what to emit should no model
+/// come of it: a module without a body as written (it holds nothing to
+/// strip), anything else dropped. For input that is not a module, records
+/// `usage` and returns the input to emit beside the error.
+pub(crate) fn parse_module(
+    cx: &Ctxt,
+    input: TokenStream,
+    usage: &str,
+) -> Result<(ItemMod, TokenStream), TokenStream> {
+    match syn::parse2::<Item>(input.clone()) {
+        Ok(Item::Mod(module)) => {
+            let bodiless = if module.content.is_none() {
+                quote!(#module)
+            } else {
+                TokenStream::new()
+            };
+            Ok((module, bodiless))
+        }
+        Ok(other) => {
+            cx.error_spanned_by(item_head(&other), usage);
+            Err(input)
+        }
+        Err(e) => {
+            cx.syn_error(e);
+            Err(input)
+        }
+    }
+}
+
+/// `item`, followed by every error recorded in `cx`.
+pub(crate) fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
     match cx.check() {
         Ok(()) => item,
         Err(e) => {
@@ -66,7 +84,7 @@ fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
 }
 
 /// The first tokens of an item, so an error does not underline a whole body.
-pub(crate) fn item_head(item: &Item) -> TokenStream {
+fn item_head(item: &Item) -> TokenStream {
     match item {
         Item::Trait(t) => {
             let (vis, kw, ident) = (&t.vis, &t.trait_token, &t.ident);

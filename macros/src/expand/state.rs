@@ -10,6 +10,7 @@ use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Item, Visibility};
 
+use super::with_errors;
 use crate::ctxt::Ctxt;
 use crate::state_model::{Default_, Shape, State, StateArgs, StateField, StateType, StateVersion};
 
@@ -17,24 +18,14 @@ use crate::state_model::{Default_, Shape, State, StateArgs, StateField, StateTyp
 pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::default();
     let args = StateArgs::parse(&cx, args);
-    let module = match syn::parse2::<Item>(input.clone()) {
-        Ok(Item::Mod(module)) => module,
-        Ok(other) => {
-            cx.error_spanned_by(
-                super::item_head(&other),
-                "#[upshift::state] goes on a module that holds the versioned types, as in \
-                 `mod store { #[version(1)] pub struct Store { ... } }`",
-            );
-            return with_errors(cx, input);
-        }
-        Err(e) => {
-            cx.syn_error(e);
-            return with_errors(cx, input);
-        }
+    let usage = "#[upshift::state] goes on a module that holds the versioned types, as in \
+                 `mod store { #[version(1)] pub struct Store { ... } }`";
+    let (module, bodiless) = match super::parse_module(&cx, input, usage) {
+        Ok(parsed) => parsed,
+        Err(item) => return with_errors(cx, item),
     };
-    let bodiless = module.content.is_none().then(|| quote!(#module));
     let Some(state) = State::from_module(&cx, args, module) else {
-        return with_errors(cx, bodiless.unwrap_or_default());
+        return with_errors(cx, bodiless);
     };
     let versions: Vec<TokenStream> = (0..state.versions.len())
         .map(|i| Gen::new(&cx, &state, i).module())
@@ -92,16 +83,6 @@ fn fallback(state: &State) -> TokenStream {
         #vis mod #ident {
             #(#items)*
             #(#versions)*
-        }
-    }
-}
-
-fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
-    match cx.check() {
-        Ok(()) => item,
-        Err(e) => {
-            let errors = e.into_compile_error();
-            quote!(#item #errors)
         }
     }
 }
