@@ -116,12 +116,15 @@ fn key(i: usize) -> String {
 
 async fn hand_written(i: usize) {
     let s = &*SETUP;
-    let deadline = Duration::from_secs(10);
+    let options = upshift::CallOptions {
+        deadline: Duration::from_secs(10),
+        retry: None,
+    };
     // The same owned arguments a generated client's caller passes.
     let (key, value, ttl_secs) = (key(i), String::from(VALUE), None::<u64>);
     let () = s
         .raw
-        .call("Kv", 3, 1, &(&key, &value, &ttl_secs), deadline)
+        .call("Kv", 3, 1, &(&key, &value, &ttl_secs), &options)
         .await
         .expect("put");
 }

@@ -29,7 +29,7 @@ pub const VERSION_ITEMS: &[&str] = &[
 const MODULE_ITEMS: &[&str] = &["SERVICE", "VERSIONS"];
 
 /// Inherent methods of the generated client.
-const CLIENT_METHODS: &[&str] = &["new", "with_deadline", "connection"];
+const CLIENT_METHODS: &[&str] = &["new", "with_deadline", "with_retry", "connection"];
 
 /// Runs every cross-version check. Expansion only runs when none failed, so
 /// SO chains are only generated over a sound version sequence.

@@ -73,23 +73,56 @@ impl Shared {
     }
 }
 
-/// One connection to a node, shared by any number of clients and calls.
+/// How a call is retried when the node certainly did not run it
+/// ([`CallError::not_executed`]): with exponential backoff and jitter, within
+/// the call's deadline, on the next replica of the [`Connection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Wait before the second attempt; doubles after each attempt.
+    pub first_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 50,
+            first_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Per-call settings of a generated client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Time for the whole call, retries included.
+    pub deadline: Duration,
+    /// Retries of calls the node did not run; `None` never retries.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// A connection to one node, or to several replicas of a service, shared by
+/// any number of clients and calls.
 ///
-/// Calls are multiplexed by call id, so many can be in flight at once.
-/// Cloning is cheap; the connection closes when the last clone is dropped.
+/// Calls are multiplexed by call id, so many can be in flight at once. With
+/// several replicas, calls rotate among them, and a call the node did not run
+/// is retried on the next one. Cloning is cheap; a connection closes when its
+/// last clone is dropped.
 #[derive(Clone)]
 pub struct Connection {
-    frames: mpsc::UnboundedSender<Vec<u8>>,
-    shared: Arc<Shared>,
-    next_id: Arc<AtomicU64>,
-    config: Arc<ClientConfig>,
+    links: Arc<[Link]>,
+    cursor: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
+            .field("replicas", &self.links.len())
             .field("node_version", &self.node_version())
-            .field("config", &self.config)
             .finish()
     }
 }
@@ -97,7 +130,9 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// Connects over TCP with the default settings.
     pub async fn connect(addr: impl ToSocketAddrs) -> std::io::Result<Self> {
-        Self::connect_with(addr, ClientConfig::default()).await
+        Ok(Link::connect_with(addr, ClientConfig::default())
+            .await?
+            .into())
     }
 
     /// Connects over TCP with the given settings.
@@ -105,9 +140,7 @@ impl Connection {
         addr: impl ToSocketAddrs,
         config: ClientConfig,
     ) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Self::from_io(stream, config))
+        Ok(Link::connect_with(addr, config).await?.into())
     }
 
     /// Connects over a Unix domain socket with the given settings.
@@ -125,6 +158,135 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
+        Link::from_io(io, config).into()
+    }
+
+    /// One connection over the replicas of a service: calls rotate among
+    /// them, and a call that a node did not run moves on to the next.
+    ///
+    /// # Panics
+    ///
+    /// If `replicas` is empty.
+    pub fn replicas(replicas: impl IntoIterator<Item = Connection>) -> Self {
+        let links: Vec<Link> = replicas
+            .into_iter()
+            .flat_map(|c| c.links.iter().cloned().collect::<Vec<_>>())
+            .collect();
+        assert!(!links.is_empty(), "a connection needs at least one replica");
+        Connection {
+            links: links.into(),
+            cursor: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The newest version any node reported in a reply, if a reply came yet.
+    pub fn node_version(&self) -> Option<u32> {
+        self.links.iter().filter_map(Link::node_version).max()
+    }
+
+    /// The settings calls get unless their client sets others.
+    pub fn default_options(&self) -> CallOptions {
+        CallOptions {
+            deadline: self.links[0].config.deadline,
+            retry: None,
+        }
+    }
+
+    /// Calls `method` of `service` at `version` with `args` and decodes the
+    /// return value, retrying as `options` allow. Generated clients call
+    /// this; it is public so tools can make calls from an
+    /// [`crate::schema::InterfaceSchema`].
+    pub async fn call<A, R>(
+        &self,
+        service: &str,
+        version: u32,
+        method: u16,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<R, CallError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let started = tokio::time::Instant::now();
+        let first = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let mut attempt: u32 = 0;
+        loop {
+            let link =
+                &self.links[((first + u64::from(attempt)) % self.links.len() as u64) as usize];
+            let remaining = options.deadline.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                return Err(CallError::DeadlineExceeded(options.deadline));
+            }
+            let result = link.call(service, version, method, args, remaining).await;
+            let retry = match (&result, options.retry) {
+                (Err(e), Some(policy)) if e.not_executed() && attempt + 1 < policy.attempts => {
+                    policy
+                }
+                _ => {
+                    return result.map_err(|e| match e {
+                        CallError::DeadlineExceeded(_) => {
+                            CallError::DeadlineExceeded(options.deadline)
+                        }
+                        other => other,
+                    });
+                }
+            };
+            let wait = backoff(retry, attempt, first);
+            if started.elapsed() + wait >= options.deadline {
+                return result;
+            }
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// The wait before attempt `attempt + 1`: exponential, capped, with jitter
+/// in its upper half so retrying clients spread out.
+fn backoff(policy: RetryPolicy, attempt: u32, seed: u64) -> Duration {
+    let base = policy
+        .first_backoff
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(policy.max_backoff);
+    // xorshift of the call's seed and attempt: cheap, and enough to de-synchronise.
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(attempt) + 1);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let half = base / 2;
+    half + Duration::from_nanos(x % (half.as_nanos() as u64 + 1))
+}
+
+impl From<Link> for Connection {
+    fn from(link: Link) -> Self {
+        Connection {
+            links: Arc::from([link]),
+            cursor: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// One multiplexed connection to one node.
+#[derive(Clone)]
+struct Link {
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    shared: Arc<Shared>,
+    next_id: Arc<AtomicU64>,
+    config: Arc<ClientConfig>,
+}
+
+impl Link {
+    async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self::from_io(stream, config))
+    }
+
+    fn from_io<IO>(io: IO, config: ClientConfig) -> Self
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (read, write) = tokio::io::split(io);
         let (frames, queued) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -137,7 +299,7 @@ impl Connection {
             writer_shared.close("the connection was closed for writing".into());
         });
         tokio::spawn(read_replies(read, shared.clone(), config.max_frame));
-        Connection {
+        Link {
             frames,
             shared,
             next_id: Arc::new(AtomicU64::new(1)),
@@ -145,23 +307,15 @@ impl Connection {
         }
     }
 
-    /// The version the node reported in its latest reply, if any reply came yet.
-    pub fn node_version(&self) -> Option<u32> {
+    fn node_version(&self) -> Option<u32> {
         match self.shared.node_version.load(Ordering::Relaxed) {
             0 => None,
             v => Some(v),
         }
     }
 
-    /// The deadline calls get unless their client sets another.
-    pub fn default_deadline(&self) -> Duration {
-        self.config.deadline
-    }
-
-    /// Calls `method` of `service` at `version` with `args` and decodes the
-    /// return value. Generated clients call this; it is public so tools can
-    /// make calls from an [`crate::schema::InterfaceSchema`].
-    pub async fn call<A, R>(
+    /// One attempt of a call on this link.
+    async fn call<A, R>(
         &self,
         service: &str,
         version: u32,
@@ -230,6 +384,9 @@ impl Connection {
             Status::BadRequest => Err(CallError::BadRequest(message())),
             Status::BadFrame => Err(CallError::BadFrame(message())),
             Status::Internal => Err(CallError::Internal(message())),
+            Status::Upgrading => Err(CallError::Upgrading {
+                node: reply.node_version,
+            }),
         }
     }
 }

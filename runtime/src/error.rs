@@ -60,6 +60,12 @@ pub enum CallError {
         /// Version of the call.
         call: u32,
     },
+    /// The node is switching versions and did not run the call.
+    #[error("the node (at v{node}) is upgrading and did not run the call; retry shortly")]
+    Upgrading {
+        /// Version the node ran when it refused.
+        node: u32,
+    },
     /// The node hosts no service of this name.
     #[error("{0}")]
     UnknownService(String),
@@ -87,6 +93,31 @@ pub enum CallError {
     /// The reply payload did not decode as the method's return type.
     #[error("could not decode the reply: {0}; client and node disagree on this version's schema")]
     DecodeReply(String),
+}
+
+impl CallError {
+    /// Whether the node certainly did not run the call, so retrying it (on
+    /// this node or another replica) cannot run it twice.
+    ///
+    /// `DeadlineExceeded` and `ConnectionClosed` are *outcome unknown*: the
+    /// call may have run, and upshift never retries them by itself.
+    pub fn not_executed(&self) -> bool {
+        matches!(
+            self,
+            CallError::VersionUnsupported { .. }
+                | CallError::Upgrading { .. }
+                | CallError::UnknownService(_)
+        )
+    }
+
+    /// Whether waiting may help: the node is upgrading, or does not speak
+    /// this version yet.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CallError::VersionUnsupported { .. } | CallError::Upgrading { .. }
+        )
+    }
 }
 
 /// What a version dispatcher reports instead of a return value.

@@ -33,7 +33,7 @@ pub mod service;
 pub mod state;
 pub mod wire;
 
-pub use client::{ClientConfig, Connection};
+pub use client::{CallOptions, ClientConfig, Connection, RetryPolicy};
 pub use error::{CallError, Disallowed, DispatchError};
 #[cfg(unix)]
 pub use server::UnixListener;

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::Connection;
 use crate::error::DispatchError;
-use crate::service::{Dispatch, Service};
+use crate::service::{Dispatch, Gate, Refusal, Service};
 use crate::wire::{self, Frame, Status};
 
 /// Limits of a server; every field has a default.
@@ -241,14 +241,14 @@ impl Server {
                 node_version: service.version(),
                 body,
                 replies: replies.clone(),
+                gate: None,
             };
-            if let Err(call) = service.answer(incoming.version, incoming) {
-                let reply = wire::reply_with_message(
-                    call.call_id,
-                    call.node_version,
-                    Status::VersionUnsupported,
-                    "",
-                );
+            if let Err((call, refusal)) = service.answer(incoming.version, incoming) {
+                let status = match refusal {
+                    Refusal::VersionUnsupported => Status::VersionUnsupported,
+                    Refusal::Upgrading => Status::Upgrading,
+                };
+                let reply = wire::reply_with_message(call.call_id, call.node_version, status, "");
                 let _ = replies.send(reply);
             }
         }
@@ -275,6 +275,8 @@ pub(crate) struct Incoming {
     pub(crate) body: Vec<u8>,
     pub(crate) payload_at: usize,
     pub(crate) replies: mpsc::UnboundedSender<Vec<u8>>,
+    /// The service's gate, left when the call is answered.
+    pub(crate) gate: Option<Arc<Gate>>,
 }
 
 /// The calls a connection may have in flight: taken by the reader per frame,
@@ -350,6 +352,9 @@ struct ReplyGuard {
 
 impl Drop for ReplyGuard {
     fn drop(&mut self) {
+        if let Some(gate) = &self.call.gate {
+            gate.leave();
+        }
         if !self.sent {
             let c = &self.call;
             let msg = format!(

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use crate::error::DispatchError;
 use crate::schema::InterfaceSchema;
@@ -78,6 +81,44 @@ pub struct Service {
     name: &'static str,
     version: u32,
     versions: BTreeMap<u32, Entry>,
+    gate: Arc<Gate>,
+}
+
+/// Counts the calls a service is running, and closes it for a version switch.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    in_flight: AtomicUsize,
+    closed: AtomicBool,
+    idle: Notify,
+}
+
+impl Gate {
+    /// Admits a call unless the gate is closed.
+    fn enter(&self) -> bool {
+        // SeqCst pairs with `close`: either the call sees the gate closed, or
+        // `close` sees the call in flight and waits for it.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.leave();
+            return false;
+        }
+        true
+    }
+
+    /// A call admitted by `enter` has been answered.
+    pub(crate) fn leave(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// Why a service did not start answering a call.
+pub(crate) enum Refusal {
+    /// No dispatcher for the call's version.
+    VersionUnsupported,
+    /// The service is quiescing for an upgrade.
+    Upgrading,
 }
 
 impl fmt::Debug for Service {
@@ -115,6 +156,7 @@ impl Service {
             name: schema.service,
             version: schema.version,
             versions,
+            gate: Arc::default(),
         }
     }
 
@@ -187,13 +229,49 @@ impl Service {
     }
 
     /// Starts answering `call` with the dispatcher of `version`, counting
-    /// it; hands the call back when this service does not answer that version.
-    pub(crate) fn answer(&self, version: u32, call: Incoming) -> Result<(), Incoming> {
+    /// it; hands the call back with the reason when it cannot.
+    pub(crate) fn answer(
+        &self,
+        version: u32,
+        mut call: Incoming,
+    ) -> Result<(), (Incoming, Refusal)> {
         let Some(entry) = self.versions.get(&version) else {
-            return Err(call);
+            return Err((call, Refusal::VersionUnsupported));
         };
+        if !self.gate.enter() {
+            return Err((call, Refusal::Upgrading));
+        }
+        call.gate = Some(self.gate.clone());
         entry.served.fetch_add(1, Ordering::Relaxed);
         entry.dispatch.clone().answer(call);
         Ok(())
+    }
+
+    /// Stops admitting calls (they get a retryable `Upgrading` reply) and
+    /// waits up to `timeout` for the calls in flight to finish. Returns
+    /// whether they did; either way the service stays closed until
+    /// [`Service::reopen`].
+    pub async fn quiesce(&self, timeout: Duration) -> bool {
+        self.gate.closed.store(true, Ordering::SeqCst);
+        let drained = async {
+            loop {
+                let idle = self.gate.idle.notified();
+                if self.gate.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, drained).await.is_ok()
+    }
+
+    /// Admits calls again after [`Service::quiesce`].
+    pub fn reopen(&self) {
+        self.gate.closed.store(false, Ordering::SeqCst);
+    }
+
+    /// Calls being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.gate.in_flight.load(Ordering::SeqCst)
     }
 }

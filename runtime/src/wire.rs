@@ -50,6 +50,8 @@ pub enum Status {
     BadFrame = 6,
     /// The service object panicked while serving the call.
     Internal = 7,
+    /// The node is switching versions; the call did not run. Retry shortly.
+    Upgrading = 8,
 }
 
 impl Status {
@@ -64,6 +66,7 @@ impl Status {
             5 => Status::BadRequest,
             6 => Status::BadFrame,
             7 => Status::Internal,
+            8 => Status::Upgrading,
             other => return Err(FrameError::UnknownStatus(other)),
         })
     }

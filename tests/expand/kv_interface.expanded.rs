@@ -236,19 +236,27 @@ pub mod interface {
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         pub struct Client {
             conn: ::upshift::Connection,
-            deadline: ::core::time::Duration,
+            options: ::upshift::CallOptions,
         }
         impl Client {
-            /// A client that calls over `conn` with the connection's default deadline.
+            /// A client that calls over `conn` with the connection's default
+            /// deadline and no retries.
             pub fn new(conn: ::upshift::Connection) -> Self {
                 Client {
-                    deadline: conn.default_deadline(),
+                    options: conn.default_options(),
                     conn,
                 }
             }
-            /// The same client with another deadline for each call.
-            pub fn with_deadline(self, deadline: ::core::time::Duration) -> Self {
-                Client { deadline, ..self }
+            /// The same client with another deadline for each call, retries included.
+            pub fn with_deadline(mut self, deadline: ::core::time::Duration) -> Self {
+                self.options.deadline = deadline;
+                self
+            }
+            /// The same client, retrying calls the node did not run (it was
+            /// upgrading, or did not speak this version yet) as `policy` says.
+            pub fn with_retry(mut self, policy: ::upshift::RetryPolicy) -> Self {
+                self.options.retry = ::core::option::Option::Some(policy);
+                self
             }
             /// The connection this client calls over.
             pub fn connection(&self) -> &::upshift::Connection {
@@ -260,7 +268,7 @@ pub mod interface {
                 key: String,
             ) -> ::core::result::Result<Option<String>, ::upshift::CallError> {
                 self.conn
-                    .call(super::SERVICE, VERSION, 0u16, &(&key,), self.deadline)
+                    .call(super::SERVICE, VERSION, 0u16, &(&key,), &self.options)
                     .await
             }
             /// Stores `value` under `key`, replacing any previous value.
@@ -270,7 +278,7 @@ pub mod interface {
                 value: String,
             ) -> ::core::result::Result<(), ::upshift::CallError> {
                 self.conn
-                    .call(super::SERVICE, VERSION, 1u16, &(&key, &value), self.deadline)
+                    .call(super::SERVICE, VERSION, 1u16, &(&key, &value), &self.options)
                     .await
             }
         }
@@ -691,19 +699,27 @@ pub mod interface {
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         pub struct Client {
             conn: ::upshift::Connection,
-            deadline: ::core::time::Duration,
+            options: ::upshift::CallOptions,
         }
         impl Client {
-            /// A client that calls over `conn` with the connection's default deadline.
+            /// A client that calls over `conn` with the connection's default
+            /// deadline and no retries.
             pub fn new(conn: ::upshift::Connection) -> Self {
                 Client {
-                    deadline: conn.default_deadline(),
+                    options: conn.default_options(),
                     conn,
                 }
             }
-            /// The same client with another deadline for each call.
-            pub fn with_deadline(self, deadline: ::core::time::Duration) -> Self {
-                Client { deadline, ..self }
+            /// The same client with another deadline for each call, retries included.
+            pub fn with_deadline(mut self, deadline: ::core::time::Duration) -> Self {
+                self.options.deadline = deadline;
+                self
+            }
+            /// The same client, retrying calls the node did not run (it was
+            /// upgrading, or did not speak this version yet) as `policy` says.
+            pub fn with_retry(mut self, policy: ::upshift::RetryPolicy) -> Self {
+                self.options.retry = ::core::option::Option::Some(policy);
+                self
             }
             /// The connection this client calls over.
             pub fn connection(&self) -> &::upshift::Connection {
@@ -715,7 +731,7 @@ pub mod interface {
                 key: String,
             ) -> ::core::result::Result<Option<String>, ::upshift::CallError> {
                 self.conn
-                    .call(super::SERVICE, VERSION, 0u16, &(&key,), self.deadline)
+                    .call(super::SERVICE, VERSION, 0u16, &(&key,), &self.options)
                     .await
             }
             /// Stores `value` under `key`; it expires after `ttl_secs` if given.
@@ -731,7 +747,7 @@ pub mod interface {
                         VERSION,
                         1u16,
                         &(&key, &value, &ttl_secs),
-                        self.deadline,
+                        &self.options,
                     )
                     .await
             }
@@ -741,7 +757,7 @@ pub mod interface {
                 key: String,
             ) -> ::core::result::Result<bool, ::upshift::CallError> {
                 self.conn
-                    .call(super::SERVICE, VERSION, 2u16, &(&key,), self.deadline)
+                    .call(super::SERVICE, VERSION, 2u16, &(&key,), &self.options)
                     .await
             }
         }
@@ -1348,19 +1364,27 @@ pub mod interface {
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         pub struct Client {
             conn: ::upshift::Connection,
-            deadline: ::core::time::Duration,
+            options: ::upshift::CallOptions,
         }
         impl Client {
-            /// A client that calls over `conn` with the connection's default deadline.
+            /// A client that calls over `conn` with the connection's default
+            /// deadline and no retries.
             pub fn new(conn: ::upshift::Connection) -> Self {
                 Client {
-                    deadline: conn.default_deadline(),
+                    options: conn.default_options(),
                     conn,
                 }
             }
-            /// The same client with another deadline for each call.
-            pub fn with_deadline(self, deadline: ::core::time::Duration) -> Self {
-                Client { deadline, ..self }
+            /// The same client with another deadline for each call, retries included.
+            pub fn with_deadline(mut self, deadline: ::core::time::Duration) -> Self {
+                self.options.deadline = deadline;
+                self
+            }
+            /// The same client, retrying calls the node did not run (it was
+            /// upgrading, or did not speak this version yet) as `policy` says.
+            pub fn with_retry(mut self, policy: ::upshift::RetryPolicy) -> Self {
+                self.options.retry = ::core::option::Option::Some(policy);
+                self
             }
             /// The connection this client calls over.
             pub fn connection(&self) -> &::upshift::Connection {
@@ -1372,7 +1396,7 @@ pub mod interface {
                 key: String,
             ) -> ::core::result::Result<Option<Entry>, ::upshift::CallError> {
                 self.conn
-                    .call(super::SERVICE, VERSION, 0u16, &(&key,), self.deadline)
+                    .call(super::SERVICE, VERSION, 0u16, &(&key,), &self.options)
                     .await
             }
             /// Stores `value` under `key`; it expires after `ttl_secs` if given.
@@ -1388,7 +1412,7 @@ pub mod interface {
                         VERSION,
                         1u16,
                         &(&key, &value, &ttl_secs),
-                        self.deadline,
+                        &self.options,
                     )
                     .await
             }
@@ -1398,7 +1422,7 @@ pub mod interface {
                 key: String,
             ) -> ::core::result::Result<bool, ::upshift::CallError> {
                 self.conn
-                    .call(super::SERVICE, VERSION, 2u16, &(&key,), self.deadline)
+                    .call(super::SERVICE, VERSION, 2u16, &(&key,), &self.options)
                     .await
             }
             /// Every live key that starts with `prefix`, in order.
@@ -1407,7 +1431,7 @@ pub mod interface {
                 prefix: String,
             ) -> ::core::result::Result<Vec<String>, ::upshift::CallError> {
                 self.conn
-                    .call(super::SERVICE, VERSION, 3u16, &(&prefix,), self.deadline)
+                    .call(super::SERVICE, VERSION, 3u16, &(&prefix,), &self.options)
                     .await
             }
         }

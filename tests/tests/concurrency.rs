@@ -144,7 +144,7 @@ async fn service_names_longer_than_the_wire_allows_are_refused_before_sending() 
     let conn = server.connect_in_memory();
     let long = "s".repeat(256);
     let result: Result<u64, CallError> = conn
-        .call(&long, 1, 3, &(1u64,), Duration::from_secs(5))
+        .call(&long, 1, 3, &(1u64,), &conn.default_options())
         .await;
     match result {
         Err(CallError::Encode(msg)) => assert!(msg.contains("1 to 255 bytes"), "{msg}"),

@@ -26,7 +26,7 @@ impl VersionGen<'_> {
                 #(#attrs)*
                 pub async fn #name(&self, #(#args),*) -> ::core::result::Result<#ret, ::upshift::CallError> {
                     self.conn
-                        .call(super::SERVICE, VERSION, #index, &(#(&#refs,)*), self.deadline)
+                        .call(super::SERVICE, VERSION, #index, &(#(&#refs,)*), &self.options)
                         .await
                 }
             }
@@ -36,21 +36,30 @@ impl VersionGen<'_> {
             #[derive(::core::clone::Clone, ::core::fmt::Debug)]
             pub struct Client {
                 conn: ::upshift::Connection,
-                deadline: ::core::time::Duration,
+                options: ::upshift::CallOptions,
             }
 
             impl Client {
-                /// A client that calls over `conn` with the connection's default deadline.
+                /// A client that calls over `conn` with the connection's default
+                /// deadline and no retries.
                 pub fn new(conn: ::upshift::Connection) -> Self {
                     Client {
-                        deadline: conn.default_deadline(),
+                        options: conn.default_options(),
                         conn,
                     }
                 }
 
-                /// The same client with another deadline for each call.
-                pub fn with_deadline(self, deadline: ::core::time::Duration) -> Self {
-                    Client { deadline, ..self }
+                /// The same client with another deadline for each call, retries included.
+                pub fn with_deadline(mut self, deadline: ::core::time::Duration) -> Self {
+                    self.options.deadline = deadline;
+                    self
+                }
+
+                /// The same client, retrying calls the node did not run (it was
+                /// upgrading, or did not speak this version yet) as `policy` says.
+                pub fn with_retry(mut self, policy: ::upshift::RetryPolicy) -> Self {
+                    self.options.retry = ::core::option::Option::Some(policy);
+                    self
                 }
 
                 /// The connection this client calls over.
