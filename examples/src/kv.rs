@@ -6,7 +6,7 @@
 //! - v3 returns an [`Entry`](interface::Entry) from `get`, so callers see
 //!   when a value expires, and adds `keys`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use upshift::Disallowed;
@@ -395,6 +395,30 @@ pub fn service(version: u32, with_future: bool) -> upshift::Service {
         (3, _) => v3::service(StoreV3::default()),
         _ => panic!("the key-value example has versions 1 to 3, not {version}"),
     }
+}
+
+/// The key-value node's code for every version, as stages of an
+/// [`upshift::node::Node`]: v1 and v2 also serve newer callers through their
+/// future SOs, and every version serves older callers through its past SOs.
+pub fn stages() -> Vec<Box<dyn upshift::node::Stage>> {
+    use upshift::node::stage;
+    vec![
+        Box::new(stage(|s: state::v1::Store| {
+            let object = Arc::new(StoreV1::from_state(s));
+            let read = object.clone();
+            (v1::service_with_future(object), move || read.to_state())
+        })),
+        Box::new(stage(|s: state::v2::Store| {
+            let object = Arc::new(StoreV2::from_state(s));
+            let read = object.clone();
+            (v2::service_with_future(object), move || read.to_state())
+        })),
+        Box::new(stage(|s: state::v3::Store| {
+            let object = Arc::new(StoreV3::from_state(s));
+            let read = object.clone();
+            (v3::service(object), move || read.to_state())
+        })),
+    ]
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -25,12 +25,20 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+// Lets the macros' `::upshift::...` paths resolve inside this crate (the
+// coordinator's interface is declared with them).
+extern crate self as upshift;
+
 pub mod client;
+pub mod coordinator;
 pub mod error;
+pub mod node;
+pub mod schedule;
 pub mod schema;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod udb;
 pub mod wire;
 
 pub use client::{CallOptions, ClientConfig, Connection, RetryPolicy};

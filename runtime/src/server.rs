@@ -92,7 +92,10 @@ impl Server {
             .services
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        services.insert(service.name(), Arc::new(service))
+        let replaced = services.insert(service.name(), Arc::new(service));
+        // Connections cache their lookup; a new generation makes them look again.
+        self.inner.generation.fetch_add(1, Ordering::Release);
+        replaced
     }
 
     /// The service of this name, as it is served now.
@@ -106,24 +109,31 @@ impl Server {
     }
 
     /// Listens on a TCP address (port 0 picks a free port) and serves every
-    /// connection until the returned [`Listener`] is shut down or dropped.
+    /// connection until the returned [`Listener`] is shut down or dropped,
+    /// which also closes the connections it accepted.
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> std::io::Result<Listener> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let server = self.clone();
         let task = tokio::spawn(async move {
+            // The listener owns its connections: dropping it closes them.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        // Replies are small and latency-bound.
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(server.clone().serve_connection(stream));
-                    }
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accepting a TCP connection failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            // Replies are small and latency-bound.
+                            let _ = stream.set_nodelay(true);
+                            connections.spawn(server.clone().serve_connection(stream));
+                        }
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accepting a TCP connection failed; retrying");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    },
+                    // Reap finished connections so the set does not grow.
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
             }
         });
@@ -424,7 +434,8 @@ impl Drop for UnixListener {
     }
 }
 
-/// A running TCP listener; dropping it stops accepting new connections.
+/// A running TCP listener; dropping it stops accepting and closes the
+/// connections it accepted.
 #[derive(Debug)]
 pub struct Listener {
     local_addr: SocketAddr,
@@ -437,7 +448,8 @@ impl Listener {
         self.local_addr
     }
 
-    /// Stops accepting connections; open connections keep being served.
+    /// Stops accepting and closes every connection it accepted, as a node
+    /// that dies would (calls in flight get no reply).
     pub fn shutdown(self) {}
 }
 

@@ -123,9 +123,17 @@ pub mod interface {
         #[serde(crate = "::upshift::__private::serde")]
         pub enum Request {
             /// Arguments of `get`.
-            Get { key: String },
+            Get {
+                /// Argument `key`.
+                key: String,
+            },
             /// Arguments of `put`.
-            Put { key: String, value: String },
+            Put {
+                /// Argument `key`.
+                key: String,
+                /// Argument `value`.
+                value: String,
+            },
         }
         impl Request {
             /// The method's index on the wire (its declaration order).
@@ -560,11 +568,24 @@ pub mod interface {
         #[serde(crate = "::upshift::__private::serde")]
         pub enum Request {
             /// Arguments of `get`.
-            Get { key: String },
+            Get {
+                /// Argument `key`.
+                key: String,
+            },
             /// Arguments of `put`.
-            Put { key: String, value: String, ttl_secs: Option<u64> },
+            Put {
+                /// Argument `key`.
+                key: String,
+                /// Argument `value`.
+                value: String,
+                /// Argument `ttl_secs`.
+                ttl_secs: Option<u64>,
+            },
             /// Arguments of `delete`.
-            Delete { key: String },
+            Delete {
+                /// Argument `key`.
+                key: String,
+            },
         }
         impl Request {
             /// The method's index on the wire (its declaration order).
@@ -1205,13 +1226,29 @@ pub mod interface {
         #[serde(crate = "::upshift::__private::serde")]
         pub enum Request {
             /// Arguments of `get`.
-            Get { key: String },
+            Get {
+                /// Argument `key`.
+                key: String,
+            },
             /// Arguments of `put`.
-            Put { key: String, value: String, ttl_secs: Option<u64> },
+            Put {
+                /// Argument `key`.
+                key: String,
+                /// Argument `value`.
+                value: String,
+                /// Argument `ttl_secs`.
+                ttl_secs: Option<u64>,
+            },
             /// Arguments of `delete`.
-            Delete { key: String },
+            Delete {
+                /// Argument `key`.
+                key: String,
+            },
             /// Arguments of `keys`.
-            Keys { prefix: String },
+            Keys {
+                /// Argument `prefix`.
+                prefix: String,
+            },
         }
         impl Request {
             /// The method's index on the wire (its declaration order).

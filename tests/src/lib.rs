@@ -67,3 +67,149 @@ pub async fn kv_node(version: u32, with_future: bool) -> (Server, upshift::Liste
         .expect("connect to the node");
     (server, listener, conn)
 }
+
+/// A coordinator with a real UDB file, and key-value nodes with real state
+/// directories, all on loopback TCP.
+pub mod cluster {
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::task::JoinHandle;
+    use upshift::coordinator::{Coordinator, api};
+    use upshift::node::{Node, NodeConfig, Stage};
+    use upshift::schedule::Registry;
+    use upshift::state::FileStore;
+    use upshift::udb::{RedbUdb, UdbContent};
+    use upshift::{Connection, Listener, Server};
+
+    /// A fresh directory for one test.
+    pub fn temp_dir(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("upshift-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    /// A running coordinator.
+    #[derive(Debug)]
+    pub struct RunningCoordinator {
+        /// Its server.
+        pub server: Server,
+        /// Its listener; dropping it closes every connection, as a crash would.
+        pub listener: Listener,
+        /// A client for operator calls.
+        pub client: api::v1::Client,
+    }
+
+    impl RunningCoordinator {
+        /// Starts a coordinator over the UDB file in `dir`, on `addr`.
+        pub async fn start(dir: &Path, addr: &str, schedules: Registry) -> Self {
+            let udb = RedbUdb::open(dir.join("udb.redb")).expect("open the UDB");
+            let coordinator = Coordinator::open(udb, schedules).expect("read the UDB");
+            let (server, listener) = coordinator
+                .serve(addr)
+                .await
+                .expect("serve the coordinator");
+            let conn = Connection::connect(listener.local_addr())
+                .await
+                .expect("connect");
+            let client = api::v1::Client::new(conn).with_deadline(Duration::from_secs(10));
+            RunningCoordinator {
+                server,
+                listener,
+                client,
+            }
+        }
+
+        /// The coordinator's address.
+        pub fn addr(&self) -> SocketAddr {
+            self.listener.local_addr()
+        }
+
+        /// Everything the UDB holds.
+        pub async fn status(&self) -> UdbContent {
+            self.client.status().await.expect("status")
+        }
+    }
+
+    /// A running key-value node with its agent.
+    #[derive(Debug)]
+    pub struct RunningNode {
+        /// The node.
+        pub node: Node,
+        /// Its listener.
+        pub listener: Listener,
+        /// Its agent.
+        pub agent: JoinHandle<()>,
+    }
+
+    impl RunningNode {
+        /// Starts node `id` over the state in `dir/id`, at v1 when it has none.
+        pub async fn start(
+            dir: &Path,
+            id: &str,
+            group: &str,
+            coordinator: SocketAddr,
+            health: Arc<dyn Fn() -> bool + Send + Sync>,
+        ) -> Self {
+            Self::start_with(
+                dir,
+                id,
+                group,
+                coordinator,
+                health,
+                upshift_examples::kv::stages(),
+            )
+            .await
+        }
+
+        /// The same with other stages (for example, one whose transform fails).
+        pub async fn start_with(
+            dir: &Path,
+            id: &str,
+            group: &str,
+            coordinator: SocketAddr,
+            health: Arc<dyn Fn() -> bool + Send + Sync>,
+            stages: Vec<Box<dyn Stage>>,
+        ) -> Self {
+            let store = FileStore::open(dir.join(id), upshift_examples::kv::state::NAME)
+                .expect("state dir");
+            let mut config = NodeConfig::new(id);
+            config.group = group.to_string();
+            config.heartbeat = Duration::from_millis(20);
+            config.health = health;
+            let node = Node::start(config, store, stages, 1).expect("start the node");
+            let listener = node.listen("127.0.0.1:0").await.expect("listen");
+            let agent = node.run_agent(coordinator, listener.local_addr().to_string());
+            RunningNode {
+                node,
+                listener,
+                agent,
+            }
+        }
+
+        /// Stops the agent and closes the node's connections, as a crash would.
+        pub fn stop(self) {
+            self.agent.abort();
+            drop(self.listener);
+        }
+    }
+
+    /// Polls `check` every 20 ms until it holds or `timeout` passes.
+    pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

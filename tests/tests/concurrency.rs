@@ -151,3 +151,21 @@ async fn service_names_longer_than_the_wire_allows_are_refused_before_sending() 
         other => panic!("expected Encode, got {other:?}"),
     }
 }
+
+/// Regression: connections cached their service lookup and kept calling a
+/// replaced service; an install must be seen by the next call.
+#[tokio::test]
+async fn an_installed_service_is_seen_by_open_connections() {
+    let server = Server::new(upshift_examples::kv::service(1, false));
+    let conn = server.connect_in_memory();
+    let client = upshift_examples::kv::interface::v1::Client::new(conn.clone());
+    client.put("k".into(), "v".into()).await.expect("put");
+    assert_eq!(conn.node_version(), Some(1));
+    server.install(upshift_examples::kv::service(3, false));
+    assert_eq!(
+        client.get("k".into()).await.expect("get"),
+        None,
+        "the new service has its own state"
+    );
+    assert_eq!(conn.node_version(), Some(3));
+}

@@ -18,7 +18,8 @@ impl<'a> VersionGen<'a> {
             let variant = m.variant();
             let fields = m.args.iter().map(|a| {
                 let (ident, ty) = (&a.ident, &a.ty);
-                quote!(#ident: #ty)
+                let doc = format!(" Argument `{ident}`.");
+                quote!(#[doc = #doc] #ident: #ty)
             });
             let doc = format!(" Arguments of `{}`.", m.ident);
             quote!(#[doc = #doc] #variant { #(#fields),* })

@@ -1,0 +1,406 @@
+//! The node's upgrade layer: runs one service at version N over its state
+//! store, and moves it to N+1 inside the running process — quiesce,
+//! transform and commit the state, start the new object with its SOs,
+//! resume — on the coordinator's schedule.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::coordinator::api::{self, Heartbeat, Outcome, Slot};
+use crate::server::{Listener, Server};
+use crate::service::Service;
+use crate::state::{FileStore, Snapshot, SnapshotStore, StateError, StoreError, Versioned};
+use crate::udb::NodeInfo;
+use crate::{CallError, Connection};
+
+/// Why a node could not start or upgrade. It keeps serving its version.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state could not become the new version.
+    #[error("state transform failed: {0}")]
+    State(#[from] StateError),
+    /// The binary has no code for this version.
+    #[error("this binary has no stage for v{version}; it has {known:?}")]
+    NoStage {
+        /// The version asked for.
+        version: u32,
+        /// The versions it has.
+        known: Vec<u32>,
+    },
+    /// An upgrade must go from the running version to the next.
+    #[error("the node runs v{running}; it can only upgrade to v{}", running + 1)]
+    NotNext {
+        /// The version running.
+        running: u32,
+    },
+    /// Calls in flight did not finish in time; the upgrade was called off.
+    #[error("{0} calls were still running after {1:?}; the upgrade was called off")]
+    Busy(usize, Duration),
+    /// A stage failed to start.
+    #[error("v{version} did not start: {reason}")]
+    Start {
+        /// The version.
+        version: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A service running at one version, and how to snapshot its state.
+pub struct Running {
+    /// What the server serves.
+    pub service: Service,
+    /// Encodes the current state, at this version.
+    pub snapshot: Box<dyn Fn() -> Result<Snapshot, NodeError> + Send + Sync>,
+}
+
+impl fmt::Debug for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running")
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+/// The code of one version in a node's binary: how to start it from a
+/// snapshot of its own or any older version (transforming), or from nothing.
+pub trait Stage: Send + Sync + 'static {
+    /// The version this stage runs.
+    fn version(&self) -> u32;
+    /// Starts from `snapshot` (transformed to this version), or from fresh
+    /// state when there is none.
+    fn start(&self, snapshot: Option<&Snapshot>) -> Result<Running, NodeError>;
+}
+
+/// A stage from a state type and a function that builds the service around
+/// the state; the function also returns how to read the state back.
+pub fn stage<S, F, G>(build: F) -> impl Stage
+where
+    S: Versioned + Default + 'static,
+    F: Fn(S) -> (Service, G) + Send + Sync + 'static,
+    G: Fn() -> S + Send + Sync + 'static,
+{
+    StageFn {
+        build,
+        _state: std::marker::PhantomData::<fn() -> (S, G)>,
+    }
+}
+
+struct StageFn<F, S, G> {
+    build: F,
+    _state: std::marker::PhantomData<fn() -> (S, G)>,
+}
+
+impl<S, F, G> Stage for StageFn<F, S, G>
+where
+    S: Versioned + Default + 'static,
+    F: Fn(S) -> (Service, G) + Send + Sync + 'static,
+    G: Fn() -> S + Send + Sync + 'static,
+{
+    fn version(&self) -> u32 {
+        S::VERSION
+    }
+
+    fn start(&self, snapshot: Option<&Snapshot>) -> Result<Running, NodeError> {
+        let state = match snapshot {
+            Some(s) => S::decode_from(s.version, &s.payload)?,
+            None => S::default(),
+        };
+        let (service, read) = (self.build)(state);
+        if service.version() != S::VERSION {
+            return Err(NodeError::Start {
+                version: S::VERSION,
+                reason: format!(
+                    "the service runs v{} but the state is v{}",
+                    service.version(),
+                    S::VERSION
+                ),
+            });
+        }
+        Ok(Running {
+            service,
+            snapshot: Box::new(move || {
+                let payload = postcard::to_allocvec(&read()).map_err(|e| NodeError::Start {
+                    version: S::VERSION,
+                    reason: format!("the state did not encode: {e}"),
+                })?;
+                Ok(Snapshot {
+                    version: S::VERSION,
+                    payload,
+                })
+            }),
+        })
+    }
+}
+
+/// Settings of a node; every field but `id` has a default.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// Unique within the cluster.
+    pub id: String,
+    /// The group schedules order and limit.
+    pub group: String,
+    /// How often the agent reports to the coordinator.
+    pub heartbeat: Duration,
+    /// How long an upgrade waits for calls in flight before calling itself off.
+    pub quiesce_timeout: Duration,
+    /// The node's health check, reported with every heartbeat.
+    pub health: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("id", &self.id)
+            .field("group", &self.group)
+            .field("heartbeat", &self.heartbeat)
+            .field("quiesce_timeout", &self.quiesce_timeout)
+            .finish()
+    }
+}
+
+impl NodeConfig {
+    /// Defaults for a node called `id`: group "default", a heartbeat every
+    /// 100 ms, 5 s to quiesce, always healthy.
+    pub fn new(id: impl Into<String>) -> Self {
+        NodeConfig {
+            id: id.into(),
+            group: "default".into(),
+            heartbeat: Duration::from_millis(100),
+            quiesce_timeout: Duration::from_secs(5),
+            health: Arc::new(|| true),
+        }
+    }
+}
+
+struct Current {
+    snapshot: Box<dyn Fn() -> Result<Snapshot, NodeError> + Send + Sync>,
+}
+
+struct Inner {
+    config: NodeConfig,
+    server: Server,
+    service: &'static str,
+    store: FileStore,
+    stages: BTreeMap<u32, Box<dyn Stage>>,
+    version: AtomicU32,
+    /// Held for the whole of an upgrade: one at a time.
+    current: tokio::sync::Mutex<Current>,
+}
+
+/// One node: a service at its current version, its state store, and the
+/// upgrade layer that moves it to the next version.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.config.id)
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts a node from its store: at the version of the committed
+    /// snapshot, or at `initial` with fresh state when there is none.
+    pub fn start(
+        config: NodeConfig,
+        store: FileStore,
+        stages: Vec<Box<dyn Stage>>,
+        initial: u32,
+    ) -> Result<Self, NodeError> {
+        let stages: BTreeMap<u32, Box<dyn Stage>> =
+            stages.into_iter().map(|s| (s.version(), s)).collect();
+        let known = || stages.keys().copied().collect::<Vec<_>>();
+        let committed = store.read()?;
+        let version = committed.as_ref().map_or(initial, |(s, _)| s.version);
+        let stage = stages.get(&version).ok_or_else(|| NodeError::NoStage {
+            version,
+            known: known(),
+        })?;
+        let running = stage.start(committed.as_ref().map(|(s, _)| s))?;
+        if committed.is_none() {
+            store.write(&(running.snapshot)()?)?;
+        }
+        let service = running.service.name();
+        let server = Server::new(running.service);
+        Ok(Node {
+            inner: Arc::new(Inner {
+                config,
+                server,
+                service,
+                store,
+                stages,
+                version: AtomicU32::new(version),
+                current: tokio::sync::Mutex::new(Current {
+                    snapshot: running.snapshot,
+                }),
+            }),
+        })
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> &str {
+        &self.inner.config.id
+    }
+
+    /// The version the node runs.
+    pub fn version(&self) -> u32 {
+        self.inner.version.load(Ordering::SeqCst)
+    }
+
+    /// The server that answers the node's calls.
+    pub fn server(&self) -> &Server {
+        &self.inner.server
+    }
+
+    /// The service as served now.
+    pub fn service(&self) -> Arc<Service> {
+        match self.inner.server.service(self.inner.service) {
+            Some(service) => service,
+            // A node installs its service at start and only ever replaces it.
+            None => unreachable!("node {} lost its service", self.inner.config.id),
+        }
+    }
+
+    /// Serves the node on a TCP address.
+    pub async fn listen(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Listener> {
+        self.inner.server.listen(addr).await
+    }
+
+    /// Saves the current state as the committed snapshot.
+    pub async fn checkpoint(&self) -> Result<(), NodeError> {
+        let current = self.inner.current.lock().await;
+        let snapshot = (current.snapshot)()?;
+        self.inner.store.write(&snapshot)?;
+        Ok(())
+    }
+
+    /// Moves the node to `to`, the next version, inside this process:
+    /// quiesce (new calls get a retryable `Upgrading` reply; calls in flight
+    /// finish within the quiesce timeout), transform the state and commit it,
+    /// start the new version with its past SOs, resume. On any failure the
+    /// node resumes on its version with its state as it was.
+    pub async fn upgrade_to(&self, to: u32) -> Result<(), NodeError> {
+        let mut current = self.inner.current.lock().await;
+        let running = self.version();
+        if to != running + 1 {
+            return Err(NodeError::NotNext { running });
+        }
+        let stage = self
+            .inner
+            .stages
+            .get(&to)
+            .ok_or_else(|| NodeError::NoStage {
+                version: to,
+                known: self.inner.stages.keys().copied().collect(),
+            })?;
+        let old = self.service();
+        let timeout = self.inner.config.quiesce_timeout;
+        if !old.quiesce(timeout).await {
+            let busy = old.in_flight();
+            old.reopen();
+            return Err(NodeError::Busy(busy, timeout));
+        }
+        let result = (|| {
+            let snapshot = (current.snapshot)()?;
+            let next = stage.start(Some(&snapshot))?;
+            // The commit point: once this write returns, the node is at `to`.
+            self.inner.store.write(&(next.snapshot)()?)?;
+            Ok::<_, NodeError>(next)
+        })();
+        match result {
+            Ok(next) => {
+                self.inner.server.install(next.service);
+                current.snapshot = next.snapshot;
+                self.inner.version.store(to, Ordering::SeqCst);
+                tracing::info!(node = %self.inner.config.id, version = to, "upgraded");
+                Ok(())
+            }
+            Err(e) => {
+                old.reopen();
+                tracing::warn!(node = %self.inner.config.id, error = %e, "upgrade failed; staying on v{running}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the node's agent: registers with the coordinator at
+    /// `coordinator`, reports every heartbeat, and upgrades when a published
+    /// upgrade applies and its schedule grants a slot. The agent reconnects
+    /// whenever the coordinator is unreachable; abort the handle to stop it.
+    pub fn run_agent(&self, coordinator: SocketAddr, address: String) -> JoinHandle<()> {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut client: Option<api::v1::Client> = None;
+            loop {
+                if client.is_none() {
+                    client = node.register(coordinator, &address).await;
+                }
+                if let Some(c) = &client
+                    && let Err(e) = node.agent_step(c).await
+                {
+                    tracing::debug!(node = %node.id(), error = %e, "coordinator unreachable; reconnecting");
+                    client = None;
+                }
+                tokio::time::sleep(node.inner.config.heartbeat).await;
+            }
+        })
+    }
+
+    async fn register(&self, coordinator: SocketAddr, address: &str) -> Option<api::v1::Client> {
+        let conn = Connection::connect(coordinator).await.ok()?;
+        let client = api::v1::Client::new(conn).with_deadline(Duration::from_secs(5));
+        let info = NodeInfo {
+            id: self.inner.config.id.clone(),
+            address: address.to_string(),
+            group: self.inner.config.group.clone(),
+            service: self.inner.service.to_string(),
+            version: self.version(),
+        };
+        client.register(info).await.ok()?;
+        Some(client)
+    }
+
+    async fn agent_step(&self, client: &api::v1::Client) -> Result<(), CallError> {
+        let service = self.service();
+        let beat = Heartbeat {
+            id: self.inner.config.id.clone(),
+            version: self.version(),
+            healthy: (self.inner.config.health)(),
+            calls: service.versions().map(|v| (v, service.served(v))).collect(),
+        };
+        let Some(pending) = client.heartbeat(beat).await? else {
+            return Ok(());
+        };
+        if pending.from != self.version() {
+            return Ok(());
+        }
+        let id = self.inner.config.id.clone();
+        if client.request_slot(id.clone(), pending.upgrade).await? != Slot::Granted {
+            return Ok(());
+        }
+        let outcome = match self.upgrade_to(pending.to).await {
+            Ok(()) => Outcome::Upgraded {
+                version: pending.to,
+            },
+            Err(e) => Outcome::Failed {
+                reason: e.to_string(),
+            },
+        };
+        client.report(id, pending.upgrade, outcome).await
+    }
+}

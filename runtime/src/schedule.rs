@@ -1,0 +1,273 @@
+//! Schedules: when each node may upgrade.
+//!
+//! A published upgrade carries a [`ScheduleSpec`]: built-in schedules and
+//! their combination, or a named custom [`Schedule`] registered with the
+//! coordinator. The coordinator asks the schedule each time a node requests a
+//! slot, under one lock and with the UDB's view of every node, so limits hold
+//! however many nodes ask at the same moment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::udb::{NodeRecord, NodeState, UpgradeRecord};
+
+/// A schedule as published with an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScheduleSpec {
+    /// Every node may upgrade at once.
+    Immediately,
+    /// At most `max_parallel` nodes of a group upgrade at the same time.
+    Rolling {
+        /// Slots per group.
+        max_parallel: u32,
+    },
+    /// `count` nodes first; the rest once the last of them has run the new
+    /// version for `soak_secs`.
+    Canary {
+        /// Canary nodes.
+        count: u32,
+        /// Soak time after the last canary upgraded.
+        soak_secs: u64,
+    },
+    /// Groups in this order: a node waits until every node of the groups
+    /// before its own runs the new version. Groups not listed go last.
+    GroupOrder {
+        /// Group names, first to last.
+        groups: Vec<String>,
+    },
+    /// Only between these minutes of the day (UTC); `from > to` wraps midnight.
+    Window {
+        /// Start, minutes after midnight UTC.
+        from_minute: u32,
+        /// End (exclusive), minutes after midnight UTC.
+        to_minute: u32,
+    },
+    /// Each upgraded node must pass its health check for `healthy_secs`
+    /// before the next node may go; an upgraded node that reports unhealthy
+    /// halts the rollout.
+    HealthGate {
+        /// Required healthy time after an upgrade.
+        healthy_secs: u64,
+    },
+    /// All of these: waits if any waits, halts if any halts.
+    All(Vec<ScheduleSpec>),
+    /// A schedule registered with the coordinator under this name.
+    Custom(String),
+}
+
+/// What a schedule says to a node that asks for a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Upgrade now.
+    Go,
+    /// Not yet; ask again later.
+    Wait(String),
+    /// Stop the rollout.
+    Halt(String),
+}
+
+/// The coordinator's view of a rollout, for schedules.
+#[derive(Debug)]
+pub struct Rollout<'a> {
+    /// The upgrade being rolled out.
+    pub upgrade: &'a UpgradeRecord,
+    /// Every node of the upgrade's service.
+    pub nodes: Vec<&'a NodeRecord>,
+    /// Now, Unix milliseconds.
+    pub now_ms: u64,
+}
+
+impl Rollout<'_> {
+    /// Nodes holding a slot (upgrading to this upgrade's version).
+    pub fn upgrading(&self) -> impl Iterator<Item = &&NodeRecord> {
+        self.nodes.iter().filter(move |n| {
+            n.state
+                == NodeState::Upgrading {
+                    to: self.upgrade.def.to,
+                }
+        })
+    }
+
+    /// Nodes that run the new version.
+    pub fn upgraded(&self) -> impl Iterator<Item = &&NodeRecord> {
+        self.nodes
+            .iter()
+            .filter(move |n| n.info.version >= self.upgrade.def.to)
+    }
+}
+
+/// A schedule a user writes: decide whether `node` may upgrade now.
+pub trait Schedule: Send + Sync + 'static {
+    /// Called with the coordinator's lock held: the answer and the slot it
+    /// grants are atomic with respect to every other node's request.
+    fn decide(&self, node: &NodeRecord, rollout: &Rollout<'_>) -> Decision;
+}
+
+/// Custom schedules by name, as registered with the coordinator.
+#[derive(Clone, Default)]
+pub struct Registry {
+    custom: BTreeMap<String, Arc<dyn Schedule>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.custom.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// Registers `schedule` as `ScheduleSpec::Custom(name)`.
+    pub fn register(&mut self, name: impl Into<String>, schedule: impl Schedule) {
+        self.custom.insert(name.into(), Arc::new(schedule));
+    }
+
+    /// Checks that every custom schedule `spec` names is registered and that
+    /// the built-ins' numbers make sense.
+    pub fn validate(&self, spec: &ScheduleSpec) -> Result<(), String> {
+        match spec {
+            ScheduleSpec::Rolling { max_parallel: 0 } => {
+                Err("rolling with max_parallel = 0 never upgrades a node".into())
+            }
+            ScheduleSpec::Window {
+                from_minute,
+                to_minute,
+            } if *from_minute >= 1440 || *to_minute > 1440 => Err(format!(
+                "window minutes must be within a day (0..1440), got {from_minute}..{to_minute}"
+            )),
+            ScheduleSpec::All(specs) => specs.iter().try_for_each(|s| self.validate(s)),
+            ScheduleSpec::Custom(name) if !self.custom.contains_key(name) => Err(format!(
+                "no custom schedule named {name:?} is registered; registered: {:?}",
+                self.custom.keys().collect::<Vec<_>>()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// What `spec` says to `node`.
+    pub fn decide(
+        &self,
+        spec: &ScheduleSpec,
+        node: &NodeRecord,
+        rollout: &Rollout<'_>,
+    ) -> Decision {
+        let to = rollout.upgrade.def.to;
+        match spec {
+            ScheduleSpec::Immediately => Decision::Go,
+            ScheduleSpec::Rolling { max_parallel } => {
+                let busy = rollout
+                    .upgrading()
+                    .filter(|n| n.info.group == node.info.group)
+                    .count();
+                if busy < *max_parallel as usize {
+                    Decision::Go
+                } else {
+                    Decision::Wait(format!(
+                        "{busy} of {max_parallel} slots of group {:?} are in use",
+                        node.info.group
+                    ))
+                }
+            }
+            ScheduleSpec::Canary { count, soak_secs } => {
+                let started = rollout.upgraded().count() + rollout.upgrading().count();
+                if started < *count as usize {
+                    return Decision::Go;
+                }
+                let upgraded: Vec<_> = rollout.upgraded().collect();
+                if upgraded.len() < *count as usize {
+                    return Decision::Wait(format!("waiting for {count} canaries to finish"));
+                }
+                let last = upgraded
+                    .iter()
+                    .filter_map(|n| n.upgraded_at_ms)
+                    .max()
+                    .unwrap_or(0);
+                let soaked = rollout.now_ms.saturating_sub(last) / 1000;
+                if soaked >= *soak_secs {
+                    Decision::Go
+                } else {
+                    Decision::Wait(format!("canaries soaking: {soaked} of {soak_secs} s"))
+                }
+            }
+            ScheduleSpec::GroupOrder { groups } => {
+                let rank = |g: &str| groups.iter().position(|x| x == g).unwrap_or(groups.len());
+                let mine = rank(&node.info.group);
+                let behind = rollout
+                    .nodes
+                    .iter()
+                    .filter(|n| rank(&n.info.group) < mine && n.info.version < to)
+                    .count();
+                if behind == 0 {
+                    Decision::Go
+                } else {
+                    Decision::Wait(format!(
+                        "{behind} nodes of groups before {:?} have not upgraded yet",
+                        node.info.group
+                    ))
+                }
+            }
+            ScheduleSpec::Window {
+                from_minute,
+                to_minute,
+            } => {
+                let minute = ((rollout.now_ms / 60_000) % 1440) as u32;
+                let open = if from_minute <= to_minute {
+                    (*from_minute..*to_minute).contains(&minute)
+                } else {
+                    minute >= *from_minute || minute < *to_minute
+                };
+                if open {
+                    Decision::Go
+                } else {
+                    Decision::Wait(format!(
+                        "outside the window {from_minute}..{to_minute} (minute {minute} UTC)"
+                    ))
+                }
+            }
+            ScheduleSpec::HealthGate { healthy_secs } => {
+                for n in rollout.upgraded() {
+                    if !n.healthy {
+                        return Decision::Halt(format!(
+                            "node {} failed its health check after upgrading",
+                            n.info.id
+                        ));
+                    }
+                    let since = n
+                        .healthy_since_ms
+                        .unwrap_or(rollout.now_ms)
+                        .max(n.upgraded_at_ms.unwrap_or(0));
+                    let healthy_for = rollout.now_ms.saturating_sub(since) / 1000;
+                    if healthy_for < *healthy_secs {
+                        return Decision::Wait(format!(
+                            "node {} healthy for {healthy_for} of {healthy_secs} s",
+                            n.info.id
+                        ));
+                    }
+                }
+                if rollout.upgrading().next().is_some() {
+                    return Decision::Wait(
+                        "a node is upgrading; its health is not known yet".into(),
+                    );
+                }
+                Decision::Go
+            }
+            ScheduleSpec::All(specs) => {
+                let mut wait = None;
+                for s in specs {
+                    match self.decide(s, node, rollout) {
+                        Decision::Go => {}
+                        Decision::Wait(why) => wait = wait.or(Some(why)),
+                        halt @ Decision::Halt(_) => return halt,
+                    }
+                }
+                wait.map_or(Decision::Go, Decision::Wait)
+            }
+            ScheduleSpec::Custom(name) => match self.custom.get(name) {
+                Some(schedule) => schedule.decide(node, rollout),
+                None => Decision::Halt(format!("no custom schedule named {name:?} is registered")),
+            },
+        }
+    }
+}
