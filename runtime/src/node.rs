@@ -55,6 +55,13 @@ pub enum NodeError {
     },
 }
 
+/// Drops the SO chains of versions below `oldest`.
+fn retire(service: Service, oldest: Option<u32>) -> Service {
+    let Some(oldest) = oldest else { return service };
+    let old: Vec<u32> = service.versions().filter(|v| *v < oldest).collect();
+    old.into_iter().fold(service, Service::without_version)
+}
+
 /// A service running at one version, and how to snapshot its state.
 pub struct Running {
     /// What the server serves.
@@ -155,6 +162,10 @@ pub struct NodeConfig {
     pub quiesce_timeout: Duration,
     /// The node's health check, reported with every heartbeat.
     pub health: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Versions below this are no longer answered: their past SOs are
+    /// dropped, and their callers get `VersionUnsupported`. Set it once the
+    /// reported call counts show nobody calls them any more.
+    pub oldest_answered: Option<u32>,
 }
 
 impl fmt::Debug for NodeConfig {
@@ -164,6 +175,7 @@ impl fmt::Debug for NodeConfig {
             .field("group", &self.group)
             .field("heartbeat", &self.heartbeat)
             .field("quiesce_timeout", &self.quiesce_timeout)
+            .field("oldest_answered", &self.oldest_answered)
             .finish()
     }
 }
@@ -178,6 +190,7 @@ impl NodeConfig {
             heartbeat: Duration::from_millis(100),
             quiesce_timeout: Duration::from_secs(5),
             health: Arc::new(|| true),
+            oldest_answered: None,
         }
     }
 }
@@ -236,7 +249,7 @@ impl Node {
             store.write(&(running.snapshot)()?)?;
         }
         let service = running.service.name();
-        let server = Server::new(running.service);
+        let server = Server::new(retire(running.service, config.oldest_answered));
         Ok(Node {
             inner: Arc::new(Inner {
                 config,
@@ -324,7 +337,9 @@ impl Node {
         })();
         match result {
             Ok(next) => {
-                self.inner.server.install(next.service);
+                self.inner
+                    .server
+                    .install(retire(next.service, self.inner.config.oldest_answered));
                 current.snapshot = next.snapshot;
                 self.inner.version.store(to, Ordering::SeqCst);
                 tracing::info!(node = %self.inner.config.id, version = to, "upgraded");

@@ -1,0 +1,184 @@
+//! The upgrade layer of one node, and clients that cross upgrades: quiesce,
+//! in-process version switch, retirement of old versions, retries that never
+//! run a call twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use upshift::node::{Node, NodeConfig};
+use upshift::state::FileStore;
+use upshift::{CallError, Connection, RetryPolicy, Server};
+use upshift_examples::kv::interface::{v1, v3};
+use upshift_tests::cluster::temp_dir;
+use upshift_tests::{ProbeObject, probe};
+
+fn kv_node(label: &str, config: NodeConfig) -> Node {
+    let store = FileStore::open(temp_dir(label), upshift_examples::kv::state::NAME).expect("store");
+    Node::start(config, store, upshift_examples::kv::stages(), 1).expect("start")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_upgrade_keeps_every_write_and_commits_the_new_state() {
+    let dir = temp_dir("node-upgrade");
+    let store = FileStore::open(&dir, upshift_examples::kv::state::NAME).expect("store");
+    let node = Node::start(
+        NodeConfig::new("n"),
+        store,
+        upshift_examples::kv::stages(),
+        1,
+    )
+    .expect("start");
+    let listener = node.listen("127.0.0.1:0").await.expect("listen");
+    let conn = Connection::connect(listener.local_addr())
+        .await
+        .expect("connect");
+    let c1 = v1::Client::new(conn.clone());
+    for i in 0..50 {
+        c1.put(format!("k{i}"), format!("v{i}")).await.expect("put");
+    }
+    node.upgrade_to(2).await.expect("v2");
+    node.upgrade_to(3).await.expect("v3");
+    assert!(matches!(
+        node.upgrade_to(5).await,
+        Err(upshift::node::NodeError::NotNext { running: 3 })
+    ));
+    assert_eq!(node.version(), 3);
+    assert!(dir.join("kv.v3.snap").exists() && !dir.join("kv.v1.snap").exists());
+    let c3 = v3::Client::new(conn);
+    for i in 0..50 {
+        assert_eq!(
+            c3.get(format!("k{i}"))
+                .await
+                .expect("get")
+                .expect("kept")
+                .value,
+            format!("v{i}")
+        );
+    }
+    // A restarted node resumes at v3 from the committed snapshot.
+    drop(listener);
+    let store = FileStore::open(&dir, upshift_examples::kv::state::NAME).expect("store");
+    let again = Node::start(
+        NodeConfig::new("n"),
+        store,
+        upshift_examples::kv::stages(),
+        1,
+    )
+    .expect("restart");
+    assert_eq!(again.version(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_finish_before_the_switch_and_new_ones_wait() {
+    let node = kv_node("quiesce", NodeConfig::new("n"));
+    let service = node.service();
+    assert!(
+        service.quiesce(Duration::from_millis(100)).await,
+        "nothing in flight"
+    );
+    let conn = node.server().connect_in_memory();
+    // Without retries the caller sees the refusal, typed and retryable.
+    match v1::Client::new(conn.clone()).get("k".into()).await {
+        Err(e @ CallError::Upgrading { node: 1 }) => assert!(e.not_executed()),
+        other => panic!("expected Upgrading, got {other:?}"),
+    }
+    // With retries it succeeds once the service reopens.
+    let waiting = tokio::spawn({
+        let c = v1::Client::new(conn).with_retry(RetryPolicy::default());
+        async move { c.put("k".into(), "v".into()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    service.reopen();
+    waiting.await.expect("task").expect("put after reopening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_that_cannot_quiesce_is_called_off() {
+    let server = Server::new(probe::v1::service(ProbeObject::new(1)));
+    let service = server.service("Probe").expect("installed");
+    let conn = server.connect_in_memory();
+    let slow = tokio::spawn({
+        let c = probe::v1::Client::new(conn);
+        async move { c.sleep(500).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !service.quiesce(Duration::from_millis(50)).await,
+        "a call is still running"
+    );
+    assert_eq!(service.in_flight(), 1);
+    service.reopen();
+    assert_eq!(
+        slow.await.expect("task").expect("the slow call finishes"),
+        500
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_versions_are_no_longer_answered() {
+    let mut config = NodeConfig::new("n");
+    config.oldest_answered = Some(2);
+    let node = kv_node("retire", config);
+    node.upgrade_to(2).await.expect("v2");
+    let conn = node.server().connect_in_memory();
+    match v1::Client::new(conn).get("k".into()).await {
+        Err(CallError::VersionUnsupported { node: 2, call: 1 }) => {}
+        other => panic!("expected VersionUnsupported, got {other:?}"),
+    }
+    assert_eq!(node.service().versions().collect::<Vec<_>>(), vec![2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_set_moves_a_refused_call_to_another_replica() {
+    let a = Server::new(upshift_examples::kv::service(1, false));
+    let b = Server::new(upshift_examples::kv::service(1, false));
+    // Replica a is upgrading.
+    assert!(
+        a.service("Kv")
+            .expect("installed")
+            .quiesce(Duration::from_millis(10))
+            .await
+    );
+    let conn = Connection::replicas([a.connect_in_memory(), b.connect_in_memory()]);
+    let client = v1::Client::new(conn).with_retry(RetryPolicy {
+        attempts: 2,
+        ..RetryPolicy::default()
+    });
+    for i in 0..10 {
+        client
+            .put(format!("k{i}"), "v".into())
+            .await
+            .expect("served by b");
+    }
+    assert_eq!(b.service("Kv").expect("installed").served(1), 10);
+}
+
+/// A call whose outcome is unknown (the connection broke after it was sent)
+/// is reported, never retried: the node may have run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_an_unknown_outcome_is_not_retried() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (client_io, node_io) = tokio::io::duplex(1024);
+    let counter = runs.clone();
+    // A node that reads one call and dies without replying.
+    tokio::spawn(async move {
+        let mut node_io = node_io;
+        let mut body = Vec::new();
+        let read = upshift::wire::read_frame(&mut node_io, 1 << 20, &mut body).await;
+        if read.is_ok() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        drop(node_io);
+    });
+    let conn = Connection::from_io(client_io, Default::default());
+    let result = v1::Client::new(conn)
+        .with_retry(RetryPolicy::default())
+        .put("k".into(), "v".into())
+        .await;
+    match result {
+        Err(e @ CallError::ConnectionClosed(_)) => assert!(!e.not_executed()),
+        other => panic!("expected ConnectionClosed, got {other:?}"),
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "sent once");
+}
