@@ -10,6 +10,12 @@ pub mod tutorial {}
 #[doc = include_str!("src/state.md")]
 pub mod state {}
 
+#[doc = include_str!("src/node.md")]
+pub mod node {}
+
+#[doc = include_str!("src/coordinator.md")]
+pub mod coordinator {}
+
 #[doc = include_str!("src/reference/interface.md")]
 pub mod interface {}
 

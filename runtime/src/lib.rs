@@ -21,6 +21,10 @@
 //! - [`service`]: a [`Service`] at one node version and the versions it answers;
 //! - [`schema`]: metadata of every interface version, for checks and diff docs;
 //! - [`state`]: transforms between state versions and the crash-safe snapshot store;
+//! - [`node`]: the upgrade layer: a node's service, its store, and in-process upgrades;
+//! - [`coordinator`]: the upshift service that grants upgrade slots and records rollouts;
+//! - [`udb`]: the upgrade database behind the coordinator, embedded by default;
+//! - [`schedule`]: when each node may upgrade;
 //! - [`error`]: [`CallError`], [`Disallowed`] and the dispatcher's errors.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
