@@ -208,6 +208,8 @@ struct Inner {
     version: AtomicU32,
     /// Held for the whole of an upgrade: one at a time.
     current: tokio::sync::Mutex<Current>,
+    /// Wakes the agent before its next heartbeat.
+    nudge: tokio::sync::Notify,
 }
 
 /// One node: a service at its current version, its state store, and the
@@ -261,6 +263,7 @@ impl Node {
                 current: tokio::sync::Mutex::new(Current {
                     snapshot: running.snapshot,
                 }),
+                nudge: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -371,9 +374,22 @@ impl Node {
                     tracing::debug!(node = %node.id(), error = %e, "coordinator unreachable; reconnecting");
                     client = None;
                 }
-                tokio::time::sleep(node.inner.config.heartbeat).await;
+                tokio::select! {
+                    () = tokio::time::sleep(node.inner.config.heartbeat) => {}
+                    () = node.inner.nudge.notified() => {}
+                }
             }
         })
+    }
+
+    /// Tells the node that a peer answered with `version` (every reply
+    /// carries the peer's version, see [`Connection::node_version`]). A newer
+    /// version means an upgrade is under way, so the agent asks the
+    /// coordinator now instead of at its next heartbeat.
+    pub fn saw_version(&self, version: u32) {
+        if version > self.version() {
+            self.inner.nudge.notify_one();
+        }
     }
 
     async fn register(&self, coordinator: SocketAddr, address: &str) -> Option<api::v1::Client> {

@@ -544,3 +544,34 @@ async fn publishing_checks_the_upgrade() {
         .expect_err("one at a time");
     assert!(err.contains(&format!("#{id}")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_version_seen_in_a_reply_wakes_the_agent() {
+    use upshift::node::{Node, NodeConfig};
+    use upshift::state::FileStore;
+    let dir = temp_dir("nudge");
+    let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", Registry::default()).await;
+    let store = FileStore::open(dir.join("n"), upshift_examples::kv::state::NAME).expect("store");
+    let mut config = NodeConfig::new("n");
+    config.heartbeat = Duration::from_secs(3600);
+    let node = Node::start(config, store, upshift_examples::kv::stages(), 1).expect("start");
+    let _agent = node.run_agent(coordinator.addr(), "in-memory".into());
+    wait_for(WAIT, "the node to register", || async {
+        coordinator.status().await.nodes.len() == 1
+    })
+    .await;
+    coordinator
+        .client
+        .publish(def(1, ScheduleSpec::Immediately))
+        .await
+        .expect("rpc")
+        .expect("publish");
+    // Without a nudge the node would not ask for an hour.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(node.version(), 1);
+    node.saw_version(2);
+    wait_for(WAIT, "the node to upgrade", || async {
+        node.version() == 2
+    })
+    .await;
+}
