@@ -210,6 +210,8 @@ struct Inner {
     current: tokio::sync::Mutex<Current>,
     /// Wakes the agent before its next heartbeat.
     nudge: tokio::sync::Notify,
+    /// For each upgrade: the version reached and how long calls were held.
+    pauses: std::sync::Mutex<Vec<(u32, Duration)>>,
 }
 
 /// One node: a service at its current version, its state store, and the
@@ -264,6 +266,7 @@ impl Node {
                     snapshot: running.snapshot,
                 }),
                 nudge: tokio::sync::Notify::new(),
+                pauses: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -297,6 +300,16 @@ impl Node {
         self.inner.server.listen(addr).await
     }
 
+    /// For each in-process upgrade so far: the version reached, and how long
+    /// the node held calls back (from quiesce to switch) — its unavailable window.
+    pub fn pauses(&self) -> Vec<(u32, Duration)> {
+        self.inner
+            .pauses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Saves the current state as the committed snapshot.
     pub async fn checkpoint(&self) -> Result<(), NodeError> {
         let current = self.inner.current.lock().await;
@@ -325,6 +338,7 @@ impl Node {
                 known: self.inner.stages.keys().copied().collect(),
             })?;
         let old = self.service();
+        let paused = std::time::Instant::now();
         let timeout = self.inner.config.quiesce_timeout;
         if !old.quiesce(timeout).await {
             let busy = old.in_flight();
@@ -345,7 +359,13 @@ impl Node {
                     .install(retire(next.service, self.inner.config.oldest_answered));
                 current.snapshot = next.snapshot;
                 self.inner.version.store(to, Ordering::SeqCst);
-                tracing::info!(node = %self.inner.config.id, version = to, "upgraded");
+                let pause = paused.elapsed();
+                self.inner
+                    .pauses
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((to, pause));
+                tracing::info!(node = %self.inner.config.id, version = to, ?pause, "upgraded");
                 Ok(())
             }
             Err(e) => {
