@@ -477,6 +477,24 @@ impl api::v1::Coordinator for Coordinator {
         }
         self.schedules.validate(&def.schedule)?;
         self.transact(|t| {
+            if !t
+                .content
+                .nodes
+                .values()
+                .any(|n| n.info.service == def.service)
+            {
+                let mut known: Vec<&str> = t
+                    .content
+                    .nodes
+                    .values()
+                    .map(|n| n.info.service.as_str())
+                    .collect();
+                known.dedup();
+                return Err(format!(
+                    "no node of service {:?} is registered (services with nodes: {known:?})",
+                    def.service
+                ));
+            }
             if let Some(open) = Self::active_for(t.content, &def.service) {
                 return Err(format!(
                     "upgrade #{} of {} (v{} -> v{}) is still {:?}; abort it or let it finish first",

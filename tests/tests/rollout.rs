@@ -514,6 +514,21 @@ async fn a_node_down_during_the_rollout_is_waited_for() {
 async fn publishing_checks_the_upgrade() {
     let dir = temp_dir("publish");
     let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", Registry::default()).await;
+    let err = coordinator
+        .client
+        .publish(def(1, ScheduleSpec::Immediately))
+        .await
+        .expect("rpc")
+        .expect_err("no node");
+    assert!(err.contains("no node of service \"Kv\""), "{err}");
+    let info = upshift::udb::NodeInfo {
+        id: "n".into(),
+        address: String::new(),
+        group: "g".into(),
+        service: "Kv".into(),
+        version: 1,
+    };
+    coordinator.client.register(info).await.expect("register");
     let mut skip = def(1, ScheduleSpec::Immediately);
     skip.to = 3;
     let err = coordinator

@@ -1,0 +1,324 @@
+//! `upshift`: run a coordinator, and publish, watch and steer rollouts.
+//!
+//! Every error is one line on stderr and a non-zero exit: 2 for a problem
+//! with the command or the coordinator's answer, 3 when a watched rollout
+//! halts or is aborted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use upshift::Connection;
+use upshift::coordinator::Coordinator;
+use upshift::coordinator::api::{self, Control};
+use upshift::schedule::{Registry, ScheduleSpec};
+use upshift::udb::{NodeState, RedbUdb, RolloutState, UdbContent, UpgradeDef};
+
+#[derive(Parser)]
+#[command(
+    name = "upshift",
+    version,
+    about = "Automatic software upgrades: run a coordinator, publish and watch rollouts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a coordinator with its embedded UDB until interrupted.
+    Coordinator {
+        /// The UDB file (created if missing).
+        #[arg(long, default_value = "upshift.udb")]
+        udb: PathBuf,
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        listen: String,
+    },
+    /// Show every node (version, state, last report, calls per version) and upgrade.
+    Status {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+    },
+    /// Publish an upgrade of a service from one version to the next.
+    Publish {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+        /// The service to upgrade.
+        #[arg(long)]
+        service: String,
+        /// The version its nodes run.
+        #[arg(long)]
+        from: u32,
+        /// The version to move to (the next one).
+        #[arg(long)]
+        to: u32,
+        /// When nodes may upgrade: comma-separated terms such as
+        /// `rolling:1,health:30` (immediately, rolling:N, canary:N:SECS,
+        /// groups:a>b, window:HH:MM-HH:MM, health:SECS, custom:NAME).
+        #[arg(long, default_value = "rolling:1")]
+        schedule: String,
+        /// Where the new code is.
+        #[arg(long, default_value = "in-process")]
+        artifact: String,
+        /// Notes for operators.
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// Follow a rollout live until it is final, halted or aborted.
+    Watch {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+        /// The upgrade; the newest one when omitted.
+        upgrade: Option<u64>,
+    },
+    /// Stop granting slots for an upgrade.
+    Pause {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+        /// The upgrade.
+        upgrade: u64,
+    },
+    /// Grant slots again (also after a halt; failed nodes may retry).
+    Resume {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+        /// The upgrade.
+        upgrade: u64,
+    },
+    /// Abandon an upgrade.
+    Abort {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+        /// The upgrade.
+        upgrade: u64,
+    },
+}
+
+/// A failure to report: its line and exit code.
+struct Failure(String, u8);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string(), 2)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(line, code)) => {
+            eprintln!("error: {line}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn client(addr: SocketAddr) -> Result<api::v1::Client, Failure> {
+    let conn = Connection::connect(addr)
+        .await
+        .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
+    Ok(api::v1::Client::new(conn).with_deadline(Duration::from_secs(10)))
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Coordinator { udb, listen } => {
+            let store = RedbUdb::open(&udb)?;
+            let (_server, listener) = Coordinator::open(store, Registry::default())?
+                .serve(listen.as_str())
+                .await
+                .map_err(|e| Failure(format!("cannot listen on {listen}: {e}"), 2))?;
+            println!(
+                "coordinator listening on {} (UDB {})",
+                listener.local_addr(),
+                udb.display()
+            );
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Status { coordinator } => {
+            let status = client(coordinator).await?.status().await?;
+            print!("{}", render_status(&status));
+            Ok(())
+        }
+        Command::Publish {
+            coordinator,
+            service,
+            from,
+            to,
+            schedule,
+            artifact,
+            notes,
+        } => {
+            let schedule: ScheduleSpec = schedule
+                .parse()
+                .map_err(|e: String| Failure(format!("--schedule: {e}"), 2))?;
+            let def = UpgradeDef {
+                service,
+                from,
+                to,
+                schedule,
+                artifact,
+                notes,
+            };
+            let id = client(coordinator)
+                .await?
+                .publish(def)
+                .await?
+                .map_err(|e| Failure(e, 2))?;
+            println!("published upgrade #{id}");
+            Ok(())
+        }
+        Command::Watch {
+            coordinator,
+            upgrade,
+        } => watch(client(coordinator).await?, upgrade).await,
+        Command::Pause {
+            coordinator,
+            upgrade,
+        } => control(coordinator, upgrade, Control::Pause).await,
+        Command::Resume {
+            coordinator,
+            upgrade,
+        } => control(coordinator, upgrade, Control::Resume).await,
+        Command::Abort {
+            coordinator,
+            upgrade,
+        } => control(coordinator, upgrade, Control::Abort).await,
+    }
+}
+
+async fn control(addr: SocketAddr, upgrade: u64, action: Control) -> Result<(), Failure> {
+    client(addr)
+        .await?
+        .control(upgrade, action)
+        .await?
+        .map_err(|e| Failure(e, 2))?;
+    println!("upgrade #{upgrade}: {action:?} done");
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn render_status(status: &UdbContent) -> String {
+    let mut out = String::new();
+    let now = now_ms();
+    if status.nodes.is_empty() {
+        out.push_str("no nodes registered\n");
+    } else {
+        out.push_str(&format!(
+            "{:<14} {:<10} {:<8} {:>7} {:<22} {:>9}  calls per version\n",
+            "NODE", "SERVICE", "GROUP", "VERSION", "STATE", "LAST SEEN"
+        ));
+    }
+    for n in status.nodes.values() {
+        let state = match &n.state {
+            NodeState::Running if n.healthy => "running".to_string(),
+            NodeState::Running => "running (unhealthy)".to_string(),
+            NodeState::Upgrading { to } => format!("upgrading to v{to}"),
+            NodeState::Failed { to, .. } => format!("failed v{to}"),
+        };
+        let calls: Vec<String> = n.calls.iter().map(|(v, c)| format!("v{v}:{c}")).collect();
+        out.push_str(&format!(
+            "{:<14} {:<10} {:<8} {:>7} {:<22} {:>8.1}s  {}\n",
+            n.info.id,
+            n.info.service,
+            n.info.group,
+            format!("v{}", n.info.version),
+            state,
+            now.saturating_sub(n.last_seen_ms) as f64 / 1000.0,
+            calls.join(" ")
+        ));
+        if let NodeState::Failed { reason, .. } = &n.state {
+            out.push_str(&format!("{:<14} why: {reason}\n", ""));
+        }
+    }
+    for u in status.upgrades.values() {
+        out.push_str(&format!(
+            "upgrade #{} {} v{} -> v{}: {}\n",
+            u.id,
+            u.def.service,
+            u.def.from,
+            u.def.to,
+            describe(&u.state)
+        ));
+    }
+    out
+}
+
+fn describe(state: &RolloutState) -> String {
+    match state {
+        RolloutState::Halted { reason } => format!("HALTED: {reason}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+fn bar(done: usize, total: usize) -> String {
+    let width = 30;
+    let filled = (done * width).checked_div(total).unwrap_or(0);
+    format!(
+        "[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        "-".repeat(width - filled)
+    )
+}
+
+async fn watch(client: api::v1::Client, upgrade: Option<u64>) -> Result<(), Failure> {
+    let status = client.status().await?;
+    let id = match upgrade.or_else(|| status.upgrades.keys().last().copied()) {
+        Some(id) if status.upgrades.contains_key(&id) => id,
+        Some(id) => return Err(Failure(format!("no upgrade #{id}"), 2)),
+        None => return Err(Failure("no upgrade has been published".into(), 2)),
+    };
+    let mut last_line = String::new();
+    loop {
+        let status = client.status().await?;
+        let up = &status.upgrades[&id];
+        let nodes: Vec<_> = status
+            .nodes
+            .values()
+            .filter(|n| n.info.service == up.def.service)
+            .collect();
+        let done = nodes.iter().filter(|n| n.info.version >= up.def.to).count();
+        let upgrading = nodes
+            .iter()
+            .filter(|n| matches!(n.state, NodeState::Upgrading { .. }))
+            .count();
+        let calls: u64 = nodes.iter().flat_map(|n| n.calls.values()).sum();
+        let line = format!(
+            "upgrade #{id} v{} -> v{} {} upgrading {upgrading}  calls {calls}  {}",
+            up.def.from,
+            up.def.to,
+            bar(done, nodes.len()),
+            describe(&up.state)
+        );
+        if line != last_line {
+            println!("{line}");
+            last_line = line;
+        }
+        match &up.state {
+            RolloutState::Final => return Ok(()),
+            RolloutState::Halted { reason } => {
+                return Err(Failure(format!("upgrade #{id} halted: {reason}"), 3));
+            }
+            RolloutState::Aborted => return Err(Failure(format!("upgrade #{id} was aborted"), 3)),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}

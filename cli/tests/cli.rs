@@ -1,0 +1,208 @@
+//! The CLI against a real coordinator process: every command, and each
+//! error as one line with a non-zero exit.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use upshift::Connection;
+use upshift::coordinator::api::{self, Outcome, Slot};
+use upshift::udb::NodeInfo;
+
+const BIN: &str = env!("CARGO_BIN_EXE_upshift");
+
+/// A coordinator started with `upshift coordinator`, killed on drop.
+struct CoordinatorProcess {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for CoordinatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_coordinator(label: &str) -> CoordinatorProcess {
+    let dir = std::env::temp_dir().join(format!("upshift-cli-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--udb"])
+        .arg(dir.join("udb.redb"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the coordinator");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read its first line");
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    CoordinatorProcess { child, addr }
+}
+
+fn upshift(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run upshift")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts a failed command printed exactly one line containing `needle`.
+fn one_line_error(out: &Output, code: i32, needle: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line, got {err:?}");
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "{err:?} lacks {needle:?}"
+    );
+}
+
+async fn operator(addr: &str) -> api::v1::Client {
+    api::v1::Client::new(Connection::connect(addr).await.expect("connect"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_a_rollout_and_reports_errors_in_one_line() {
+    let coordinator = start_coordinator("rollout");
+    let addr = coordinator.addr.as_str();
+
+    let out = upshift(&["status", "-c", addr]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("no nodes registered"));
+
+    let publish = |from: &str, to: &str, schedule: &str| {
+        upshift(&[
+            "publish",
+            "-c",
+            addr,
+            "--service",
+            "Kv",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--schedule",
+            schedule,
+        ])
+    };
+    one_line_error(
+        &publish("1", "2", "rolling:1"),
+        2,
+        "no node of service \"Kv\" is registered",
+    );
+
+    // A node registers (as its agent would).
+    let api = operator(addr).await;
+    let info = NodeInfo {
+        id: "node-a".into(),
+        address: "127.0.0.1:1".into(),
+        group: "kv".into(),
+        service: "Kv".into(),
+        version: 1,
+    };
+    api.register(info).await.expect("register");
+
+    one_line_error(&publish("1", "3", "rolling:1"), 2, "skips a version");
+    one_line_error(
+        &publish("1", "2", "rolling:x"),
+        2,
+        "--schedule: `rolling:x`",
+    );
+    one_line_error(
+        &publish("1", "2", "sometimes"),
+        2,
+        "unknown schedule term `sometimes`",
+    );
+
+    let out = publish("1", "2", "rolling:1,health:0");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "published upgrade #1");
+
+    // Watch while the node takes its slot and reports.
+    let watcher = Command::new(BIN)
+        .args(["watch", "-c", addr, "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start watch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        api.request_slot("node-a".into(), 1).await.expect("rpc"),
+        Slot::Granted
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.report("node-a".into(), 1, Outcome::Upgraded { version: 2 })
+        .await
+        .expect("report");
+    let watched = watcher.wait_with_output().expect("watch ends");
+    let shown = text(&watched.stdout);
+    assert!(watched.status.success(), "{shown}");
+    assert!(
+        shown.contains("0/1") && shown.contains("upgrading 1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("1/1") && shown.trim_end().ends_with("final"),
+        "{shown}"
+    );
+
+    let out = upshift(&["status", "-c", addr]);
+    let status = text(&out.stdout);
+    assert!(
+        status.contains("node-a")
+            && status.contains("v2")
+            && status.contains("upgrade #1 Kv v1 -> v2: final"),
+        "{status}"
+    );
+
+    // Pause, resume and abort a second upgrade; watching an aborted one fails with 3.
+    assert!(publish("2", "3", "immediately").status.success());
+    assert!(upshift(&["pause", "-c", addr, "2"]).status.success());
+    one_line_error(
+        &upshift(&["pause", "-c", addr, "2"]),
+        2,
+        "cannot Pause upgrade #2",
+    );
+    assert!(upshift(&["resume", "-c", addr, "2"]).status.success());
+    assert!(upshift(&["abort", "-c", addr, "2"]).status.success());
+    one_line_error(
+        &upshift(&["watch", "-c", addr, "2"]),
+        3,
+        "upgrade #2 was aborted",
+    );
+    one_line_error(&upshift(&["watch", "-c", addr, "9"]), 2, "no upgrade #9");
+}
+
+#[test]
+fn an_unreachable_coordinator_is_one_line() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    one_line_error(
+        &upshift(&["status", "-c", &addr]),
+        2,
+        &format!("cannot reach the coordinator at {addr}"),
+    );
+}
+
+#[test]
+fn bad_arguments_are_rejected_by_the_parser() {
+    let out = upshift(&["publish", "--from", "one"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("invalid value 'one'"),
+        "{}",
+        text(&out.stderr)
+    );
+}
