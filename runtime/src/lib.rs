@@ -21,6 +21,7 @@
 //! - [`service`]: a [`Service`] at one node version and the versions it answers;
 //! - [`schema`]: metadata of every interface version, for checks and diff docs;
 //! - [`state`]: transforms between state versions and the crash-safe snapshot store;
+//! - [`artifact`]: where a version's code is, and its checksum;
 //! - [`node`]: the upgrade layer: a node's service, its store, and in-process upgrades;
 //! - [`coordinator`]: the upshift service that grants upgrade slots and records rollouts;
 //! - [`udb`]: the upgrade database behind the coordinator, embedded by default;
@@ -33,6 +34,7 @@
 // coordinator's interface is declared with them).
 extern crate self as upshift;
 
+pub mod artifact;
 pub mod client;
 pub mod coordinator;
 pub mod error;

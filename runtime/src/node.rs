@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::artifact::Artifact;
 use crate::coordinator::api::{self, Heartbeat, Outcome, Slot};
 use crate::server::{Listener, Server};
 use crate::service::Service;
@@ -45,6 +46,9 @@ pub enum NodeError {
     /// Calls in flight did not finish in time; the upgrade was called off.
     #[error("{0} calls were still running after {1:?}; the upgrade was called off")]
     Busy(usize, Duration),
+    /// The upgrade's artifact is unusable.
+    #[error(transparent)]
+    Artifact(#[from] crate::artifact::ArtifactError),
     /// A stage failed to start.
     #[error("v{version} did not start: {reason}")]
     Start {
@@ -162,6 +166,11 @@ pub struct NodeConfig {
     pub quiesce_timeout: Duration,
     /// The node's health check, reported with every heartbeat.
     pub health: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// How this node restarts into a new binary (restart-mode upgrades): it
+    /// is called with the verified binary after the state is checkpointed
+    /// and should not return — typically it tells a supervisor which binary
+    /// to start next and exits. Without it, file artifacts fail.
+    pub restart: Option<Arc<dyn Fn(std::path::PathBuf) + Send + Sync>>,
     /// Versions below this are no longer answered: their past SOs are
     /// dropped, and their callers get `VersionUnsupported`. Set it once the
     /// reported call counts show nobody calls them any more.
@@ -190,6 +199,7 @@ impl NodeConfig {
             heartbeat: Duration::from_millis(100),
             quiesce_timeout: Duration::from_secs(5),
             health: Arc::new(|| true),
+            restart: None,
             oldest_answered: None,
         }
     }
@@ -231,6 +241,39 @@ impl fmt::Debug for Node {
 }
 
 impl Node {
+    /// Starts a node at the newest version it has a stage for: the committed
+    /// snapshot, of that or any older version, is transformed and committed
+    /// at the newest version. This is how a new binary starts in a
+    /// restart-mode upgrade.
+    pub fn start_newest(
+        config: NodeConfig,
+        store: FileStore,
+        stages: Vec<Box<dyn Stage>>,
+    ) -> Result<Self, NodeError> {
+        let newest = stages
+            .iter()
+            .map(|s| s.version())
+            .max()
+            .ok_or(NodeError::NoStage {
+                version: 0,
+                known: Vec::new(),
+            })?;
+        let committed = store.read()?.map(|(s, _)| s);
+        let stage = stages
+            .iter()
+            .find(|s| s.version() == newest)
+            .ok_or(NodeError::NoStage {
+                version: newest,
+                known: Vec::new(),
+            })?;
+        if committed.as_ref().is_none_or(|s| s.version != newest) {
+            let running = stage.start(committed.as_ref())?;
+            // Commit the transformed state before serving from it.
+            store.write(&(running.snapshot)()?)?;
+        }
+        Self::start(config, store, stages, newest)
+    }
+
     /// Starts a node from its store: at the version of the committed
     /// snapshot, or at `initial` with fresh state when there is none.
     pub fn start(
@@ -444,7 +487,12 @@ impl Node {
         if client.request_slot(id.clone(), pending.upgrade).await? != Slot::Granted {
             return Ok(());
         }
-        let outcome = match self.upgrade_to(pending.to).await {
+        let result = match Artifact::parse(&pending.artifact) {
+            Ok(Artifact::InProcess) => self.upgrade_to(pending.to).await,
+            Ok(file) => self.restart_into(file).await,
+            Err(e) => Err(e.into()),
+        };
+        let outcome = match result {
             Ok(()) => Outcome::Upgraded {
                 version: pending.to,
             },
@@ -453,5 +501,43 @@ impl Node {
             },
         };
         client.report(id, pending.upgrade, outcome).await
+    }
+
+    /// Restart-mode upgrade: verify the binary, hold calls, checkpoint the
+    /// state, and hand over to the restart hook. The new binary registers
+    /// at the new version, which tells the coordinator the upgrade went.
+    async fn restart_into(&self, artifact: Artifact) -> Result<(), NodeError> {
+        let Artifact::File { path, .. } = &artifact else {
+            return Ok(());
+        };
+        let restart = self
+            .inner
+            .config
+            .restart
+            .clone()
+            .ok_or_else(|| NodeError::Start {
+                version: self.version() + 1,
+                reason: "this node has no restart hook, so it cannot restart into a binary".into(),
+            })?;
+        artifact.verify()?;
+        let service = self.service();
+        let timeout = self.inner.config.quiesce_timeout;
+        if !service.quiesce(timeout).await {
+            let busy = service.in_flight();
+            service.reopen();
+            return Err(NodeError::Busy(busy, timeout));
+        }
+        if let Err(e) = self.checkpoint().await {
+            service.reopen();
+            return Err(e);
+        }
+        tracing::info!(node = %self.inner.config.id, binary = %path.display(), "restarting into the new binary");
+        restart(path.clone());
+        // A hook that returns did not restart: keep serving the old version.
+        service.reopen();
+        Err(NodeError::Start {
+            version: self.version() + 1,
+            reason: "the restart hook returned without restarting".into(),
+        })
     }
 }

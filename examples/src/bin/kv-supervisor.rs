@@ -1,0 +1,73 @@
+//! Runs a key-value node process and keeps it running: when the node exits
+//! to restart into a new binary (exit code 75), it starts the binary named in
+//! `<state>/next-binary`; when the node crashes or is killed, it starts the
+//! same binary again. The current child's pid is kept in `<state>/node.pid`.
+//!
+//! Usage: `kv-supervisor BINARY NODE-ARGS...` (the node's `--state DIR` among them).
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use upshift_examples::node_main::RESTART_EXIT_CODE;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(mut binary) = args.next().map(PathBuf::from) else {
+        eprintln!("error: usage: kv-supervisor BINARY NODE-ARGS...");
+        return ExitCode::FAILURE;
+    };
+    let node_args: Vec<String> = args.collect();
+    let Some(state) = node_args
+        .iter()
+        .position(|a| a == "--state")
+        .and_then(|i| node_args.get(i + 1))
+    else {
+        eprintln!("error: the node arguments need --state DIR");
+        return ExitCode::FAILURE;
+    };
+    let state = PathBuf::from(state);
+    let mut crashes = 0;
+    loop {
+        let mut child = match Command::new(&binary).args(&node_args).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                eprintln!("error: cannot start {}: {e}", binary.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let _ = std::fs::write(state.join("node.pid"), child.id().to_string());
+        let status = match child.wait() {
+            Ok(status) => status,
+            Err(e) => {
+                eprintln!("error: waiting for the node: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match status.code() {
+            Some(0) => return ExitCode::SUCCESS,
+            Some(RESTART_EXIT_CODE) => match std::fs::read_to_string(state.join("next-binary")) {
+                Ok(next) => {
+                    eprintln!("supervisor: restarting into {next}");
+                    binary = PathBuf::from(next.trim());
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: the node asked for a restart but {}: {e}",
+                        state.join("next-binary").display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            },
+            _ => {
+                crashes += 1;
+                if crashes > 20 {
+                    eprintln!("error: the node keeps crashing ({status}); giving up");
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("supervisor: the node stopped ({status}); starting it again");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
