@@ -1,385 +1,59 @@
-//! The main demo: a coordinator with an embedded UDB, five key-value nodes on
-//! loopback at v1, and clients of v1, v2 and v3 writing and reading all the
-//! time. It publishes v1 -> v2 (rolling, one node at a time, health-gated),
-//! then v2 -> v3, shows progress live, prints a summary, reads back every
-//! acknowledged write, and exits non-zero if anything was lost or failed.
+//! The main demo: five key-value nodes upgraded v1 -> v2 -> v3, one at a
+//! time and health-gated, while clients of every version keep calling. Prints
+//! progress and a summary; exits non-zero if a call failed or a write was lost.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use upshift::coordinator::{Coordinator, api};
-use upshift::node::{Node, NodeConfig};
-use upshift::schedule::{Registry, ScheduleSpec};
-use upshift::state::FileStore;
-use upshift::udb::{RedbUdb, RolloutState, UpgradeDef};
-use upshift::{CallError, Connection, RetryPolicy};
-use upshift_examples::kv::interface::{v1, v2, v3};
-
-const NODES: usize = 5;
-
-/// What the clients observed.
-#[derive(Default)]
-struct Observed {
-    calls: AtomicU64,
-    failed: AtomicU64,
-    by_route: [AtomicU64; 3], // object, past SO, future SO
-    failures: Mutex<Vec<String>>,
-    latencies: Mutex<(Vec<Duration>, Vec<Duration>)>, // before, during
-    acked: Mutex<BTreeMap<usize, Vec<(String, String)>>>,
-}
-
-enum Phase {
-    Before,
-    During,
-    After,
-}
-
-struct Shared {
-    observed: Observed,
-    phase: Mutex<Phase>,
-    stop: AtomicBool,
-}
-
-impl Shared {
-    fn record(
-        &self,
-        client_version: u32,
-        conn: &Connection,
-        took: Duration,
-        result: Result<(), CallError>,
-        what: &str,
-    ) {
-        self.observed.calls.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(()) => {
-                let node = conn.node_version().unwrap_or(client_version);
-                let route = match node.cmp(&client_version) {
-                    std::cmp::Ordering::Equal => 0,
-                    std::cmp::Ordering::Greater => 1,
-                    std::cmp::Ordering::Less => 2,
-                };
-                self.observed.by_route[route].fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.observed.failed.fetch_add(1, Ordering::Relaxed);
-                lock(&self.observed.failures).push(format!("{what}: {e}"));
-            }
-        }
-        let mut lat = lock(&self.observed.latencies);
-        match *lock(&self.phase) {
-            Phase::Before => lat.0.push(took),
-            Phase::During => lat.1.push(took),
-            Phase::After => {}
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A client of `version` writing and reading keys on node `node` until stopped.
-async fn client_loop(shared: Arc<Shared>, conn: Connection, node: usize, version: u32) {
-    let retry = RetryPolicy::default();
-    let deadline = Duration::from_secs(10);
-    let c1 = v1::Client::new(conn.clone())
-        .with_retry(retry)
-        .with_deadline(deadline);
-    let c2 = v2::Client::new(conn.clone())
-        .with_retry(retry)
-        .with_deadline(deadline);
-    let c3 = v3::Client::new(conn.clone())
-        .with_retry(retry)
-        .with_deadline(deadline);
-    let mut i = 0u64;
-    while !shared.stop.load(Ordering::Relaxed) {
-        let (key, value) = (
-            format!("n{node}-c{version}-{i}"),
-            format!("value {i} from a v{version} client"),
-        );
-        let started = Instant::now();
-        let put = match version {
-            1 => c1.put(key.clone(), value.clone()).await,
-            2 => c2.put(key.clone(), value.clone(), None).await,
-            _ => c3.put(key.clone(), value.clone(), None).await,
-        };
-        let ok = put.is_ok();
-        shared.record(
-            version,
-            &conn,
-            started.elapsed(),
-            put,
-            &format!("v{version} put {key}"),
-        );
-        if ok {
-            lock(&shared.observed.acked)
-                .entry(node)
-                .or_default()
-                .push((key.clone(), value));
-        }
-        let started = Instant::now();
-        let get = match version {
-            1 => c1.get(key.clone()).await.map(drop),
-            2 => c2.get(key.clone()).await.map(drop),
-            _ => c3.get(key.clone()).await.map(drop),
-        };
-        shared.record(
-            version,
-            &conn,
-            started.elapsed(),
-            get,
-            &format!("v{version} get {key}"),
-        );
-        i += 1;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn progress(start: Instant, label: &str, nodes: &[Node], shared: &Shared) {
-    let mut versions = BTreeMap::new();
-    for n in nodes {
-        *versions.entry(n.version()).or_insert(0) += 1;
-    }
-    let versions: Vec<String> = versions.iter().map(|(v, n)| format!("v{v}:{n}")).collect();
-    let o = &shared.observed;
-    println!(
-        "[{:>5.1}s] {label:<28} nodes {:<16} calls {:>6} (object {:>6}, past SO {:>6}, future SO {:>6})  failed {}",
-        start.elapsed().as_secs_f64(),
-        versions.join(" "),
-        o.calls.load(Ordering::Relaxed),
-        o.by_route[0].load(Ordering::Relaxed),
-        o.by_route[1].load(Ordering::Relaxed),
-        o.by_route[2].load(Ordering::Relaxed),
-        o.failed.load(Ordering::Relaxed),
-    );
-}
-
-async fn roll_out(
-    operator: &api::v1::Client,
-    from: u32,
-    start: Instant,
-    nodes: &[Node],
-    shared: &Shared,
-) -> Result<(), String> {
-    let schedule = ScheduleSpec::All(vec![
-        ScheduleSpec::Rolling { max_parallel: 1 },
-        ScheduleSpec::HealthGate { healthy_secs: 1 },
-    ]);
-    let def = UpgradeDef {
-        service: "Kv".into(),
-        from,
-        to: from + 1,
-        schedule,
-        artifact: "in-process".into(),
-        notes: format!("kv v{from} -> v{}", from + 1),
-    };
-    let id = operator.publish(def).await.map_err(|e| e.to_string())??;
-    let label = format!("upgrade #{id} v{from}->v{} rolling", from + 1);
-    println!(
-        "published upgrade #{id}: v{from} -> v{}, rolling one node at a time, health-gated",
-        from + 1
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        progress(start, &label, nodes, shared);
-        let status = operator.status().await.map_err(|e| e.to_string())?;
-        match &status.upgrades[&id].state {
-            RolloutState::Final => return Ok(()),
-            RolloutState::Halted { reason } => {
-                return Err(format!("upgrade #{id} halted: {reason}"));
-            }
-            RolloutState::Aborted => return Err(format!("upgrade #{id} was aborted")),
-            _ if Instant::now() > deadline => {
-                return Err(format!("upgrade #{id} did not finish in 60 s"));
-            }
-            _ => {}
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
+use upshift_examples::demo::{self, Options, percentile};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+    let report = match demo::run(Options::default()).await {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("demo failed: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-    }
-}
-
-async fn run() -> Result<bool, Box<dyn std::error::Error>> {
-    let start = Instant::now();
-    let dir: PathBuf = std::env::temp_dir().join(format!("upshift-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    println!("upshift demo: rolling upgrades of a key-value service under load");
-    println!("state and the UDB live in {}\n", dir.display());
-
-    let udb = RedbUdb::open(dir.join("udb.redb"))?;
-    let (_coordinator, coordinator) = Coordinator::open(udb, Registry::default())?
-        .serve("127.0.0.1:0")
-        .await?;
-    println!(
-        "coordinator on {} (embedded UDB: {})",
-        coordinator.local_addr(),
-        dir.join("udb.redb").display()
-    );
-    let operator = api::v1::Client::new(Connection::connect(coordinator.local_addr()).await?);
-
-    let mut nodes = Vec::new();
-    let mut listeners = Vec::new();
-    for i in 0..NODES {
-        let store = FileStore::open(
-            dir.join(format!("node{i}")),
-            upshift_examples::kv::state::NAME,
-        )?;
-        let mut config = NodeConfig::new(format!("node{i}"));
-        config.heartbeat = Duration::from_millis(50);
-        let node = Node::start(config, store, upshift_examples::kv::stages(), 1)?;
-        let listener = node.listen("127.0.0.1:0").await?;
-        println!(
-            "node{i} at v{} on {}",
-            node.version(),
-            listener.local_addr()
-        );
-        node.run_agent(coordinator.local_addr(), listener.local_addr().to_string());
-        nodes.push(node);
-        listeners.push(listener);
-    }
-
-    let shared = Arc::new(Shared {
-        observed: Observed::default(),
-        phase: Mutex::new(Phase::Before),
-        stop: AtomicBool::new(false),
-    });
-    let mut clients = Vec::new();
-    for (i, l) in listeners.iter().enumerate() {
-        let conn = Connection::connect(l.local_addr()).await?;
-        for version in 1..=3 {
-            clients.push(tokio::spawn(client_loop(
-                shared.clone(),
-                conn.clone(),
-                i,
-                version,
-            )));
-        }
-    }
-    println!(
-        "\n{} clients (v1, v2 and v3 on every node) writing and reading\n",
-        clients.len()
-    );
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        progress(start, "steady at v1", &nodes, &shared);
-    }
-
-    *lock(&shared.phase) = Phase::During;
-    let rollouts = async {
-        roll_out(&operator, 1, start, &nodes, &shared).await?;
-        roll_out(&operator, 2, start, &nodes, &shared).await
-    }
-    .await;
-    *lock(&shared.phase) = Phase::After;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    progress(start, "steady at v3", &nodes, &shared);
-    shared.stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await?;
-    }
-
-    // Summary.
-    let o = &shared.observed;
-    let (mut before, mut during) = lock(&o.latencies).clone();
-    before.sort();
-    during.sort();
+    };
     println!("\n== summary ==");
-    println!("calls made       {}", o.calls.load(Ordering::Relaxed));
-    println!("calls failed     {}", o.failed.load(Ordering::Relaxed));
-    println!(
-        "served by        object {}, past SO chains {}, future SO chains {}",
-        o.by_route[0].load(Ordering::Relaxed),
-        o.by_route[1].load(Ordering::Relaxed),
-        o.by_route[2].load(Ordering::Relaxed)
-    );
-    println!(
-        "latency before   p50 {:?}  p99 {:?}  ({} calls)",
-        percentile(&before, 0.5),
-        percentile(&before, 0.99),
-        before.len()
-    );
-    println!(
-        "latency during   p50 {:?}  p99 {:?}  ({} calls)",
-        percentile(&during, 0.5),
-        percentile(&during, 0.99),
-        during.len()
-    );
-    for n in &nodes {
-        let pauses: Vec<String> = n
-            .pauses()
+    println!("calls made       {}", report.calls);
+    println!("calls failed     {}", report.failures.len());
+    let [object, past, future] = report.by_route;
+    println!("served by        object {object}, past SO chains {past}, future SO chains {future}");
+    for (label, lat) in [("before", &report.before), ("during", &report.during)] {
+        println!(
+            "latency {label}   p50 {:?}  p99 {:?}  ({} calls)",
+            percentile(lat, 0.5),
+            percentile(lat, 0.99),
+            lat.len()
+        );
+    }
+    for (id, version, pauses) in &report.nodes {
+        let pauses: Vec<String> = pauses
             .iter()
             .map(|(v, d)| format!("to v{v}: {d:?}"))
             .collect();
-        println!(
-            "{} unavailable  {}  (now v{})",
-            n.id(),
-            pauses.join(", "),
-            n.version()
-        );
-    }
-
-    // Read back every acknowledged write through v3 clients.
-    let acked = lock(&o.acked).clone();
-    let mut missing = Vec::new();
-    let mut checked = 0;
-    for (i, l) in listeners.iter().enumerate() {
-        let reader = v3::Client::new(Connection::connect(l.local_addr()).await?);
-        for (key, value) in acked.get(&i).into_iter().flatten() {
-            checked += 1;
-            match reader.get(key.clone()).await? {
-                Some(entry) if &entry.value == value => {}
-                other => missing.push(format!("node{i} {key}: {other:?}")),
-            }
-        }
+        println!("{id} unavailable  {}  (now v{version})", pauses.join(", "));
     }
     println!(
-        "acknowledged writes read back: {checked}, missing: {}",
-        missing.len()
+        "acknowledged writes read back: {}, missing: {}",
+        report.checked,
+        report.missing.len()
     );
-
-    let failures = lock(&o.failures).clone();
-    let all_v3 = nodes.iter().all(|n| n.version() == 3);
-    let ok = rollouts.is_ok() && missing.is_empty() && failures.is_empty() && all_v3;
-    if let Err(e) = &rollouts {
+    if let Some(e) = &report.rollout_error {
         println!("rollout problem: {e}");
     }
-    for f in failures.iter().take(10) {
+    for f in report.failures.iter().take(10) {
         println!("failed call: {f}");
     }
-    for m in missing.iter().take(10) {
+    for m in report.missing.iter().take(10) {
         println!("missing: {m}");
     }
-    println!(
-        "\n{}",
-        if ok {
-            "OK: both upgrades done, no call failed, nothing lost"
-        } else {
-            "FAILED"
-        }
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(ok)
+    if report.ok() {
+        println!("\nOK: both upgrades done, no call failed, nothing lost");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nFAILED");
+        ExitCode::FAILURE
+    }
 }
