@@ -65,7 +65,7 @@ async fn main() {
     let worst = report
         .nodes
         .iter()
-        .flat_map(|(_, _, pauses)| pauses.iter().map(|(_, d)| *d))
+        .flat_map(|n| n.pauses.iter().map(|(_, d)| *d))
         .max()
         .unwrap_or_default();
     println!("longest unavailable window of a node: {worst:.3?}");

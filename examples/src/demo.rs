@@ -56,14 +56,25 @@ pub struct Report {
     pub before: Vec<Duration>,
     /// Latencies of calls during the upgrades, sorted.
     pub during: Vec<Duration>,
-    /// Per node: id, final version, and each upgrade's unavailable window.
-    pub nodes: Vec<(String, u32, Vec<(u32, Duration)>)>,
+    /// Per node: how its upgrades went.
+    pub nodes: Vec<NodeReport>,
     /// Acknowledged writes read back.
     pub checked: usize,
     /// Acknowledged writes missing or changed.
     pub missing: Vec<String>,
     /// Why a rollout did not finish, if one did not.
     pub rollout_error: Option<String>,
+}
+
+/// One node's part of a [`Report`].
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// The node's id.
+    pub id: String,
+    /// The version it ended at.
+    pub version: u32,
+    /// Each upgrade: the version reached and the node's unavailable window.
+    pub pauses: Vec<(u32, Duration)>,
 }
 
 impl Report {
@@ -73,7 +84,7 @@ impl Report {
         self.rollout_error.is_none()
             && self.failures.is_empty()
             && self.missing.is_empty()
-            && self.nodes.iter().all(|(_, v, _)| *v == 3)
+            && self.nodes.iter().all(|n| n.version == 3)
     }
 }
 
@@ -385,7 +396,11 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         during,
         nodes: nodes
             .iter()
-            .map(|n| (n.id().to_string(), n.version(), n.pauses()))
+            .map(|n| NodeReport {
+                id: n.id().to_string(),
+                version: n.version(),
+                pauses: n.pauses(),
+            })
             .collect(),
         checked,
         missing,

@@ -28,12 +28,18 @@ async fn main() -> ExitCode {
             lat.len()
         );
     }
-    for (id, version, pauses) in &report.nodes {
-        let pauses: Vec<String> = pauses
+    for node in &report.nodes {
+        let pauses: Vec<String> = node
+            .pauses
             .iter()
             .map(|(v, d)| format!("to v{v}: {d:?}"))
             .collect();
-        println!("{id} unavailable  {}  (now v{version})", pauses.join(", "));
+        println!(
+            "{} unavailable  {}  (now v{})",
+            node.id,
+            pauses.join(", "),
+            node.version
+        );
     }
     println!(
         "acknowledged writes read back: {}, missing: {}",
