@@ -25,6 +25,12 @@ pub mod state_reference {}
 #[doc = include_str!("src/reference/wire-format.md")]
 pub mod wire_format {}
 
+#[doc = include_str!("src/operations.md")]
+pub mod operations {}
+
+#[doc = include_str!("src/restart.md")]
+pub mod restart {}
+
 #[doc = include_str!("src/performance.md")]
 pub mod performance {}
 
