@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -114,8 +115,57 @@ pub struct CallOptions {
 /// last clone is dropped.
 #[derive(Clone)]
 pub struct Connection {
-    links: Arc<[Link]>,
+    links: Arc<[Endpoint]>,
     cursor: Arc<AtomicU64>,
+}
+
+/// One node of a connection: its current link and, for TCP, the address to
+/// reconnect to when the link closes (the node restarted, say).
+struct Endpoint {
+    link: Mutex<Link>,
+    addr: Option<SocketAddr>,
+}
+
+impl Clone for Endpoint {
+    fn clone(&self) -> Self {
+        Endpoint {
+            link: Mutex::new(self.link.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            addr: self.addr,
+        }
+    }
+}
+
+impl Endpoint {
+    /// The link to call on: the current one, or a new one if it closed and
+    /// the node can be reached again. A node that cannot be reached did not
+    /// run the call.
+    async fn link(&self) -> Result<Link, CallError> {
+        let current = self.link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(addr) = self.addr.filter(|_| current.is_closed()) else {
+            return Ok(current);
+        };
+        let config = (*current.config).clone();
+        let fresh = Link::connect_with(addr, config)
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{addr}: {e}")))?;
+        *self.link.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+
+    fn node_version(&self) -> Option<u32> {
+        self.link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .node_version()
+    }
+
+    fn deadline(&self) -> Duration {
+        self.link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .config
+            .deadline
+    }
 }
 
 impl fmt::Debug for Connection {
@@ -128,19 +178,26 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects over TCP with the default settings.
+    /// Connects over TCP with the default settings. When the connection
+    /// closes (the node restarted), the next call connects again.
     pub async fn connect(addr: impl ToSocketAddrs) -> std::io::Result<Self> {
-        Ok(Link::connect_with(addr, ClientConfig::default())
-            .await?
-            .into())
+        Self::connect_with(addr, ClientConfig::default()).await
     }
 
-    /// Connects over TCP with the given settings.
+    /// Connects over TCP with the given settings; see [`Connection::connect`].
     pub async fn connect_with(
         addr: impl ToSocketAddrs,
         config: ClientConfig,
     ) -> std::io::Result<Self> {
-        Ok(Link::connect_with(addr, config).await?.into())
+        let link = Link::connect_with(addr, config).await?;
+        let addr = link.peer;
+        Ok(Connection {
+            links: Arc::from([Endpoint {
+                link: Mutex::new(link),
+                addr,
+            }]),
+            cursor: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// Connects over a Unix domain socket with the given settings.
@@ -168,7 +225,7 @@ impl Connection {
     ///
     /// If `replicas` is empty.
     pub fn replicas(replicas: impl IntoIterator<Item = Connection>) -> Self {
-        let links: Vec<Link> = replicas
+        let links: Vec<Endpoint> = replicas
             .into_iter()
             .flat_map(|c| c.links.iter().cloned().collect::<Vec<_>>())
             .collect();
@@ -181,13 +238,13 @@ impl Connection {
 
     /// The newest version any node reported in a reply, if a reply came yet.
     pub fn node_version(&self) -> Option<u32> {
-        self.links.iter().filter_map(Link::node_version).max()
+        self.links.iter().filter_map(Endpoint::node_version).max()
     }
 
     /// The settings calls get unless their client sets others.
     pub fn default_options(&self) -> CallOptions {
         CallOptions {
-            deadline: self.links[0].config.deadline,
+            deadline: self.links[0].deadline(),
             retry: None,
         }
     }
@@ -218,7 +275,10 @@ impl Connection {
             if remaining.is_zero() {
                 return Err(CallError::DeadlineExceeded(options.deadline));
             }
-            let result = link.call(service, version, method, args, remaining).await;
+            let result = match link.link().await {
+                Ok(link) => link.call(service, version, method, args, remaining).await,
+                Err(unreachable) => Err(unreachable),
+            };
             let retry = match (&result, options.retry) {
                 (Err(e), Some(policy)) if e.not_executed() && attempt + 1 < policy.attempts => {
                     policy
@@ -261,7 +321,10 @@ fn backoff(policy: RetryPolicy, attempt: u32, seed: u64) -> Duration {
 impl From<Link> for Connection {
     fn from(link: Link) -> Self {
         Connection {
-            links: Arc::from([link]),
+            links: Arc::from([Endpoint {
+                link: Mutex::new(link),
+                addr: None,
+            }]),
             cursor: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -270,6 +333,8 @@ impl From<Link> for Connection {
 /// One multiplexed connection to one node.
 #[derive(Clone)]
 struct Link {
+    /// The node's TCP address, to reconnect to.
+    peer: Option<SocketAddr>,
     frames: mpsc::UnboundedSender<Vec<u8>>,
     shared: Arc<Shared>,
     next_id: Arc<AtomicU64>,
@@ -280,7 +345,11 @@ impl Link {
     async fn connect_with(addr: impl ToSocketAddrs, config: ClientConfig) -> std::io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Self::from_io(stream, config))
+        let peer = stream.peer_addr()?;
+        Ok(Link {
+            peer: Some(peer),
+            ..Self::from_io(stream, config)
+        })
     }
 
     fn from_io<IO>(io: IO, config: ClientConfig) -> Self
@@ -300,11 +369,16 @@ impl Link {
         });
         tokio::spawn(read_replies(read, shared.clone(), config.max_frame));
         Link {
+            peer: None,
             frames,
             shared,
             next_id: Arc::new(AtomicU64::new(1)),
             config: Arc::new(config),
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.pending().closed.is_some()
     }
 
     fn node_version(&self) -> Option<u32> {
@@ -345,7 +419,8 @@ impl Link {
         {
             let mut pending = self.shared.pending();
             if let Some(reason) = &pending.closed {
-                return Err(CallError::ConnectionClosed(reason.clone()));
+                // Closed before this call was sent: it certainly did not run.
+                return Err(CallError::Unreachable(reason.clone()));
             }
             pending.waiters.insert(call_id, tx);
         }

@@ -84,6 +84,9 @@ pub enum CallError {
     /// No reply arrived within the deadline; the call may or may not have run.
     #[error("no reply within the deadline of {0:?}; the call may or may not have run")]
     DeadlineExceeded(Duration),
+    /// The node could not be reached; the call was not sent.
+    #[error("the node is unreachable, so the call was not sent: {0}")]
+    Unreachable(String),
     /// The connection closed before the reply arrived.
     #[error("the connection closed before the reply arrived: {0}")]
     ConnectionClosed(String),
@@ -107,15 +110,18 @@ impl CallError {
             CallError::VersionUnsupported { .. }
                 | CallError::Upgrading { .. }
                 | CallError::UnknownService(_)
+                | CallError::Unreachable(_)
         )
     }
 
-    /// Whether waiting may help: the node is upgrading, or does not speak
-    /// this version yet.
+    /// Whether waiting may help: the node is upgrading or restarting, or
+    /// does not speak this version yet.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            CallError::VersionUnsupported { .. } | CallError::Upgrading { .. }
+            CallError::VersionUnsupported { .. }
+                | CallError::Upgrading { .. }
+                | CallError::Unreachable(_)
         )
     }
 }

@@ -182,3 +182,36 @@ async fn a_call_with_an_unknown_outcome_is_not_retried() {
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1, "sent once");
 }
+
+/// A node that restarts on the same address: the connection's next call
+/// connects again; while the node is down, calls are `Unreachable` (not
+/// sent, so retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_connection_reconnects_to_a_restarted_node() {
+    let first = Server::new(upshift_examples::kv::service(1, false));
+    let listener = first.listen("127.0.0.1:0").await.expect("listen");
+    let addr = listener.local_addr();
+    let conn = Connection::connect(addr).await.expect("connect");
+    let client = v1::Client::new(conn.clone());
+    client.put("k".into(), "v".into()).await.expect("put");
+    drop(listener); // the node dies: its connections close
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    match client.get("k".into()).await {
+        Err(e @ CallError::Unreachable(_)) => assert!(e.not_executed()),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    // It comes back on the same address; a retrying client gets through.
+    let second = Server::new(upshift_examples::kv::service(2, false));
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        second.listen(addr).await.expect("listen again")
+    });
+    let retrying = v1::Client::new(conn.clone()).with_retry(RetryPolicy::default());
+    assert_eq!(
+        retrying.get("k".into()).await.expect("after the restart"),
+        None,
+        "a new node, fresh state"
+    );
+    assert_eq!(conn.node_version(), Some(2));
+    drop(restart.await.expect("task"));
+}
