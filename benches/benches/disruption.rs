@@ -24,6 +24,7 @@ async fn main() {
         steady: Duration::from_secs(5),
         healthy_secs: 1,
         progress: false,
+        restart_binaries: None,
     };
     let report = match demo::run(options).await {
         Ok(report) => report,

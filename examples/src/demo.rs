@@ -5,11 +5,15 @@
 //! v2 -> v3, shows progress, and reads back every acknowledged write.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use upshift::Listener;
+use upshift::artifact::Artifact;
 use upshift::coordinator::{Coordinator, api};
 use upshift::node::{Node, NodeConfig};
 use upshift::schedule::{Registry, ScheduleSpec};
@@ -30,6 +34,10 @@ pub struct Options {
     pub healthy_secs: u64,
     /// Print progress lines.
     pub progress: bool,
+    /// Restart mode: run each node as a `kv-supervisor` process over the
+    /// `kv-node-vN` binaries in this directory, and upgrade by restarting
+    /// into checksummed binaries. `None` upgrades in process.
+    pub restart_binaries: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -39,6 +47,7 @@ impl Default for Options {
             steady: Duration::from_secs(1),
             healthy_secs: 1,
             progress: true,
+            restart_binaries: None,
         }
     }
 }
@@ -73,7 +82,8 @@ pub struct NodeReport {
     pub id: String,
     /// The version it ended at.
     pub version: u32,
-    /// Each upgrade: the version reached and the node's unavailable window.
+    /// Each upgrade: the version reached and the node's unavailable window
+    /// (measured in process; empty in restart mode).
     pub pauses: Vec<(u32, Duration)>,
 }
 
@@ -215,13 +225,23 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn progress(start: Instant, label: &str, nodes: &[Node], shared: &Shared) {
+/// Node versions as the coordinator reports them.
+async fn versions(operator: &api::v1::Client) -> BTreeMap<String, u32> {
+    let status = operator.status().await.unwrap_or_default();
+    status
+        .nodes
+        .values()
+        .map(|n| (n.info.id.clone(), n.info.version))
+        .collect()
+}
+
+async fn progress(start: Instant, label: &str, operator: &api::v1::Client, shared: &Shared) {
     if !shared.show {
         return;
     }
     let mut versions = BTreeMap::new();
-    for n in nodes {
-        *versions.entry(n.version()).or_insert(0) += 1;
+    for v in self::versions(operator).await.into_values() {
+        *versions.entry(v).or_insert(0) += 1;
     }
     let versions: Vec<String> = versions.iter().map(|(v, n)| format!("v{v}:{n}")).collect();
     let o = &shared.observed;
@@ -241,10 +261,16 @@ async fn roll_out(
     operator: &api::v1::Client,
     from: u32,
     start: Instant,
-    nodes: &[Node],
     shared: &Shared,
-    healthy_secs: u64,
+    options: &Options,
 ) -> Result<(), String> {
+    let healthy_secs = options.healthy_secs;
+    let artifact = match &options.restart_binaries {
+        None => "in-process".to_string(),
+        Some(dir) => {
+            Artifact::file(dir.join(format!("kv-node-v{}", from + 1))).map_err(|e| e.to_string())?
+        }
+    };
     let schedule = ScheduleSpec::All(vec![
         ScheduleSpec::Rolling { max_parallel: 1 },
         ScheduleSpec::HealthGate { healthy_secs },
@@ -254,7 +280,7 @@ async fn roll_out(
         from,
         to: from + 1,
         schedule,
-        artifact: "in-process".into(),
+        artifact,
         notes: format!("kv v{from} -> v{}", from + 1),
     };
     let id = operator.publish(def).await.map_err(|e| e.to_string())??;
@@ -267,7 +293,7 @@ async fn roll_out(
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        progress(start, &label, nodes, shared);
+        progress(start, &label, operator, shared).await;
         let status = operator.status().await.map_err(|e| e.to_string())?;
         match &status.upgrades[&id].state {
             RolloutState::Final => return Ok(()),
@@ -309,22 +335,20 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     ));
     let operator = api::v1::Client::new(Connection::connect(coordinator.local_addr()).await?);
 
-    let mut nodes = Vec::new();
-    let mut listeners = Vec::new();
-    for i in 0..options.nodes {
-        let store = FileStore::open(dir.join(format!("node{i}")), crate::kv::state::NAME)?;
-        let mut config = NodeConfig::new(format!("node{i}"));
-        config.heartbeat = Duration::from_millis(50);
-        let node = Node::start(config, store, crate::kv::stages(), 1)?;
-        let listener = node.listen("127.0.0.1:0").await?;
-        say(format!(
-            "node{i} at v{} on {}",
-            node.version(),
-            listener.local_addr()
-        ));
-        node.run_agent(coordinator.local_addr(), listener.local_addr().to_string());
-        nodes.push(node);
-        listeners.push(listener);
+    let cluster = match &options.restart_binaries {
+        None => Cluster::in_process(&dir, options.nodes, coordinator.local_addr()).await?,
+        Some(bin) => Cluster::processes(&dir, bin, options.nodes, coordinator.local_addr())?,
+    };
+    for (i, addr) in cluster.addrs.iter().enumerate() {
+        say(format!("node{i} at v1 on {addr}"));
+    }
+    // Wait for every node to register before loading them.
+    let registered = Instant::now() + Duration::from_secs(30);
+    while versions(&operator).await.len() < options.nodes {
+        if Instant::now() > registered {
+            return Err("the nodes did not register within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let shared = Arc::new(Shared {
@@ -334,8 +358,8 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         show: options.progress,
     });
     let mut clients = Vec::new();
-    for (i, l) in listeners.iter().enumerate() {
-        let conn = Connection::connect(l.local_addr()).await?;
+    for (i, addr) in cluster.addrs.iter().enumerate() {
+        let conn = Connection::connect(addr).await?;
         for version in 1..=3 {
             clients.push(tokio::spawn(client_loop(
                 shared.clone(),
@@ -352,18 +376,18 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     let steady_until = Instant::now() + options.steady;
     while Instant::now() < steady_until {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        progress(start, "steady at v1", &nodes, &shared);
+        progress(start, "steady at v1", &operator, &shared).await;
     }
 
     *lock(&shared.phase) = Phase::During;
     let rollouts = async {
-        roll_out(&operator, 1, start, &nodes, &shared, options.healthy_secs).await?;
-        roll_out(&operator, 2, start, &nodes, &shared, options.healthy_secs).await
+        roll_out(&operator, 1, start, &shared, &options).await?;
+        roll_out(&operator, 2, start, &shared, &options).await
     }
     .await;
     *lock(&shared.phase) = Phase::After;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    progress(start, "steady at v3", &nodes, &shared);
+    progress(start, "steady at v3", &operator, &shared).await;
     shared.stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await?;
@@ -378,8 +402,9 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     let acked = lock(&o.acked).clone();
     let mut missing = Vec::new();
     let mut checked = 0;
-    for (i, l) in listeners.iter().enumerate() {
-        let reader = v3::Client::new(Connection::connect(l.local_addr()).await?);
+    for (i, addr) in cluster.addrs.iter().enumerate() {
+        let reader =
+            v3::Client::new(Connection::connect(addr).await?).with_retry(RetryPolicy::default());
         for (key, value) in acked.get(&i).into_iter().flatten() {
             checked += 1;
             match reader.get(key.clone()).await? {
@@ -394,18 +419,112 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         by_route: [0, 1, 2].map(|i| o.by_route[i].load(Ordering::Relaxed)),
         before,
         during,
-        nodes: nodes
-            .iter()
-            .map(|n| NodeReport {
-                id: n.id().to_string(),
-                version: n.version(),
-                pauses: n.pauses(),
+        nodes: versions(&operator)
+            .await
+            .into_iter()
+            .map(|(id, version)| NodeReport {
+                pauses: cluster.pauses(&id),
+                id,
+                version,
             })
             .collect(),
         checked,
         missing,
         rollout_error: rollouts.err(),
     };
+    drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
+}
+
+/// The nodes under load: in this process, or supervised processes.
+struct Cluster {
+    addrs: Vec<SocketAddr>,
+    in_process: Vec<(Node, Listener)>,
+    supervisors: Vec<(Child, PathBuf)>,
+}
+
+impl Cluster {
+    async fn in_process(
+        dir: &Path,
+        count: usize,
+        coordinator: SocketAddr,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut cluster = Cluster {
+            addrs: Vec::new(),
+            in_process: Vec::new(),
+            supervisors: Vec::new(),
+        };
+        for i in 0..count {
+            let store = FileStore::open(dir.join(format!("node{i}")), crate::kv::state::NAME)?;
+            let mut config = NodeConfig::new(format!("node{i}"));
+            config.heartbeat = Duration::from_millis(50);
+            let node = Node::start(config, store, crate::kv::stages(), 1)?;
+            let listener = node.listen("127.0.0.1:0").await?;
+            node.run_agent(coordinator, listener.local_addr().to_string());
+            cluster.addrs.push(listener.local_addr());
+            cluster.in_process.push((node, listener));
+        }
+        Ok(cluster)
+    }
+
+    fn processes(
+        dir: &Path,
+        bin: &Path,
+        count: usize,
+        coordinator: SocketAddr,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut cluster = Cluster {
+            addrs: Vec::new(),
+            in_process: Vec::new(),
+            supervisors: Vec::new(),
+        };
+        for i in 0..count {
+            // A free port, chosen now so restarted processes can bind it again.
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            let state = dir.join(format!("node{i}"));
+            let child = Command::new(bin.join("kv-supervisor"))
+                .arg(bin.join("kv-node-v1"))
+                .args([
+                    "--state",
+                    &state.display().to_string(),
+                    "--listen",
+                    &addr.to_string(),
+                ])
+                .args([
+                    "--coordinator",
+                    &coordinator.to_string(),
+                    "--id",
+                    &format!("node{i}"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| {
+                    format!("cannot start {}: {e}", bin.join("kv-supervisor").display())
+                })?;
+            cluster.addrs.push(addr);
+            cluster.supervisors.push((child, state));
+        }
+        Ok(cluster)
+    }
+
+    fn pauses(&self, id: &str) -> Vec<(u32, Duration)> {
+        self.in_process
+            .iter()
+            .find(|(n, _)| n.id() == id)
+            .map_or_else(Vec::new, |(n, _)| n.pauses())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (child, state) in &mut self.supervisors {
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Ok(pid) = std::fs::read_to_string(state.join("node.pid")) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+    }
 }

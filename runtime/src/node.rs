@@ -532,6 +532,9 @@ impl Node {
             return Err(e);
         }
         tracing::info!(node = %self.inner.config.id, binary = %path.display(), "restarting into the new binary");
+        // Close connections so that no caller has a call in flight when the
+        // process exits: every call is answered (`Upgrading`) or never sent.
+        self.inner.server.go_away(Duration::from_millis(300)).await;
         restart(path.clone());
         // A hook that returns did not restart: keep serving the old version.
         service.reopen();

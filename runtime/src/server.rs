@@ -39,6 +39,8 @@ struct Inner {
     services: RwLock<HashMap<&'static str, Arc<Service>>>,
     /// Bumped by every install, so connections can cache their lookups.
     generation: AtomicU64,
+    /// Set when the server is going away, with the grace its connections get.
+    going_away: tokio::sync::watch::Sender<Option<std::time::Duration>>,
     config: ServerConfig,
 }
 
@@ -77,6 +79,7 @@ impl Server {
             inner: Arc::new(Inner {
                 services: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
+                going_away: tokio::sync::watch::Sender::new(None),
                 config,
             }),
         };
@@ -118,8 +121,15 @@ impl Server {
         let task = tokio::spawn(async move {
             // The listener owns its connections: dropping it closes them.
             let mut connections = tokio::task::JoinSet::new();
+            let mut away = server.inner.going_away.subscribe();
             loop {
                 tokio::select! {
+                    // Going away: accept no more, and let the connections drain.
+                    () = going_away(&mut away) => {
+                        drop(listener);
+                        while connections.join_next().await.is_some() {}
+                        return;
+                    }
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
                             // Replies are small and latency-bound.
@@ -148,8 +158,13 @@ impl Server {
         let listener = tokio::net::UnixListener::bind(&path)?;
         let server = self.clone();
         let task = tokio::spawn(async move {
+            let mut away = server.inner.going_away.subscribe();
             loop {
-                match listener.accept().await {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = going_away(&mut away) => return,
+                };
+                match accepted {
                     Ok((stream, _)) => {
                         tokio::spawn(server.clone().serve_connection(stream));
                     }
@@ -161,6 +176,16 @@ impl Server {
             }
         });
         Ok(UnixListener { path, task })
+    }
+
+    /// Takes the server down gracefully: listeners stop accepting, every
+    /// connection is told to send no more calls (calls it sent before are
+    /// still answered), and after `grace` the connections close. Returns
+    /// once they have. A node quiesces before this, so what it answers then
+    /// is `Upgrading`: no caller is left not knowing whether its call ran.
+    pub async fn go_away(&self, grace: std::time::Duration) {
+        self.inner.going_away.send_replace(Some(grace));
+        tokio::time::sleep(grace + std::time::Duration::from_millis(20)).await;
     }
 
     /// A client connection to this server over an in-memory pipe.
@@ -186,85 +211,121 @@ impl Server {
         // generation, so a swapped service is seen by the next call.
         let mut cached: Option<(u64, Arc<Service>)> = None;
         let generation = || self.inner.generation.load(Ordering::Acquire);
-        loop {
-            let mut body = Vec::new();
-            match wire::read_frame(&mut read, self.inner.config.max_frame, &mut body).await {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "closing a connection");
-                    break;
-                }
-            }
-            slots.take().await;
-            let call = match wire::decode(&body) {
-                Ok(Frame::Call(call)) => call,
-                Ok(Frame::Reply(reply)) => {
-                    let msg = "nodes accept only call frames, this was a reply";
-                    let _ = replies.send(wire::reply_with_message(
-                        reply.call_id,
-                        0,
-                        Status::BadFrame,
-                        msg,
-                    ));
-                    continue;
-                }
-                Err(e) => match wire::peek_call_id(&body) {
-                    Some(call_id) if e.is_recoverable() => {
-                        let _ = replies.send(wire::reply_with_message(
-                            call_id,
-                            0,
-                            Status::BadFrame,
-                            &e.to_string(),
-                        ));
-                        continue;
-                    }
-                    _ => {
+        let reading = async {
+            loop {
+                let mut body = Vec::new();
+                match wire::read_frame(&mut read, self.inner.config.max_frame, &mut body).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
                         tracing::warn!(error = %e, "closing a connection");
                         break;
                     }
-                },
-            };
-            if cached
-                .as_ref()
-                .is_none_or(|c| c.0 != generation() || c.1.name() != call.service)
-            {
-                // Read the generation first: a racing install then only causes a refresh.
-                let seen = generation();
-                cached = self.service(call.service).map(|s| (seen, s));
-            }
-            let Some((_, service)) = &cached else {
-                let msg = format!("this node serves no service named {:?}", call.service);
-                let _ = replies.send(wire::reply_with_message(
-                    call.call_id,
-                    0,
-                    Status::UnknownService,
-                    &msg,
-                ));
-                continue;
-            };
-            let incoming = Incoming {
-                call_id: call.call_id,
-                version: call.version,
-                method: call.method,
-                payload_at: body.len() - call.payload.len(),
-                node_version: service.version(),
-                body,
-                replies: replies.clone(),
-                gate: None,
-            };
-            if let Err((call, refusal)) = service.answer(incoming.version, incoming) {
-                let status = match refusal {
-                    Refusal::VersionUnsupported => Status::VersionUnsupported,
-                    Refusal::Upgrading => Status::Upgrading,
+                }
+                slots.take().await;
+                let call = match wire::decode(&body) {
+                    Ok(Frame::Call(call)) => call,
+                    Ok(Frame::Reply(reply)) => {
+                        let msg = "nodes accept only call frames, this was a reply";
+                        let _ = replies.send(wire::reply_with_message(
+                            reply.call_id,
+                            0,
+                            Status::BadFrame,
+                            msg,
+                        ));
+                        continue;
+                    }
+                    Err(e) => match wire::peek_call_id(&body) {
+                        Some(call_id) if e.is_recoverable() => {
+                            let _ = replies.send(wire::reply_with_message(
+                                call_id,
+                                0,
+                                Status::BadFrame,
+                                &e.to_string(),
+                            ));
+                            continue;
+                        }
+                        _ => {
+                            tracing::warn!(error = %e, "closing a connection");
+                            break;
+                        }
+                    },
                 };
-                let reply = wire::reply_with_message(call.call_id, call.node_version, status, "");
-                let _ = replies.send(reply);
+                if cached
+                    .as_ref()
+                    .is_none_or(|c| c.0 != generation() || c.1.name() != call.service)
+                {
+                    // Read the generation first: a racing install then only causes a refresh.
+                    let seen = generation();
+                    cached = self.service(call.service).map(|s| (seen, s));
+                }
+                let Some((_, service)) = &cached else {
+                    let msg = format!("this node serves no service named {:?}", call.service);
+                    let _ = replies.send(wire::reply_with_message(
+                        call.call_id,
+                        0,
+                        Status::UnknownService,
+                        &msg,
+                    ));
+                    continue;
+                };
+                let incoming = Incoming {
+                    call_id: call.call_id,
+                    version: call.version,
+                    method: call.method,
+                    payload_at: body.len() - call.payload.len(),
+                    node_version: service.version(),
+                    body,
+                    replies: replies.clone(),
+                    gate: None,
+                };
+                if let Err((call, refusal)) = service.answer(incoming.version, incoming) {
+                    let status = match refusal {
+                        Refusal::VersionUnsupported => Status::VersionUnsupported,
+                        Refusal::Upgrading => Status::Upgrading,
+                    };
+                    let reply =
+                        wire::reply_with_message(call.call_id, call.node_version, status, "");
+                    let _ = replies.send(reply);
+                }
             }
+        };
+        // Going away: tell the client to send no more calls on this
+        // connection, keep answering what it already sent (with `Upgrading`
+        // once the service is quiesced), and close after the grace period, by
+        // when nothing can still be in flight.
+        let going = async {
+            let mut away = self.inner.going_away.subscribe();
+            let Ok(grace) = away
+                .wait_for(Option::is_some)
+                .await
+                .map(|g| g.unwrap_or_default())
+            else {
+                return std::future::pending().await;
+            };
+            // The writer frees a slot per frame it writes; this frame takes one too.
+            slots.take().await;
+            let _ = replies.send(wire::reply_with_message(
+                0,
+                0,
+                Status::Upgrading,
+                "the node is going away",
+            ));
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            () = reading => {}
+            () = going => {}
         }
         drop(replies);
         let _ = writer.await;
     }
+}
+
+/// Resolves once the server is going away (or the server is gone).
+async fn going_away(away: &mut tokio::sync::watch::Receiver<Option<std::time::Duration>>) {
+    // The guard `wait_for` returns is not `Send`; drop it right here.
+    let _ = away.wait_for(Option::is_some).await.map(|_| ());
 }
 
 fn status_of(e: &DispatchError) -> Status {

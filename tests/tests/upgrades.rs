@@ -215,3 +215,53 @@ async fn a_tcp_connection_reconnects_to_a_restarted_node() {
     assert_eq!(conn.node_version(), Some(2));
     drop(restart.await.expect("task"));
 }
+
+/// A node going away answers what was sent and tells clients to send no
+/// more, so callers that retry never see an outcome-unknown failure while it
+/// restarts on the same address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn going_away_leaves_no_call_with_an_unknown_outcome() {
+    let old = Server::new(upshift_examples::kv::service(1, false));
+    let listener = old.listen("127.0.0.1:0").await.expect("listen");
+    let addr = listener.local_addr();
+    let conn = Connection::connect(addr).await.expect("connect");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for c in 0..4 {
+        let client = v1::Client::new(conn.clone()).with_retry(RetryPolicy::default());
+        let stop = stop.clone();
+        callers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = client.put(format!("c{c}-{i}"), "v".into()).await {
+                    failures.push(e.to_string());
+                }
+                i += 1;
+            }
+            failures
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Restart: quiesce, go away, and come back on the same address.
+    assert!(
+        old.service("Kv")
+            .expect("installed")
+            .quiesce(Duration::from_secs(1))
+            .await
+    );
+    old.go_away(Duration::from_millis(100)).await;
+    drop(listener);
+    let new = Server::new(upshift_examples::kv::service(2, false));
+    let _listener = new.listen(addr).await.expect("listen again");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        let failures = caller.await.expect("task");
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    assert!(
+        new.service("Kv").expect("installed").served(1) > 0,
+        "callers moved to the new node"
+    );
+}

@@ -1,6 +1,8 @@
 //! The main demo: five key-value nodes upgraded v1 -> v2 -> v3, one at a
 //! time and health-gated, while clients of every version keep calling. Prints
 //! progress and a summary; exits non-zero if a call failed or a write was lost.
+//! `--restart` runs the nodes as supervised processes that restart into the
+//! `kv-node-vN` binaries (build them first: `cargo build -p upshift-examples`).
 
 use std::process::ExitCode;
 
@@ -8,7 +10,25 @@ use upshift_examples::demo::{self, Options, percentile};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let report = match demo::run(Options::default()).await {
+    let mut options = Options::default();
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        // The node binaries are built beside this one.
+        Some("--restart") => match std::env::current_exe() {
+            Ok(exe) => options.restart_binaries = exe.parent().map(|d| d.to_path_buf()),
+            Err(e) => {
+                eprintln!("error: cannot find the node binaries: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Some(other) => {
+            eprintln!(
+                "error: unknown argument {other:?}; the only flag is --restart (real node processes)"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let report = match demo::run(options).await {
         Ok(report) => report,
         Err(e) => {
             eprintln!("demo failed: {e}");
