@@ -413,21 +413,22 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
             }
         }
     }
+    let nodes = versions(&operator)
+        .await
+        .into_iter()
+        .map(|(id, version)| NodeReport {
+            pauses: cluster.pauses(&id),
+            id,
+            version,
+        })
+        .collect();
     let report = Report {
         calls: o.calls.load(Ordering::Relaxed),
         failures: lock(&o.failures).clone(),
         by_route: [0, 1, 2].map(|i| o.by_route[i].load(Ordering::Relaxed)),
         before,
         during,
-        nodes: versions(&operator)
-            .await
-            .into_iter()
-            .map(|(id, version)| NodeReport {
-                pauses: cluster.pauses(&id),
-                id,
-                version,
-            })
-            .collect(),
+        nodes,
         checked,
         missing,
         rollout_error: rollouts.err(),
