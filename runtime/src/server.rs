@@ -41,6 +41,9 @@ struct Inner {
     generation: AtomicU64,
     /// Set when the server is going away, with the grace its connections get.
     going_away: tokio::sync::watch::Sender<Option<std::time::Duration>>,
+    /// Connections being served, and a signal when the last one ends.
+    connections: AtomicUsize,
+    no_connections: Notify,
     config: ServerConfig,
 }
 
@@ -80,6 +83,8 @@ impl Server {
                 services: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 going_away: tokio::sync::watch::Sender::new(None),
+                connections: AtomicUsize::new(0),
+                no_connections: Notify::new(),
                 config,
             }),
         };
@@ -185,7 +190,22 @@ impl Server {
     /// is `Upgrading`: no caller is left not knowing whether its call ran.
     pub async fn go_away(&self, grace: std::time::Duration) {
         self.inner.going_away.send_replace(Some(grace));
-        tokio::time::sleep(grace + std::time::Duration::from_millis(20)).await;
+        // Each connection closes `grace` after it learns; wait for the last,
+        // but not forever.
+        let all_closed = async {
+            loop {
+                let closed = self.inner.no_connections.notified();
+                if self.inner.connections.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        };
+        let _ = tokio::time::timeout(
+            grace * 4 + std::time::Duration::from_millis(100),
+            all_closed,
+        )
+        .await;
     }
 
     /// A client connection to this server over an in-memory pipe.
@@ -200,6 +220,8 @@ impl Server {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
+        self.inner.connections.fetch_add(1, Ordering::SeqCst);
+        let _counted = Counted(&self.inner);
         let (read, write) = tokio::io::split(io);
         let mut read = BufReader::with_capacity(64 * 1024, read);
         let (replies, pending_replies) = mpsc::unbounded_channel();
@@ -319,6 +341,17 @@ impl Server {
         }
         drop(replies);
         let _ = writer.await;
+    }
+}
+
+/// Counts a connection as served until dropped.
+struct Counted<'a>(&'a Inner);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if self.0.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.no_connections.notify_waiters();
+        }
     }
 }
 
