@@ -22,6 +22,12 @@ pub mod interface {}
 #[doc = include_str!("src/reference/state.md")]
 pub mod state_reference {}
 
+#[doc = include_str!("src/reference/compatibility.md")]
+pub mod compatibility {}
+
+#[doc = include_str!("src/reference/kv-versions.md")]
+pub mod kv_versions {}
+
 #[doc = include_str!("src/reference/wire-format.md")]
 pub mod wire_format {}
 

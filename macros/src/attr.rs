@@ -6,42 +6,41 @@ use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 
-/// Parses a macro's arguments, whose only option is `name = "..."`.
-/// `check` returns why a name is invalid; `purpose` says what the name is for.
-/// Problems are recorded in `cx`.
-pub fn name_arg(
+/// Parses a macro's arguments, all of the form `key = "..."`, with the
+/// keys and what each is for in `allowed`. Problems are recorded in `cx`.
+pub fn string_args(
     cx: &Ctxt,
     args: TokenStream,
     macro_name: &str,
-    purpose: &str,
-    check: impl Fn(&str) -> Option<&'static str>,
-) -> Option<LitStr> {
-    let mut name: Option<LitStr> = None;
+    allowed: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, LitStr> {
+    let mut out = std::collections::BTreeMap::new();
     if args.is_empty() {
-        return None;
+        return out;
     }
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("name") {
+        let key = path_text(&meta.path);
+        if allowed.iter().any(|(k, _)| *k == key) {
             let lit: LitStr = meta.value()?.parse()?;
-            if let Some(problem) = check(&lit.value()) {
-                cx.error_spanned_by(&lit, problem);
-            } else if name.is_some() {
-                cx.error_spanned_by(&meta.path, "duplicate `name` option");
-            } else {
-                name = Some(lit);
+            if out.insert(key.clone(), lit).is_some() {
+                cx.error_spanned_by(&meta.path, format!("duplicate `{key}` option"));
             }
             Ok(())
         } else {
+            let options: Vec<String> = allowed
+                .iter()
+                .map(|(k, what)| format!("`{k} = \"...\"` ({what})"))
+                .collect();
             Err(meta.error(format!(
-                "unknown option `{}` of #[upshift::{macro_name}]; the only option is `name = \"...\"` ({purpose})",
-                path_text(&meta.path)
+                "unknown option `{key}` of #[upshift::{macro_name}]; the options are {}",
+                options.join(", ")
             )))
         }
     });
     if let Err(e) = syn::parse::Parser::parse2(parser, args) {
         cx.syn_error(e);
     }
-    name
+    out
 }
 
 /// Arguments of `#[upshift::interface(...)]`.
@@ -49,17 +48,31 @@ pub fn name_arg(
 pub struct InterfaceArgs {
     /// `name = "..."`: the service name on the wire (default: the trait name).
     pub name: Option<LitStr>,
+    /// `lock = "..."`: the lock file, relative to the source file (default:
+    /// `upshift.lock` beside the crate's `Cargo.toml`).
+    pub lock: Option<LitStr>,
 }
 
 impl InterfaceArgs {
     /// Parses the attribute's arguments; problems are recorded in `cx`.
     pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
-        let check = |v: &str| {
-            (!(1..=255).contains(&v.len()))
-                .then_some("the service name must be 1 to 255 bytes long")
-        };
+        let allowed = [
+            ("name", "the service name on the wire"),
+            (
+                "lock",
+                "the lock file of released versions, relative to this source file",
+            ),
+        ];
+        let mut map = string_args(cx, args, "interface", &allowed);
+        let name = map.remove("name");
+        if let Some(n) = &name
+            && !(1..=255).contains(&n.value().len())
+        {
+            cx.error_spanned_by(n, "the service name must be 1 to 255 bytes long");
+        }
         InterfaceArgs {
-            name: name_arg(cx, args, "interface", "the service name on the wire", check),
+            name,
+            lock: map.remove("lock"),
         }
     }
 }

@@ -10,6 +10,7 @@ mod check;
 mod ctxt;
 mod diff;
 mod expand;
+mod lock;
 mod model;
 mod state_model;
 
@@ -18,7 +19,8 @@ use proc_macro::TokenStream;
 /// Declares every version of a service interface; see the `upshift` crate.
 #[proc_macro_attribute]
 pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::interface(args.into(), input.into()).into()
+    let file = proc_macro::Span::call_site().local_file();
+    expand::interface(args.into(), input.into(), file).into()
 }
 
 /// Declares every version of a node's persistent state; see the `upshift` crate.

@@ -39,7 +39,7 @@ fn expand_first(source: &str, attr: &str) -> String {
         _ => Default::default(),
     };
     let expanded = match attr {
-        "interface" => crate::expand::interface(args, module.into_token_stream()),
+        "interface" => crate::expand::interface(args, module.into_token_stream(), None),
         _ => crate::expand::state::state(args, module.into_token_stream()),
     };
     let file: syn::File = syn::parse2(expanded).expect("expansion parses as a file");

@@ -20,15 +20,17 @@ pub struct StateArgs {
 impl StateArgs {
     /// Parses the attribute's arguments; problems are recorded in `cx`.
     pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
-        let check = |v: &str| {
-            let valid = (1..=255).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            (!valid).then_some("the state name must be 1 to 255 letters, digits, '-', '_' or '.': it names the snapshot files")
-        };
-        StateArgs {
-            name: attr::name_arg(cx, args, "state", "the name in snapshot files", check),
-        }
+        let mut map =
+            attr::string_args(cx, args, "state", &[("name", "the name in snapshot files")]);
+        let name = map.remove("name").filter(|lit| {
+            let v = lit.value();
+            let valid = (1..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid {
+                cx.error_spanned_by(lit, "the state name must be 1 to 255 letters, digits, '-', '_' or '.': it names the snapshot files");
+            }
+            valid
+        });
+        StateArgs { name }
     }
 }
 

@@ -20,6 +20,7 @@
 //! - [`client`]: the multiplexed [`Connection`] that generated clients call through;
 //! - [`service`]: a [`Service`] at one node version and the versions it answers;
 //! - [`schema`]: metadata of every interface version, for checks and diff docs;
+//! - [`docs`]: version diff documentation (Markdown and JSON) from that metadata;
 //! - [`state`]: transforms between state versions and the crash-safe snapshot store;
 //! - [`artifact`]: where a version's code is, and its checksum;
 //! - [`node`]: the upgrade layer: a node's service, its store, and in-process upgrades;
@@ -37,6 +38,7 @@ extern crate self as upshift;
 pub mod artifact;
 pub mod client;
 pub mod coordinator;
+pub mod docs;
 pub mod error;
 pub mod node;
 pub mod schedule;

@@ -6,5 +6,6 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("ui/interface/*.rs");
     t.compile_fail("ui/state/*.rs");
+    t.compile_fail("ui/lock/*.rs");
     t.pass("ui/pass/*.rs");
 }

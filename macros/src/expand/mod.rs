@@ -20,9 +20,14 @@ use crate::model::{Method, Service, Version};
 use crate::{check, diff};
 
 /// Expands `#[upshift::interface]`.
-pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
+pub fn interface(
+    args: TokenStream,
+    input: TokenStream,
+    file: Option<std::path::PathBuf>,
+) -> TokenStream {
     let cx = Ctxt::default();
     let args = InterfaceArgs::parse(&cx, args);
+    let lock_option = args.lock.as_ref().map(|l| (l.value(), l.span()));
     let usage = "#[upshift::interface] goes on a module that holds one trait per version, as in \
                  `mod kv { #[version(1)] pub trait Kv { ... } }`";
     let (module, bodiless) = match parse_module(&cx, input, usage) {
@@ -33,8 +38,11 @@ pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
         return with_errors(cx, bodiless);
     };
     check::service(&cx, &svc);
+    let lock_path = crate::lock::path(lock_option.as_ref().map(|(p, _)| p.as_str()), file);
+    let lock_span = lock_option.map_or_else(proc_macro2::Span::call_site, |(_, s)| s);
+    let lock_file = crate::lock::check(&cx, &svc, lock_path, lock_span);
     match cx.check() {
-        Ok(()) => generate(&svc),
+        Ok(()) => generate(&svc, lock_file),
         Err(e) => {
             let fallback = fallback(&svc);
             let errors = e.into_compile_error();
@@ -136,7 +144,14 @@ fn fallback(svc: &Service) -> TokenStream {
     }
 }
 
-fn generate(svc: &Service) -> TokenStream {
+fn generate(svc: &Service, lock_file: Option<std::path::PathBuf>) -> TokenStream {
+    // Depending on the lock file makes editing it rebuild the crate.
+    let lock_dependency = lock_file.map(|p| {
+        let p = p.display().to_string();
+        quote!(
+            const _: &::core::primitive::str = ::core::include_str!(#p);
+        )
+    });
     let modules = (0..svc.versions.len()).map(|i| VersionGen::new(svc, i).module());
     let schemas = svc.versions.iter().map(|v| {
         let m = format_ident!("v{}", v.number);
@@ -154,6 +169,8 @@ fn generate(svc: &Service) -> TokenStream {
 
             /// The schema of every version, ascending.
             pub static VERSIONS: &[&::upshift::schema::InterfaceSchema] = &[#(#schemas),*];
+
+            #lock_dependency
 
             #(#modules)*
         }

@@ -1,0 +1,171 @@
+//! The lock file: released interface versions, which must never change.
+//!
+//! `upshift.lock` beside the crate's `Cargo.toml` (or the file named by
+//! `#[upshift::interface(lock = "...")]`, relative to the source file) holds
+//! one section per released version with its canonical schema. Building with
+//! `UPSHIFT_LOCK=add` appends versions that are not locked yet; a locked
+//! version is never rewritten. A locked version whose schema differs from
+//! the source is a compile error that names what changed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use proc_macro2::Span;
+
+use crate::ctxt::Ctxt;
+use crate::model::{Service, Version};
+
+const HEADER: &str = "# upshift lock file: the schema of every released interface version.\n\
+# Check it in. A locked version must never change: declare a new version instead.\n\
+# Add new versions with `UPSHIFT_LOCK=add cargo build`; locked ones are never rewritten.\n";
+
+/// The canonical schema of a version: one line per method.
+pub fn canonical(v: &Version) -> Vec<String> {
+    v.methods
+        .iter()
+        .map(|m| {
+            let args: Vec<String> = m
+                .args
+                .iter()
+                .map(|a| format!("{}: {}", a.ident, a.ty_text))
+                .collect();
+            format!("method {}({}) -> {}", m.ident, args.join(", "), m.ret_text)
+        })
+        .collect()
+}
+
+/// FNV-1a over the canonical lines: stable across builds and platforms.
+pub fn fingerprint(lines: &[String]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in lines.join("\n").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Where the lock file is, given the macro's `lock = "..."` option.
+pub fn path(option: Option<&str>, call_site_file: Option<PathBuf>) -> Option<PathBuf> {
+    match option {
+        Some(relative) => Some(call_site_file?.parent()?.join(relative)),
+        None => Some(PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?).join("upshift.lock")),
+    }
+}
+
+/// Sections of a lock file: `(service, version)` to canonical lines.
+fn parse(text: &str) -> BTreeMap<(String, u32), Vec<String>> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<(String, u32)> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let mut words = header.split_whitespace();
+            current = match (
+                words.next(),
+                words.next().and_then(|v| v.strip_prefix('v')?.parse().ok()),
+            ) {
+                (Some(service), Some(version)) => Some((service.to_string(), version)),
+                _ => None,
+            };
+            if let Some(key) = &current {
+                out.insert(key.clone(), Vec::new());
+            }
+        } else if let Some(key) = &current
+            && let Some(lines) = out.get_mut(key)
+        {
+            lines.push(line.to_string());
+        }
+    }
+    out
+}
+
+fn method_name(line: &str) -> &str {
+    line.strip_prefix("method ")
+        .and_then(|l| l.split('(').next())
+        .unwrap_or(line)
+}
+
+/// What changed between a locked schema and the source, in words.
+fn changes(locked: &[String], now: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for old in locked {
+        match now.iter().find(|n| method_name(n) == method_name(old)) {
+            None => out.push(format!("method `{}` was removed", method_name(old))),
+            Some(n) if n != old => out.push(format!(
+                "method `{}` changed from `{}` to `{}`",
+                method_name(old),
+                old.trim_start_matches("method "),
+                n.trim_start_matches("method ")
+            )),
+            Some(_) => {}
+        }
+    }
+    for n in now {
+        if !locked.iter().any(|o| method_name(o) == method_name(n)) {
+            out.push(format!("method `{}` was added", method_name(n)));
+        }
+    }
+    out
+}
+
+/// Checks every version of `svc` against the lock file at `path`, records
+/// violations in `cx`, and appends unlocked versions when asked to. Returns
+/// the lock file's path if it exists, so the expansion can depend on it.
+pub fn check(
+    cx: &Ctxt,
+    svc: &Service,
+    path: Option<PathBuf>,
+    option_span: Span,
+) -> Option<PathBuf> {
+    let path = path?;
+    let text = std::fs::read_to_string(&path).ok();
+    let locked = text.as_deref().map(parse).unwrap_or_default();
+    let service = &svc.wire_name;
+    let mut additions = String::new();
+    for v in &svc.versions {
+        let now = canonical(v);
+        match locked.get(&(service.clone(), v.number)) {
+            Some(old) if *old != now => {
+                let what = changes(old, &now);
+                cx.syn_error(syn::Error::new(
+                    v.number_span,
+                    format!(
+                        "v{} of `{service}` is released (locked in {}) and must not change: {}; \
+                         keep v{} as it was and declare the change as a new version",
+                        v.number,
+                        path.display(),
+                        what.join("; "),
+                        v.number
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let lines = now.join("\n");
+                additions.push_str(&format!(
+                    "\n[{service} v{} fnv1a:{:016x}]\n{lines}\n",
+                    v.number,
+                    fingerprint(&now)
+                ));
+            }
+        }
+    }
+    let adding = std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add");
+    if adding && !additions.is_empty() && !cx.has_errors() {
+        let body = format!(
+            "{}{additions}",
+            text.clone().unwrap_or_else(|| HEADER.to_string())
+        );
+        if let Err(e) = std::fs::write(&path, body) {
+            cx.syn_error(syn::Error::new(
+                option_span,
+                format!("cannot write {}: {e}", path.display()),
+            ));
+        }
+        return Some(path);
+    }
+    text.map(|_| path)
+}

@@ -1,0 +1,9 @@
+#[upshift::interface(lock = "released.lock")]
+pub mod kv {
+    #[version(1)]
+    pub trait Kv {
+        async fn get(&self, key: String) -> Option<String>;
+    }
+}
+
+fn main() {}
