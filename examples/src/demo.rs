@@ -446,16 +446,20 @@ struct Cluster {
 }
 
 impl Cluster {
+    fn empty() -> Self {
+        Cluster {
+            addrs: Vec::new(),
+            in_process: Vec::new(),
+            supervisors: Vec::new(),
+        }
+    }
+
     async fn in_process(
         dir: &Path,
         count: usize,
         coordinator: SocketAddr,
     ) -> Result<Self, Box<dyn std::error::Error>> {
-        let mut cluster = Cluster {
-            addrs: Vec::new(),
-            in_process: Vec::new(),
-            supervisors: Vec::new(),
-        };
+        let mut cluster = Cluster::empty();
         for i in 0..count {
             let store = FileStore::open(dir.join(format!("node{i}")), crate::kv::state::NAME)?;
             let mut config = NodeConfig::new(format!("node{i}"));
@@ -475,11 +479,7 @@ impl Cluster {
         count: usize,
         coordinator: SocketAddr,
     ) -> Result<Self, Box<dyn std::error::Error>> {
-        let mut cluster = Cluster {
-            addrs: Vec::new(),
-            in_process: Vec::new(),
-            supervisors: Vec::new(),
-        };
+        let mut cluster = Cluster::empty();
         for i in 0..count {
             // A free port, chosen now so restarted processes can bind it again.
             let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use upshift::state::{FileStore, StateStore, Step};
 use upshift_examples::kv::state;
+use upshift_tests::cluster::temp_dir;
 
 /// Runs the child until it prints `AT <step>` (then kills it) or exits.
 /// Returns the acknowledged save numbers and whether it was killed.
@@ -36,13 +37,6 @@ fn run_child(dir: &Path, args: &[&str]) -> (Vec<u32>, bool) {
         assert!(status.success(), "the child failed: {status}");
     }
     (acks, killed)
-}
-
-fn temp_dir(label: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("upshift-crash-{}-{label}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 fn snapshot_files(dir: &Path) -> Vec<String> {

@@ -34,6 +34,21 @@ fn state_of(status: &UdbContent, id: u64) -> RolloutState {
     status.upgrades[&id].state.clone()
 }
 
+/// Waits for upgrade `id` to halt; returns why it did.
+async fn wait_halted(coordinator: &RunningCoordinator, id: u64) -> String {
+    wait_for(WAIT, &format!("upgrade #{id} to halt"), || async {
+        matches!(
+            state_of(&coordinator.status().await, id),
+            RolloutState::Halted { .. }
+        )
+    })
+    .await;
+    match state_of(&coordinator.status().await, id) {
+        RolloutState::Halted { reason } => reason,
+        other => panic!("upgrade #{id} is {other:?}"),
+    }
+}
+
 async fn wait_final(coordinator: &RunningCoordinator, id: u64) {
     wait_for(WAIT, &format!("upgrade #{id} to be final"), || async {
         state_of(&coordinator.status().await, id) == RolloutState::Final
@@ -327,17 +342,7 @@ async fn a_failing_health_check_halts_the_rollout_and_status_says_why() {
         .await
         .expect("rpc")
         .expect("publish");
-    wait_for(WAIT, "the rollout to halt", || async {
-        matches!(
-            state_of(&coordinator.status().await, id),
-            RolloutState::Halted { .. }
-        )
-    })
-    .await;
-    let status = coordinator.status().await;
-    let RolloutState::Halted { reason } = state_of(&status, id) else {
-        unreachable!()
-    };
+    let reason = wait_halted(&coordinator, id).await;
     assert!(
         reason.contains("a-sick") && reason.contains("health check"),
         "{reason}"
@@ -388,17 +393,8 @@ async fn a_node_whose_transform_fails_stays_on_its_version_and_the_rollout_halts
         .await
         .expect("rpc")
         .expect("publish");
-    wait_for(WAIT, "the rollout to halt", || async {
-        matches!(
-            state_of(&coordinator.status().await, id),
-            RolloutState::Halted { .. }
-        )
-    })
-    .await;
+    let reason = wait_halted(&coordinator, id).await;
     let status = coordinator.status().await;
-    let RolloutState::Halted { reason } = state_of(&status, id) else {
-        unreachable!()
-    };
     assert!(
         reason.contains("broken") && reason.contains("the disk is full"),
         "{reason}"

@@ -10,6 +10,7 @@ use upshift::state::{
     FileStore, SnapshotStore, StateError, StateStore, StoreError, TransformError, Upgrade,
 };
 use upshift_examples::kv::{StoreV3, interface::v3::Kv as _, state};
+use upshift_tests::cluster::temp_dir;
 
 /// A state with a fallible field transform, a renamed variant that gains a
 /// field, and a changed type inside a `Vec`.
@@ -103,13 +104,6 @@ pub mod ledger_v2_only {
     pub struct Ledger {
         pub accounts: Vec<u8>,
     }
-}
-
-fn temp_dir(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("upshift-state-{}-{label}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 fn only_file(dir: &Path) -> PathBuf {
