@@ -90,6 +90,8 @@ pub async fn run(newest: u32) -> Result<(), String> {
         node.version(),
         listener.local_addr()
     );
+    // Bound what a crash in steady state can lose.
+    let _checkpoints = node.checkpoint_every(Duration::from_millis(200));
     let agent = node.run_agent(coordinator, listener.local_addr().to_string());
     agent.await.map_err(|e| e.to_string())
 }

@@ -367,7 +367,12 @@ impl Link {
             crate::server::write_frames(write, queued, None).await;
             writer_shared.close("the connection was closed for writing".into());
         });
-        tokio::spawn(read_replies(read, shared.clone(), config.max_frame));
+        tokio::spawn(read_replies(
+            read,
+            shared.clone(),
+            config.max_frame,
+            frames.downgrade(),
+        ));
         Link {
             peer: None,
             frames,
@@ -477,8 +482,25 @@ impl Drop for Waiting<'_> {
     }
 }
 
-async fn read_replies<R: AsyncRead>(read: R, shared: Arc<Shared>, max_frame: usize) {
+async fn read_replies<R: AsyncRead>(
+    read: R,
+    shared: Arc<Shared>,
+    max_frame: usize,
+    frames: mpsc::WeakUnboundedSender<Vec<u8>>,
+) {
     let mut read = std::pin::pin!(BufReader::with_capacity(64 * 1024, read));
+    let mut going_away = false;
+    // Once the node is going away and no call waits for a reply, end our
+    // side (an empty frame tells the writer to shut down): the node then
+    // knows nothing more is coming and can close without leaving a call in doubt.
+    let finish_if_idle = |going_away: bool| {
+        if going_away
+            && shared.pending().waiters.is_empty()
+            && let Some(frames) = frames.upgrade()
+        {
+            let _ = frames.send(Vec::new());
+        }
+    };
     let reason = loop {
         let mut body = Vec::new();
         match wire::read_frame(&mut read, max_frame, &mut body).await {
@@ -491,6 +513,17 @@ async fn read_replies<R: AsyncRead>(read: R, shared: Arc<Shared>, max_frame: usi
             Ok(Frame::Call(_)) => break "the node sent a call frame; nodes only reply".to_string(),
             Err(e) => break format!("the node sent a malformed frame: {e}"),
         };
+        if reply.call_id == 0 {
+            // The node is going away: no new calls on this link (they
+            // reconnect); the calls already sent still get their replies.
+            shared
+                .pending()
+                .closed
+                .get_or_insert_with(|| "the node is going away".into());
+            going_away = true;
+            finish_if_idle(going_away);
+            continue;
+        }
         if reply.node_version != 0 {
             shared
                 .node_version
@@ -508,6 +541,7 @@ async fn read_replies<R: AsyncRead>(read: R, shared: Arc<Shared>, max_frame: usi
         if let Some(waiter) = waiter {
             let _ = waiter.send(Ok(OwnedReply { body, ..owned }));
         }
+        finish_if_idle(going_away);
     };
     shared.close(reason);
 }

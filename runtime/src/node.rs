@@ -445,6 +445,21 @@ impl Node {
         })
     }
 
+    /// Saves the state every `every`, so that a node killed in steady state
+    /// loses at most the writes of the last interval (a node otherwise
+    /// commits its state only when it upgrades). Abort the handle to stop.
+    pub fn checkpoint_every(&self, every: Duration) -> JoinHandle<()> {
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = node.checkpoint().await {
+                    tracing::warn!(node = %node.id(), error = %e, "checkpoint failed");
+                }
+            }
+        })
+    }
+
     /// Tells the node that a peer answered with `version` (every reply
     /// carries the peer's version, see [`Connection::node_version`]). A newer
     /// version means an upgrade is under way, so the agent asks the
@@ -534,7 +549,7 @@ impl Node {
         tracing::info!(node = %self.inner.config.id, binary = %path.display(), "restarting into the new binary");
         // Close connections so that no caller has a call in flight when the
         // process exits: every call is answered (`Upgrading`) or never sent.
-        self.inner.server.go_away(Duration::from_millis(300)).await;
+        self.inner.server.go_away(Duration::from_secs(2)).await;
         restart(path.clone());
         // A hook that returns did not restart: keep serving the old version.
         service.reopen();

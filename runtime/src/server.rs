@@ -185,8 +185,8 @@ impl Server {
 
     /// Takes the server down gracefully: listeners stop accepting, every
     /// connection is told to send no more calls (calls it sent before are
-    /// still answered), and after `grace` the connections close. Returns
-    /// once they have. A node quiesces before this, so what it answers then
+    /// still answered), and each closes once its client has ended its side,
+    /// or after `grace` at the latest. Returns once they have closed. A node quiesces before this, so what it answers then
     /// is `Upgrading`: no caller is left not knowing whether its call ran.
     pub async fn go_away(&self, grace: std::time::Duration) {
         self.inner.going_away.send_replace(Some(grace));
@@ -313,9 +313,10 @@ impl Server {
             }
         };
         // Going away: tell the client to send no more calls on this
-        // connection, keep answering what it already sent (with `Upgrading`
-        // once the service is quiesced), and close after the grace period, by
-        // when nothing can still be in flight.
+        // connection and keep answering what it already sent (with
+        // `Upgrading` once the service is quiesced). The client ends its side
+        // once no call of its waits; reading then ends, and the connection
+        // closes. `grace` bounds the wait for a client that never does.
         let going = async {
             let mut away = self.inner.going_away.subscribe();
             let Ok(grace) = away
@@ -488,6 +489,12 @@ pub(crate) async fn write_frames<W: AsyncWrite>(
     while let Some(frame) = frames.recv().await {
         let mut next = Some(frame);
         while let Some(frame) = next {
+            // An empty frame asks to end this side of the connection.
+            if frame.is_empty() {
+                let _ = write.flush().await;
+                let _ = write.shutdown().await;
+                return;
+            }
             if let Some(slots) = &slots {
                 slots.free();
             }

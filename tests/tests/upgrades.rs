@@ -250,7 +250,7 @@ async fn going_away_leaves_no_call_with_an_unknown_outcome() {
             .quiesce(Duration::from_secs(1))
             .await
     );
-    old.go_away(Duration::from_millis(100)).await;
+    old.go_away(Duration::from_secs(2)).await;
     drop(listener);
     let new = Server::new(upshift_examples::kv::service(2, false));
     let _listener = new.listen(addr).await.expect("listen again");
@@ -264,4 +264,47 @@ async fn going_away_leaves_no_call_with_an_unknown_outcome() {
         new.service("Kv").expect("installed").served(1) > 0,
         "callers moved to the new node"
     );
+}
+
+/// With periodic checkpoints, a node that dies in steady state comes back
+/// with the writes acknowledged before the last checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_checkpoints_bound_what_a_crash_loses() {
+    let dir = temp_dir("checkpoints");
+    let store = FileStore::open(&dir, upshift_examples::kv::state::NAME).expect("store");
+    let node = Node::start(
+        NodeConfig::new("n"),
+        store,
+        upshift_examples::kv::stages(),
+        1,
+    )
+    .expect("start");
+    let checkpoints = node.checkpoint_every(Duration::from_millis(20));
+    let client = v1::Client::new(node.server().connect_in_memory());
+    for i in 0..20 {
+        client
+            .put(format!("k{i}"), format!("v{i}"))
+            .await
+            .expect("put");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The node dies without a final checkpoint.
+    checkpoints.abort();
+    drop(client);
+    drop(node);
+    let store = FileStore::open(&dir, upshift_examples::kv::state::NAME).expect("store");
+    let again = Node::start(
+        NodeConfig::new("n"),
+        store,
+        upshift_examples::kv::stages(),
+        1,
+    )
+    .expect("restart");
+    let client = v1::Client::new(again.server().connect_in_memory());
+    for i in 0..20 {
+        assert_eq!(
+            client.get(format!("k{i}")).await.expect("get"),
+            Some(format!("v{i}"))
+        );
+    }
 }
