@@ -3,7 +3,7 @@
 //!
 //! - v1 stores strings;
 //! - v2 adds expiry (`ttl_secs` on `put`) and `delete`;
-//! - v3 returns an [`Entry`](interface::Entry) from `get`, so callers see
+//! - v3 returns an [`interface::Entry`] from `get`, so callers see
 //!   when a value expires, and adds `keys`.
 
 use std::sync::{Arc, Mutex};

@@ -21,7 +21,7 @@
 //! - [`service`]: a [`Service`] at one node version and the versions it answers;
 //! - [`schema`]: metadata of every interface version, for checks and diff docs;
 //! - [`docs`]: version diff documentation (Markdown and JSON) from that metadata;
-//! - [`state`]: transforms between state versions and the crash-safe snapshot store;
+//! - [`state`](mod@state): transforms between state versions and the crash-safe snapshot store;
 //! - [`artifact`]: where a version's code is, and its checksum;
 //! - [`node`]: the upgrade layer: a node's service, its store, and in-process upgrades;
 //! - [`coordinator`]: the upshift service that grants upgrade slots and records rollouts;
