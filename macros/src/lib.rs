@@ -8,6 +8,7 @@
 mod attr;
 mod check;
 mod ctxt;
+mod derive;
 mod diff;
 mod expand;
 mod lock;
@@ -27,6 +28,14 @@ pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::state::state(args.into(), input.into()).into()
+}
+
+/// Describes a user type that appears in messages or state, and locks its
+/// shape once released; see the `upshift` crate.
+#[proc_macro_derive(Schema, attributes(upshift))]
+pub fn derive_schema(input: TokenStream) -> TokenStream {
+    let file = proc_macro::Span::call_site().local_file();
+    derive::schema(input.into(), file).into()
 }
 
 #[cfg(test)]

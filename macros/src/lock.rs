@@ -52,24 +52,19 @@ pub fn path(option: Option<&str>, call_site_file: Option<PathBuf>) -> Option<Pat
     }
 }
 
-/// Sections of a lock file: `(service, version)` to canonical lines.
-fn parse(text: &str) -> BTreeMap<(String, u32), Vec<String>> {
+/// Sections of a lock file, by the first two words of their header
+/// (`Kv v1`, `type Entry`), to their canonical lines.
+fn parse(text: &str) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    let mut current: Option<(String, u32)> = None;
+    let mut current: Option<String> = None;
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let mut words = header.split_whitespace();
-            current = match (
-                words.next(),
-                words.next().and_then(|v| v.strip_prefix('v')?.parse().ok()),
-            ) {
-                (Some(service), Some(version)) => Some((service.to_string(), version)),
-                _ => None,
-            };
+            let words: Vec<&str> = header.split_whitespace().take(2).collect();
+            current = (words.len() == 2).then(|| words.join(" "));
             if let Some(key) = &current {
                 out.insert(key.clone(), Vec::new());
             }
@@ -82,10 +77,18 @@ fn parse(text: &str) -> BTreeMap<(String, u32), Vec<String>> {
     out
 }
 
+/// The name a canonical line is about: a method, field or variant.
 fn method_name(line: &str) -> &str {
-    line.strip_prefix("method ")
-        .and_then(|l| l.split('(').next())
-        .unwrap_or(line)
+    let rest = strip_kind(line);
+    rest.split(['(', ':', ' ', '{']).next().unwrap_or(rest)
+}
+
+fn kind(line: &str) -> &str {
+    line.split(' ').next().unwrap_or("item")
+}
+
+fn strip_kind(line: &str) -> &str {
+    line.split_once(' ').map_or(line, |(_, rest)| rest)
 }
 
 /// What changed between a locked schema and the source, in words.
@@ -93,19 +96,20 @@ fn changes(locked: &[String], now: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for old in locked {
         match now.iter().find(|n| method_name(n) == method_name(old)) {
-            None => out.push(format!("method `{}` was removed", method_name(old))),
+            None => out.push(format!("{} `{}` was removed", kind(old), method_name(old))),
             Some(n) if n != old => out.push(format!(
-                "method `{}` changed from `{}` to `{}`",
+                "{} `{}` changed from `{}` to `{}`",
+                kind(old),
                 method_name(old),
-                old.trim_start_matches("method "),
-                n.trim_start_matches("method ")
+                strip_kind(old),
+                strip_kind(n)
             )),
             Some(_) => {}
         }
     }
     for n in now {
         if !locked.iter().any(|o| method_name(o) == method_name(n)) {
-            out.push(format!("method `{}` was added", method_name(n)));
+            out.push(format!("{} `{}` was added", kind(n), method_name(n)));
         }
     }
     out
@@ -127,7 +131,7 @@ pub fn check(
     let mut additions = String::new();
     for v in &svc.versions {
         let now = canonical(v);
-        match locked.get(&(service.clone(), v.number)) {
+        match locked.get(&format!("{service} v{}", v.number)) {
             Some(old) if *old != now => {
                 let what = changes(old, &now);
                 cx.syn_error(syn::Error::new(
@@ -166,6 +170,48 @@ pub fn check(
             ));
         }
         return Some(path);
+    }
+    text.map(|_| path)
+}
+
+/// Checks a type deriving `Schema` against its `[type Name]` section, and
+/// appends the section when asked to. Returns the lock file's path if it
+/// exists, so the expansion can depend on it.
+pub fn check_type(
+    cx: &Ctxt,
+    name: &syn::Ident,
+    lines: &[String],
+    path: Option<PathBuf>,
+) -> Option<PathBuf> {
+    let path = path?;
+    let text = std::fs::read_to_string(&path).ok();
+    let locked = text.as_deref().map(parse).unwrap_or_default();
+    match locked.get(&format!("type {name}")) {
+        Some(old) if old.as_slice() != lines => {
+            cx.error_spanned_by(
+                name,
+                format!(
+                    "type `{name}` is used by released versions (locked in {}) and must not change: {}; \
+                     leave it as it was and give the new shape a new type in a new version",
+                    path.display(),
+                    changes(old, lines).join("; ")
+                ),
+            );
+        }
+        Some(_) => {}
+        None if std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add") => {
+            let body = format!(
+                "{}\n[type {name} fnv1a:{:016x}]\n{}\n",
+                text.clone().unwrap_or_else(|| HEADER.to_string()),
+                fingerprint(lines),
+                lines.join("\n")
+            );
+            if let Err(e) = std::fs::write(&path, body) {
+                cx.error_spanned_by(name, format!("cannot write {}: {e}", path.display()));
+            }
+            return Some(path);
+        }
+        None => {}
     }
     text.map(|_| path)
 }

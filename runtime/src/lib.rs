@@ -55,7 +55,7 @@ pub use error::{CallError, Disallowed, DispatchError};
 pub use server::UnixListener;
 pub use server::{Listener, Server, ServerConfig};
 pub use service::{Dispatch, Route, Service};
-pub use upshift_macros::{interface, state};
+pub use upshift_macros::{Schema, interface, state};
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]

@@ -62,3 +62,12 @@ impl InterfaceSchema {
         self.methods.iter().find(|m| m.name == name)
     }
 }
+
+/// The shape of a user type that appears in messages or state, as
+/// `#[derive(upshift::Schema)]` records it: one line per field or variant.
+/// The derive also checks the shape against the crate's lock file, so a
+/// released type cannot change unnoticed.
+pub trait Schema {
+    /// Canonical lines: `field name: Type`, or `variant Name(...)`.
+    const SHAPE: &'static [&'static str];
+}
