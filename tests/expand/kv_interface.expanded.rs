@@ -4,7 +4,7 @@
 pub mod interface {
     use serde::{Deserialize, Serialize};
     /// A value with what the node knows of its expiry (v3 and later).
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, upshift::Schema)]
     pub struct Entry {
         /// The stored value.
         pub value: String,
@@ -12,7 +12,7 @@ pub mod interface {
         pub expiry: Expiry,
     }
     /// When a value expires.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, upshift::Schema)]
     pub enum Expiry {
         /// It was stored without a TTL.
         Never,
