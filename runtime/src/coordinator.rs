@@ -22,7 +22,7 @@ pub mod api {
     use crate::udb::{NodeInfo, UdbContent, UpgradeDef};
 
     /// What a node reports on every heartbeat.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
     pub struct Heartbeat {
         /// The node's id.
         pub id: String,
@@ -35,7 +35,7 @@ pub mod api {
     }
 
     /// An upgrade the node should take part in.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
     pub struct Pending {
         /// The upgrade's id.
         pub upgrade: u64,
@@ -48,7 +48,7 @@ pub mod api {
     }
 
     /// The answer to a slot request.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
     pub enum Slot {
         /// Upgrade now; the slot is held until the node reports.
         Granted,
@@ -61,7 +61,7 @@ pub mod api {
     }
 
     /// How a node's upgrade went.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
     pub enum Outcome {
         /// The node runs `version` now.
         Upgraded {
@@ -76,7 +76,7 @@ pub mod api {
     }
 
     /// An operator's command for a rollout.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
     pub enum Control {
         /// Grant no new slots.
         Pause,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::udb::{NodeRecord, NodeState, UpgradeRecord};
 
 /// A schedule as published with an upgrade.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub enum ScheduleSpec {
     /// Every node may upgrade at once.
     Immediately,
@@ -59,7 +59,7 @@ pub enum ScheduleSpec {
 }
 
 /// What a schedule says to a node that asks for a slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub enum Decision {
     /// Upgrade now.
     Go,

@@ -65,9 +65,88 @@ impl InterfaceSchema {
 
 /// The shape of a user type that appears in messages or state, as
 /// `#[derive(upshift::Schema)]` records it: one line per field or variant.
+/// Every type a versioned interface uses must have one.
 /// The derive also checks the shape against the crate's lock file, so a
 /// released type cannot change unnoticed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no upshift schema",
+    label = "used in a versioned interface",
+    note = "derive it with #[derive(upshift::Schema)], so that its shape is locked with the versions that use it"
+)]
 pub trait Schema {
     /// Canonical lines: `field name: Type`, or `variant Name(...)`.
     const SHAPE: &'static [&'static str];
 }
+
+/// Standard types have a fixed shape: nothing to lock.
+macro_rules! std_schema {
+    ($($ty:ty),* $(,)?) => { $(impl Schema for $ty { const SHAPE: &'static [&'static str] = &[]; })* };
+}
+
+std_schema!(
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    ()
+);
+
+macro_rules! generic_schema {
+    ($($ty:ident<$($p:ident),+>),* $(,)?) => {
+        $(impl<$($p: Schema),+> Schema for std::collections::$ty<$($p),+> {
+            const SHAPE: &'static [&'static str] = &[];
+        })*
+    };
+}
+
+generic_schema!(BTreeMap<K, V>, HashMap<K, V>, BTreeSet<T>, HashSet<T>, VecDeque<T>);
+
+impl<T: Schema> Schema for Option<T> {
+    const SHAPE: &'static [&'static str] = &[];
+}
+impl<T: Schema> Schema for Vec<T> {
+    const SHAPE: &'static [&'static str] = &[];
+}
+impl<T: Schema + ?Sized> Schema for Box<T> {
+    const SHAPE: &'static [&'static str] = &[];
+}
+impl<T: Schema, E: Schema> Schema for Result<T, E> {
+    const SHAPE: &'static [&'static str] = &[];
+}
+impl<T: Schema, const N: usize> Schema for [T; N] {
+    const SHAPE: &'static [&'static str] = &[];
+}
+
+macro_rules! tuple_schema {
+    ($(($($p:ident),+)),* $(,)?) => {
+        $(impl<$($p: Schema),+> Schema for ($($p,)+) {
+            const SHAPE: &'static [&'static str] = &[];
+        })*
+    };
+}
+
+tuple_schema!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F)
+);
+
+/// Compile-time check the interface macro emits for every type in a version.
+#[doc(hidden)]
+pub const fn require<T: Schema + ?Sized>() {}

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::schedule::ScheduleSpec;
 
 /// What a node tells the coordinator about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub struct NodeInfo {
     /// Unique within the cluster.
     pub id: String,
@@ -29,7 +29,7 @@ pub struct NodeInfo {
 }
 
 /// Where a node stands in upgrades.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub enum NodeState {
     /// Serving its version.
     Running,
@@ -48,7 +48,7 @@ pub enum NodeState {
 }
 
 /// A node as the UDB records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub struct NodeRecord {
     /// What the node said about itself.
     pub info: NodeInfo,
@@ -67,7 +67,7 @@ pub struct NodeRecord {
 }
 
 /// An upgrade as an operator publishes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub struct UpgradeDef {
     /// Service to upgrade.
     pub service: String,
@@ -85,7 +85,7 @@ pub struct UpgradeDef {
 }
 
 /// Where a rollout stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub enum RolloutState {
     /// Nodes may take slots.
     Active,
@@ -103,7 +103,7 @@ pub enum RolloutState {
 }
 
 /// An upgrade with its identity and progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub struct UpgradeRecord {
     /// Assigned by the coordinator, ascending.
     pub id: u64,
@@ -116,7 +116,7 @@ pub struct UpgradeRecord {
 }
 
 /// One line of upgrade history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub struct Event {
     /// Ascending sequence number.
     pub seq: u64,
@@ -131,7 +131,7 @@ pub struct Event {
 }
 
 /// Everything the UDB holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub struct UdbContent {
     /// Nodes by id.
     pub nodes: BTreeMap<String, NodeRecord>,

@@ -442,6 +442,11 @@ pub mod interface {
             ],
             removed: &[],
         };
+        const _: () = {
+            ::upshift::schema::require::<String>();
+            ::upshift::schema::require::<Option<String>>();
+            ::upshift::schema::require::<()>();
+        };
     }
     /// Version 2 of the `Kv` interface.
     ///
@@ -1068,6 +1073,13 @@ pub mod interface {
                 },
             ],
             removed: &[],
+        };
+        const _: () = {
+            ::upshift::schema::require::<String>();
+            ::upshift::schema::require::<Option<String>>();
+            ::upshift::schema::require::<Option<u64>>();
+            ::upshift::schema::require::<()>();
+            ::upshift::schema::require::<bool>();
         };
     }
     /// Version 3 of the `Kv` interface.
@@ -1712,6 +1724,14 @@ pub mod interface {
                 },
             ],
             removed: &[],
+        };
+        const _: () = {
+            ::upshift::schema::require::<String>();
+            ::upshift::schema::require::<Option<Entry>>();
+            ::upshift::schema::require::<Option<u64>>();
+            ::upshift::schema::require::<()>();
+            ::upshift::schema::require::<bool>();
+            ::upshift::schema::require::<Vec<String>>();
         };
     }
 }
