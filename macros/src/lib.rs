@@ -27,7 +27,8 @@ pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Declares every version of a node's persistent state; see the `upshift` crate.
 #[proc_macro_attribute]
 pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::state::state(args.into(), input.into()).into()
+    let file = proc_macro::Span::call_site().local_file();
+    expand::state::state(args.into(), input.into(), file).into()
 }
 
 /// Describes a user type that appears in messages or state, and locks its

@@ -52,8 +52,8 @@ pub fn path(option: Option<&str>, call_site_file: Option<PathBuf>) -> Option<Pat
     }
 }
 
-/// Sections of a lock file, by the first two words of their header
-/// (`Kv v1`, `type Entry`), to their canonical lines.
+/// Sections of a lock file, by their header without the fingerprint
+/// (`Kv v1`, `type Entry`, `state kv v1`), to their canonical lines.
 fn parse(text: &str) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     let mut current: Option<String> = None;
@@ -63,8 +63,11 @@ fn parse(text: &str) -> BTreeMap<String, Vec<String>> {
             continue;
         }
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let words: Vec<&str> = header.split_whitespace().take(2).collect();
-            current = (words.len() == 2).then(|| words.join(" "));
+            let words: Vec<&str> = header
+                .split_whitespace()
+                .filter(|w| !w.starts_with("fnv1a:"))
+                .collect();
+            current = (words.len() >= 2).then(|| words.join(" "));
             if let Some(key) = &current {
                 out.insert(key.clone(), Vec::new());
             }
@@ -208,6 +211,53 @@ pub fn check_type(
             );
             if let Err(e) = std::fs::write(&path, body) {
                 cx.error_spanned_by(name, format!("cannot write {}: {e}", path.display()));
+            }
+            return Some(path);
+        }
+        None => {}
+    }
+    text.map(|_| path)
+}
+
+/// Checks one section (`key` such as `state kv v1`) against the lock file,
+/// appending it when asked to; `what` names it in messages. Returns the lock
+/// file's path if it exists.
+pub fn check_section(
+    cx: &Ctxt,
+    key: &str,
+    what: &str,
+    lines: &[String],
+    span: Span,
+    path: Option<PathBuf>,
+) -> Option<PathBuf> {
+    let path = path?;
+    let text = std::fs::read_to_string(&path).ok();
+    let locked = text.as_deref().map(parse).unwrap_or_default();
+    match locked.get(key) {
+        Some(old) if old.as_slice() != lines => {
+            cx.syn_error(syn::Error::new(
+                span,
+                format!(
+                    "{what} is released (locked in {}) and must not change: {}; keep it as it was and declare \
+                     the change as a new version",
+                    path.display(),
+                    changes(old, lines).join("; ")
+                ),
+            ));
+        }
+        Some(_) => {}
+        None if std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add") => {
+            let body = format!(
+                "{}\n[{key} fnv1a:{:016x}]\n{}\n",
+                text.clone().unwrap_or_else(|| HEADER.to_string()),
+                fingerprint(lines),
+                lines.join("\n")
+            );
+            if let Err(e) = std::fs::write(&path, body) {
+                cx.syn_error(syn::Error::new(
+                    span,
+                    format!("cannot write {}: {e}", path.display()),
+                ));
             }
             return Some(path);
         }

@@ -115,7 +115,7 @@ pub fn type_text(ty: &impl ToTokens) -> String {
         }
         out.push(c);
     }
-    out.replace(',', ", ").replace(";", "; ")
+    out
 }
 
 impl Service {

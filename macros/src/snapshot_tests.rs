@@ -40,7 +40,7 @@ fn expand_first(source: &str, attr: &str) -> String {
     };
     let expanded = match attr {
         "interface" => crate::expand::interface(args, module.into_token_stream(), None),
-        _ => crate::expand::state::state(args, module.into_token_stream()),
+        _ => crate::expand::state::state(args, module.into_token_stream(), None),
     };
     let file: syn::File = syn::parse2(expanded).expect("expansion parses as a file");
     prettyplease::unparse(&file)

@@ -15,13 +15,21 @@ use crate::model::type_text;
 pub struct StateArgs {
     /// `name = "..."`: the name in snapshot headers and file names.
     pub name: Option<LitStr>,
+    /// `lock = "..."`: the lock file, relative to the source file.
+    pub lock: Option<LitStr>,
 }
 
 impl StateArgs {
     /// Parses the attribute's arguments; problems are recorded in `cx`.
     pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
-        let mut map =
-            attr::string_args(cx, args, "state", &[("name", "the name in snapshot files")]);
+        let allowed = [
+            ("name", "the name in snapshot files"),
+            (
+                "lock",
+                "the lock file of released versions, relative to this source file",
+            ),
+        ];
+        let mut map = attr::string_args(cx, args, "state", &allowed);
         let name = map.remove("name").filter(|lit| {
             let v = lit.value();
             let valid = (1..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
@@ -30,7 +38,10 @@ impl StateArgs {
             }
             valid
         });
-        StateArgs { name }
+        StateArgs {
+            name,
+            lock: map.remove("lock"),
+        }
     }
 }
 

@@ -15,9 +15,14 @@ use crate::ctxt::Ctxt;
 use crate::state_model::{Default_, Shape, State, StateArgs, StateField, StateType, StateVersion};
 
 /// Expands `#[upshift::state]`.
-pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
+pub fn state(
+    args: TokenStream,
+    input: TokenStream,
+    file: Option<std::path::PathBuf>,
+) -> TokenStream {
     let cx = Ctxt::default();
     let args = StateArgs::parse(&cx, args);
+    let lock_option = args.lock.as_ref().map(|l| l.value());
     let usage = "#[upshift::state] goes on a module that holds the versioned types, as in \
                  `mod store { #[version(1)] pub struct Store { ... } }`";
     let (module, bodiless) = match super::parse_module(&cx, input, usage) {
@@ -30,9 +35,32 @@ pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
     let versions: Vec<TokenStream> = (0..state.versions.len())
         .map(|i| Gen::new(&cx, &state, i).module())
         .collect();
+    // Released state versions are locked like interface versions.
+    let lock_path = crate::lock::path(lock_option.as_deref(), file);
+    let mut lock_file = None;
+    for v in &state.versions {
+        let lines: Vec<String> = v.types.iter().map(|t| shape_line(&t.item)).collect();
+        let key = format!("state {} v{}", state.name, v.number);
+        let what = format!("v{} of state `{}`", v.number, state.name);
+        lock_file = crate::lock::check_section(
+            &cx,
+            &key,
+            &what,
+            &lines,
+            v.types[0].ident.span(),
+            lock_path.clone(),
+        )
+        .or(lock_file);
+    }
     if cx.has_errors() {
         return with_errors(cx, fallback(&state));
     }
+    let lock_dependency = lock_file.map(|p| {
+        let p = p.display().to_string();
+        quote!(
+            const _: &::core::primitive::str = ::core::include_str!(#p);
+        )
+    });
     let (attrs, vis, ident, items) = (&state.attrs, &state.vis, &state.module, &state.items);
     let name = &state.name;
     let latest = state.versions.last().map_or(0, |v| v.number);
@@ -47,10 +75,44 @@ pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
             /// The newest version declared.
             pub const LATEST: ::core::primitive::u32 = #latest;
 
+            #lock_dependency
+
             #(#versions)*
         }
     };
     with_errors(cx, output)
+}
+
+/// One canonical line for a state type: `struct Name { field: Type, .. }`
+/// or `enum Name { Variant(Type), .. }`.
+fn shape_line(item: &Item) -> String {
+    let fields = |fields: &syn::Fields| -> String {
+        let parts: Vec<String> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match &f.ident {
+                Some(name) => format!("{name}: {}", crate::model::type_text(&f.ty)),
+                None => format!("{i}: {}", crate::model::type_text(&f.ty)),
+            })
+            .collect();
+        match fields {
+            syn::Fields::Named(_) => format!(" {{ {} }}", parts.join(", ")),
+            syn::Fields::Unnamed(_) => format!("({})", parts.join(", ")),
+            syn::Fields::Unit => String::new(),
+        }
+    };
+    match item {
+        Item::Struct(s) => format!("struct {}{}", s.ident, fields(&s.fields)),
+        Item::Enum(e) => {
+            let variants: Vec<String> = e
+                .variants
+                .iter()
+                .map(|v| format!("{}{}", v.ident, fields(&v.fields)))
+                .collect();
+            format!("enum {} {{ {} }}", e.ident, variants.join(", "))
+        }
+        _ => String::new(),
+    }
 }
 
 /// What is emitted beside errors: the module's items and each version's
