@@ -82,7 +82,15 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         }
     };
     let path = lock::path(lock_option.as_ref().map(LitStr::value).as_deref(), file);
-    let lock_file = lock::check_type(&cx, &item.ident, &lines, path);
+    let name = &item.ident;
+    let section = lock::Section {
+        key: format!("type {name}"),
+        lines: lines.clone(),
+        span: name.span(),
+        what: format!("type `{name}` is used by released versions"),
+        advice: "leave it as it was and give the new shape a new type in a new version".into(),
+    };
+    let lock_file = lock::check_sections(&cx, &[section], path);
     if let Err(e) = cx.check() {
         return e.into_compile_error();
     }

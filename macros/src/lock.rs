@@ -118,46 +118,48 @@ fn changes(locked: &[String], now: &[String]) -> Vec<String> {
     out
 }
 
-/// Checks every version of `svc` against the lock file at `path`, records
-/// violations in `cx`, and appends unlocked versions when asked to. Returns
-/// the lock file's path if it exists, so the expansion can depend on it.
-pub fn check(
-    cx: &Ctxt,
-    svc: &Service,
-    path: Option<PathBuf>,
-    option_span: Span,
-) -> Option<PathBuf> {
+/// One section to check against the lock file.
+pub struct Section {
+    /// The section header without its fingerprint: `Kv v1`, `type Entry`, `state kv v1`.
+    pub key: String,
+    /// Its canonical lines.
+    pub lines: Vec<String>,
+    /// Where a violation is reported.
+    pub span: Span,
+    /// The start of the violation message, such as "v1 of `Kv` is released".
+    pub what: String,
+    /// What to do instead, ending the violation message.
+    pub advice: String,
+}
+
+/// Checks `sections` against the lock file at `path`: a locked section that
+/// differs is an error naming what changed; unlocked sections are appended
+/// when `UPSHIFT_LOCK=add` (never rewriting a locked one). Returns the lock
+/// file's path if it exists, so the expansion can depend on it.
+pub fn check_sections(cx: &Ctxt, sections: &[Section], path: Option<PathBuf>) -> Option<PathBuf> {
     let path = path?;
     let text = std::fs::read_to_string(&path).ok();
     let locked = text.as_deref().map(parse).unwrap_or_default();
-    let service = &svc.wire_name;
     let mut additions = String::new();
-    for v in &svc.versions {
-        let now = canonical(v);
-        match locked.get(&format!("{service} v{}", v.number)) {
-            Some(old) if *old != now => {
-                let what = changes(old, &now);
-                cx.syn_error(syn::Error::new(
-                    v.number_span,
-                    format!(
-                        "v{} of `{service}` is released (locked in {}) and must not change: {}; \
-                         keep v{} as it was and declare the change as a new version",
-                        v.number,
-                        path.display(),
-                        what.join("; "),
-                        v.number
-                    ),
-                ));
-            }
+    for s in sections {
+        match locked.get(&s.key) {
+            Some(old) if *old != s.lines => cx.syn_error(syn::Error::new(
+                s.span,
+                format!(
+                    "{} (locked in {}) and must not change: {}; {}",
+                    s.what,
+                    path.display(),
+                    changes(old, &s.lines).join("; "),
+                    s.advice
+                ),
+            )),
             Some(_) => {}
-            None => {
-                let lines = now.join("\n");
-                additions.push_str(&format!(
-                    "\n[{service} v{} fnv1a:{:016x}]\n{lines}\n",
-                    v.number,
-                    fingerprint(&now)
-                ));
-            }
+            None => additions.push_str(&format!(
+                "\n[{} fnv1a:{:016x}]\n{}\n",
+                s.key,
+                fingerprint(&s.lines),
+                s.lines.join("\n")
+            )),
         }
     }
     let adding = std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add");
@@ -167,8 +169,9 @@ pub fn check(
             text.clone().unwrap_or_else(|| HEADER.to_string())
         );
         if let Err(e) = std::fs::write(&path, body) {
+            let span = sections.first().map_or_else(Span::call_site, |s| s.span);
             cx.syn_error(syn::Error::new(
-                option_span,
+                span,
                 format!("cannot write {}: {e}", path.display()),
             ));
         }
@@ -177,91 +180,19 @@ pub fn check(
     text.map(|_| path)
 }
 
-/// Checks a type deriving `Schema` against its `[type Name]` section, and
-/// appends the section when asked to. Returns the lock file's path if it
-/// exists, so the expansion can depend on it.
-pub fn check_type(
-    cx: &Ctxt,
-    name: &syn::Ident,
-    lines: &[String],
-    path: Option<PathBuf>,
-) -> Option<PathBuf> {
-    let path = path?;
-    let text = std::fs::read_to_string(&path).ok();
-    let locked = text.as_deref().map(parse).unwrap_or_default();
-    match locked.get(&format!("type {name}")) {
-        Some(old) if old.as_slice() != lines => {
-            cx.error_spanned_by(
-                name,
-                format!(
-                    "type `{name}` is used by released versions (locked in {}) and must not change: {}; \
-                     leave it as it was and give the new shape a new type in a new version",
-                    path.display(),
-                    changes(old, lines).join("; ")
-                ),
-            );
-        }
-        Some(_) => {}
-        None if std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add") => {
-            let body = format!(
-                "{}\n[type {name} fnv1a:{:016x}]\n{}\n",
-                text.clone().unwrap_or_else(|| HEADER.to_string()),
-                fingerprint(lines),
-                lines.join("\n")
-            );
-            if let Err(e) = std::fs::write(&path, body) {
-                cx.error_spanned_by(name, format!("cannot write {}: {e}", path.display()));
-            }
-            return Some(path);
-        }
-        None => {}
-    }
-    text.map(|_| path)
-}
-
-/// Checks one section (`key` such as `state kv v1`) against the lock file,
-/// appending it when asked to; `what` names it in messages. Returns the lock
-/// file's path if it exists.
-pub fn check_section(
-    cx: &Ctxt,
-    key: &str,
-    what: &str,
-    lines: &[String],
-    span: Span,
-    path: Option<PathBuf>,
-) -> Option<PathBuf> {
-    let path = path?;
-    let text = std::fs::read_to_string(&path).ok();
-    let locked = text.as_deref().map(parse).unwrap_or_default();
-    match locked.get(key) {
-        Some(old) if old.as_slice() != lines => {
-            cx.syn_error(syn::Error::new(
-                span,
-                format!(
-                    "{what} is released (locked in {}) and must not change: {}; keep it as it was and declare \
-                     the change as a new version",
-                    path.display(),
-                    changes(old, lines).join("; ")
-                ),
-            ));
-        }
-        Some(_) => {}
-        None if std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add") => {
-            let body = format!(
-                "{}\n[{key} fnv1a:{:016x}]\n{}\n",
-                text.clone().unwrap_or_else(|| HEADER.to_string()),
-                fingerprint(lines),
-                lines.join("\n")
-            );
-            if let Err(e) = std::fs::write(&path, body) {
-                cx.syn_error(syn::Error::new(
-                    span,
-                    format!("cannot write {}: {e}", path.display()),
-                ));
-            }
-            return Some(path);
-        }
-        None => {}
-    }
-    text.map(|_| path)
+/// The lock sections of every version of an interface.
+pub fn interface_sections(svc: &Service) -> Vec<Section> {
+    svc.versions
+        .iter()
+        .map(|v| Section {
+            key: format!("{} v{}", svc.wire_name, v.number),
+            lines: canonical(v),
+            span: v.number_span,
+            what: format!("v{} of `{}` is released", v.number, svc.wire_name),
+            advice: format!(
+                "keep v{} as it was and declare the change as a new version",
+                v.number
+            ),
+        })
+        .collect()
 }

@@ -27,7 +27,7 @@ pub fn interface(
 ) -> TokenStream {
     let cx = Ctxt::default();
     let args = InterfaceArgs::parse(&cx, args);
-    let lock_option = args.lock.as_ref().map(|l| (l.value(), l.span()));
+    let lock_option = args.lock.as_ref().map(|l| l.value());
     let usage = "#[upshift::interface] goes on a module that holds one trait per version, as in \
                  `mod kv { #[version(1)] pub trait Kv { ... } }`";
     let (module, bodiless) = match parse_module(&cx, input, usage) {
@@ -38,9 +38,9 @@ pub fn interface(
         return with_errors(cx, bodiless);
     };
     check::service(&cx, &svc);
-    let lock_path = crate::lock::path(lock_option.as_ref().map(|(p, _)| p.as_str()), file);
-    let lock_span = lock_option.map_or_else(proc_macro2::Span::call_site, |(_, s)| s);
-    let lock_file = crate::lock::check(&cx, &svc, lock_path, lock_span);
+    let lock_path = crate::lock::path(lock_option.as_deref(), file);
+    let lock_file =
+        crate::lock::check_sections(&cx, &crate::lock::interface_sections(&svc), lock_path);
     match cx.check() {
         Ok(()) => generate(&svc, lock_file),
         Err(e) => {

@@ -37,21 +37,18 @@ pub fn state(
         .collect();
     // Released state versions are locked like interface versions.
     let lock_path = crate::lock::path(lock_option.as_deref(), file);
-    let mut lock_file = None;
-    for v in &state.versions {
-        let lines: Vec<String> = v.types.iter().map(|t| shape_line(&t.item)).collect();
-        let key = format!("state {} v{}", state.name, v.number);
-        let what = format!("v{} of state `{}`", v.number, state.name);
-        lock_file = crate::lock::check_section(
-            &cx,
-            &key,
-            &what,
-            &lines,
-            v.types[0].ident.span(),
-            lock_path.clone(),
-        )
-        .or(lock_file);
-    }
+    let sections: Vec<_> = state
+        .versions
+        .iter()
+        .map(|v| crate::lock::Section {
+            key: format!("state {} v{}", state.name, v.number),
+            lines: v.types.iter().map(|t| shape_line(&t.item)).collect(),
+            span: v.types[0].ident.span(),
+            what: format!("v{} of state `{}` is released", v.number, state.name),
+            advice: "keep it as it was and declare the change as a new version".into(),
+        })
+        .collect();
+    let lock_file = crate::lock::check_sections(&cx, &sections, lock_path);
     if cx.has_errors() {
         return with_errors(cx, fallback(&state));
     }
