@@ -80,12 +80,14 @@ pub mod interface {
 pub mod state {
     use std::collections::BTreeMap;
 
+    /// v1: each key's string value.
     #[version(1)]
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct Store {
         pub items: BTreeMap<String, String>,
     }
 
+    /// v2: entries carry an expiry time; evictions are counted.
     #[version(2)]
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct Store {
@@ -103,6 +105,7 @@ pub mod state {
         pub expires_at_ms: Option<u64>,
     }
 
+    /// v3: `items` is now `entries`; an entry's expiry is an enum and its hits are counted.
     #[version(3)]
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct Store {
@@ -150,6 +153,24 @@ pub mod state {
 }
 
 use interface::{Entry, Expiry, v1, v2, v3};
+
+/// The example's version diff page: the interface's versions, then the
+/// state's, as Markdown, or as one JSON object for tools.
+pub fn versions_page(json: bool) -> String {
+    if json {
+        format!(
+            "{{\"interfaces\":{{\"Kv\":{}}},\"states\":{{\"kv\":{}}}}}\n",
+            upshift::docs::json(interface::VERSIONS).trim_end(),
+            upshift::docs::state_json(state::VERSIONS).trim_end()
+        )
+    } else {
+        format!(
+            "{}\n{}",
+            upshift::docs::markdown(interface::VERSIONS),
+            upshift::docs::state_markdown(state::VERSIONS)
+        )
+    }
+}
 
 // ---- past SOs: callers of an older version on an upgraded node ----
 

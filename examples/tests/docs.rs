@@ -1,10 +1,10 @@
-//! The book's version diff page of the key-value interface must match what
+//! The book's version diff page of the key-value example must match what
 //! the metadata renders now. Regenerate with:
 //! `cargo run -p upshift-examples --bin kv-docs > book/src/reference/kv-versions.md`
 
 #[test]
 fn the_books_diff_page_is_fresh() {
-    let rendered = upshift::docs::markdown(upshift_examples::kv::interface::VERSIONS);
+    let rendered = upshift_examples::kv::versions_page(false);
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../book/src/reference/kv-versions.md"
@@ -18,9 +18,16 @@ fn the_books_diff_page_is_fresh() {
 }
 
 #[test]
-fn the_json_lists_every_version_and_method() {
-    let json = upshift::docs::json(upshift_examples::kv::interface::VERSIONS);
-    assert!(json.starts_with("[{\"service\":\"Kv\",\"version\":1"));
+fn the_json_lists_every_version_method_and_field() {
+    let json = upshift_examples::kv::versions_page(true);
+    assert!(json.starts_with("{\"interfaces\":{\"Kv\":[{\"service\":\"Kv\",\"version\":1"));
     assert!(json.contains("{\"name\":\"keys\",\"index\":3,\"args\":[{\"name\":\"prefix\",\"type\":\"String\"}],\"returns\":\"Vec<String>\",\"change\":\"added\"}"));
     assert!(json.contains("\"change\":\"changed\""));
+    assert!(json.contains("\"states\":{\"kv\":[{\"state\":\"kv\",\"version\":1"));
+    assert!(json.contains(
+        "{\"name\":\"expiry\",\"type\":\"Expiry\",\"change\":{\"kind\":\"converted\",\"from\":\"expires_at_ms\",\"from_type\":\"Option<u64>\",\"with\":\"Expiry::from_unix_ms\"}}"
+    ));
+    assert!(json.contains(
+        "{\"name\":\"entries\",\"type\":\"BTreeMap<String, Entry>\",\"change\":{\"kind\":\"upgraded\",\"from\":\"items\"}}"
+    ));
 }

@@ -1,10 +1,12 @@
-//! Version diff documentation, rendered from the metadata the interface
-//! macro emits (`VERSIONS`): a Markdown page per service with a table of
+//! Version diff documentation, rendered from the metadata the macros emit
+//! (`VERSIONS` of an interface or a state): a Markdown page with a table of
 //! versions and a diff per step, and the same as JSON for tools.
 
 use std::fmt::Write;
 
-use crate::schema::{Change, InterfaceSchema};
+use crate::schema::{
+    Change, InterfaceSchema, MemberChange, MemberSchema, Origin, StateSchema, TypeKind, TypeSchema,
+};
 
 /// A Markdown page for one service: its versions, then what changed at each
 /// step and which SO methods the step asks for.
@@ -95,22 +97,6 @@ pub fn markdown(versions: &[&InterfaceSchema]) -> String {
 
 /// The same content as JSON, for tools.
 pub fn json(versions: &[&InterfaceSchema]) -> String {
-    fn s(text: &str) -> String {
-        let mut out = String::from("\"");
-        for c in text.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    }
     let items: Vec<String> = versions
         .iter()
         .map(|v| {
@@ -145,4 +131,211 @@ pub fn json(versions: &[&InterfaceSchema]) -> String {
         })
         .collect();
     format!("[{}]\n", items.join(","))
+}
+
+/// A JSON string literal.
+fn s(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON array of string literals.
+fn strings(items: &[&str]) -> String {
+    let items: Vec<String> = items.iter().map(|i| s(i)).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// A Markdown page for one versioned state: its versions, each version's
+/// types, and for each step what changed and which transform attribute
+/// covers it.
+pub fn state_markdown(versions: &[&StateSchema]) -> String {
+    let mut out = String::new();
+    let Some(first) = versions.first() else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "# State `{}`: versions and what changed\n",
+        first.state
+    );
+    let _ = writeln!(out, "| version | types | summary |\n|---|---|---|");
+    for v in versions {
+        let names: Vec<String> = v.types.iter().map(|t| format!("`{}`", t.name)).collect();
+        let summary = v.doc.lines().next().unwrap_or("").trim();
+        let _ = writeln!(
+            out,
+            "| v{} | {} | {} |",
+            v.version,
+            names.join(", "),
+            summary
+        );
+    }
+    for v in versions {
+        let _ = writeln!(out, "\n## v{}\n", v.version);
+        for t in v.types {
+            let tag = match t.origin {
+                Origin::New if v.version == first.version => String::new(),
+                Origin::New => " — **new type**".to_string(),
+                Origin::Continues { from } if from != t.name => {
+                    format!(" — **renamed** from `{from}` (`from = \"{from}\"`)")
+                }
+                Origin::Continues { .. } => String::new(),
+                Origin::Transform { from, with } => {
+                    format!(" — **converted** from `{from}` by `transform = {with}`")
+                }
+            };
+            let _ = writeln!(out, "- `{}`{tag}", t.shape);
+            for m in t.members {
+                if let Some(change) = member_change(t, m) {
+                    let _ = writeln!(out, "  - `{}` — {change}", m.name);
+                }
+            }
+            for r in t.removed {
+                let _ = writeln!(out, "  - `{r}` — **removed**");
+            }
+        }
+        for r in v.removed {
+            let _ = writeln!(out, "- `{r}` — **removed type**");
+        }
+    }
+    out
+}
+
+/// What a member's change says in the Markdown page; `None` when it is
+/// carried over as it was.
+fn member_change(t: &TypeSchema, m: &MemberSchema) -> Option<String> {
+    let renamed = |from: &str| {
+        if from == m.name {
+            String::new()
+        } else {
+            format!(", from `{from}` (`from = \"{from}\"`)")
+        }
+    };
+    Some(match m.change {
+        // Members of a new type are not news of their own.
+        MemberChange::New if t.kind == TypeKind::Enum && t.origin != Origin::New => {
+            "**added** variant".to_string()
+        }
+        MemberChange::New | MemberChange::ByTransform => return None,
+        MemberChange::Kept { from } if from == m.name => return None,
+        MemberChange::Kept { from } => format!("**renamed**{}", renamed(from)),
+        MemberChange::Upgraded { from } => {
+            format!(
+                "**upgraded** through the changed types it holds{}",
+                renamed(from)
+            )
+        }
+        MemberChange::Converted {
+            from,
+            from_ty,
+            with,
+        } => format!("**retyped** from `{from}: {from_ty}` by `with = {with}`"),
+        MemberChange::Defaulted { with: None } => {
+            format!("**added** `{}`, starts from `default`", m.ty)
+        }
+        MemberChange::Defaulted { with: Some(path) } => {
+            format!("**added** `{}`, starts from `default = {path}`", m.ty)
+        }
+        MemberChange::Reshaped { from } => {
+            format!(
+                "**changed fields**{}; each field by its own rule",
+                renamed(from)
+            )
+        }
+    })
+}
+
+/// The same content as [`state_markdown`], as JSON for tools.
+pub fn state_json(versions: &[&StateSchema]) -> String {
+    let items: Vec<String> = versions
+        .iter()
+        .map(|v| {
+            let types: Vec<String> = v
+                .types
+                .iter()
+                .map(|t| {
+                    let origin = match t.origin {
+                        Origin::New => "{\"kind\":\"new\"}".to_string(),
+                        Origin::Continues { from } => {
+                            format!("{{\"kind\":\"continues\",\"from\":{}}}", s(from))
+                        }
+                        Origin::Transform { from, with } => format!(
+                            "{{\"kind\":\"transform\",\"from\":{},\"with\":{}}}",
+                            s(from),
+                            s(with)
+                        ),
+                    };
+                    let members: Vec<String> = t
+                        .members
+                        .iter()
+                        .map(|m| {
+                            format!(
+                                "{{\"name\":{},\"type\":{},\"change\":{}}}",
+                                s(m.name),
+                                s(m.ty),
+                                member_json(m.change)
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "{{\"name\":{},\"kind\":{},\"shape\":{},\"origin\":{origin},\"members\":[{}],\"removed\":{}}}",
+                        s(t.name),
+                        s(&format!("{:?}", t.kind).to_lowercase()),
+                        s(t.shape),
+                        members.join(","),
+                        strings(t.removed)
+                    )
+                })
+                .collect();
+            format!(
+                "{{\"state\":{},\"version\":{},\"doc\":{},\"types\":[{}],\"removed\":{}}}",
+                s(v.state),
+                v.version,
+                s(v.doc),
+                types.join(","),
+                strings(v.removed)
+            )
+        })
+        .collect();
+    format!("[{}]\n", items.join(","))
+}
+
+fn member_json(change: MemberChange) -> String {
+    let kind = |k: &str, rest: &[(&str, &str)]| {
+        let mut out = format!("{{\"kind\":{}", s(k));
+        for (name, value) in rest {
+            let _ = write!(out, ",\"{name}\":{}", s(value));
+        }
+        out.push('}');
+        out
+    };
+    match change {
+        MemberChange::New => kind("new", &[]),
+        MemberChange::Kept { from } => kind("kept", &[("from", from)]),
+        MemberChange::Upgraded { from } => kind("upgraded", &[("from", from)]),
+        MemberChange::Converted {
+            from,
+            from_ty,
+            with,
+        } => kind(
+            "converted",
+            &[("from", from), ("from_type", from_ty), ("with", with)],
+        ),
+        MemberChange::Defaulted { with: None } => kind("defaulted", &[]),
+        MemberChange::Defaulted { with: Some(path) } => kind("defaulted", &[("with", path)]),
+        MemberChange::Reshaped { from } => kind("reshaped", &[("from", from)]),
+        MemberChange::ByTransform => kind("by_transform", &[]),
+    }
 }

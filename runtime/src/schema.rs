@@ -63,6 +63,126 @@ impl InterfaceSchema {
     }
 }
 
+/// One version of a versioned state, as `#[upshift::state]` records it in
+/// each `vN::SCHEMA`: its types and how each came from version N-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StateSchema {
+    /// The state's name (`NAME`).
+    pub state: &'static str,
+    /// Version number.
+    pub version: u32,
+    /// First line of the root type's doc comment, if any.
+    pub doc: &'static str,
+    /// Types in declaration order; the first is the root.
+    pub types: &'static [TypeSchema],
+    /// Types of the previous version that no type of this one continues.
+    pub removed: &'static [&'static str],
+}
+
+impl StateSchema {
+    /// The type with this name.
+    pub fn type_named(&self, name: &str) -> Option<&'static TypeSchema> {
+        self.types.iter().find(|t| t.name == name)
+    }
+}
+
+/// One type of a state version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TypeSchema {
+    /// The type's name.
+    pub name: &'static str,
+    /// Struct or enum.
+    pub kind: TypeKind,
+    /// The canonical line locked for it: `struct Name { field: Type, .. }`.
+    pub shape: &'static str,
+    /// Where its values come from in an upgrade.
+    pub origin: Origin,
+    /// Fields or variants in declaration order.
+    pub members: &'static [MemberSchema],
+    /// Members of the previous version's type that no member takes its value from.
+    pub removed: &'static [&'static str],
+}
+
+/// Whether a state type is a struct or an enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TypeKind {
+    /// A struct: its members are fields.
+    Struct,
+    /// An enum: its members are variants.
+    Enum,
+}
+
+/// Where the values of a state type come from in an upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// No type of the previous version: the type is new (or the version is the first).
+    New,
+    /// Converted member by member from the previous version's type `from`
+    /// (the same name unless renamed with `from = "..."`).
+    Continues {
+        /// The previous version's name of the type.
+        from: &'static str,
+    },
+    /// Converted as a whole by the `transform = path` function.
+    Transform {
+        /// The previous version's name of the type.
+        from: &'static str,
+        /// The function, as written.
+        with: &'static str,
+    },
+}
+
+/// One field of a struct, or one variant of an enum, of a state version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MemberSchema {
+    /// Field name (or position), or variant name.
+    pub name: &'static str,
+    /// A field's type; a variant's fields as written (`(u64)`, `{ a: u8 }`, or empty).
+    pub ty: &'static str,
+    /// How its value comes from the previous version.
+    pub change: MemberChange,
+}
+
+/// How a member's value comes from the previous version: the transform
+/// attribute (or the rule) that covers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberChange {
+    /// Nothing to come from: the first version, a new type, or a new variant.
+    New,
+    /// Moved unchanged from the old member `from` (renamed when it differs).
+    Kept {
+        /// The old member's name.
+        from: &'static str,
+    },
+    /// Same type as written, but it holds state types that changed, so each
+    /// value goes through their transforms.
+    Upgraded {
+        /// The old member's name.
+        from: &'static str,
+    },
+    /// Converted from the old member by `with = path`.
+    Converted {
+        /// The old member's name.
+        from: &'static str,
+        /// The old member's type.
+        from_ty: &'static str,
+        /// The function, as written.
+        with: &'static str,
+    },
+    /// Added: starts from `default` (`with` is `None`) or `default = path`.
+    Defaulted {
+        /// The function named by `default = path`, if any.
+        with: Option<&'static str>,
+    },
+    /// An enum variant whose fields changed; each field is converted by its own rule.
+    Reshaped {
+        /// The old variant's name.
+        from: &'static str,
+    },
+    /// Covered by the type's `transform` function.
+    ByTransform,
+}
+
 /// The shape of a user type that appears in messages or state, as
 /// `#[derive(upshift::Schema)]` records it: one line per field or variant.
 /// Every type a versioned interface uses must have one.

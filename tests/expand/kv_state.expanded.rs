@@ -32,7 +32,15 @@ pub mod state {
     pub const NAME: &::core::primitive::str = "kv";
     /// The newest version declared.
     pub const LATEST: ::core::primitive::u32 = 3u32;
+    /// Every version's types and how each came from the one before, oldest first.
+    pub static VERSIONS: &[&::upshift::schema::StateSchema] = &[
+        &v1::SCHEMA,
+        &v2::SCHEMA,
+        &v3::SCHEMA,
+    ];
     /// Version 1 of the `kv` state.
+    ///
+    ///The first version: `Store`.
     #[allow(clippy::all)]
     pub mod v1 {
         #[allow(unused_imports)]
@@ -44,6 +52,7 @@ pub mod state {
             ::upshift::__private::serde::Deserialize
         )]
         #[serde(crate = "::upshift::__private::serde")]
+        /// v1: each key's string value.
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
         pub struct Store {
             pub items: BTreeMap<String, String>,
@@ -79,8 +88,36 @@ pub mod state {
                 })
             }
         }
+        /// This version's types and how each came from the previous version.
+        pub static SCHEMA: ::upshift::schema::StateSchema = ::upshift::schema::StateSchema {
+            state: super::NAME,
+            version: 1u32,
+            doc: "v1: each key's string value.",
+            types: &[
+                ::upshift::schema::TypeSchema {
+                    name: "Store",
+                    kind: ::upshift::schema::TypeKind::Struct,
+                    shape: "struct Store { items: BTreeMap<String, String> }",
+                    origin: ::upshift::schema::Origin::New,
+                    members: &[
+                        ::upshift::schema::MemberSchema {
+                            name: "items",
+                            ty: "BTreeMap<String, String>",
+                            change: ::upshift::schema::MemberChange::New,
+                        },
+                    ],
+                    removed: &[],
+                },
+            ],
+            removed: &[],
+        };
     }
     /// Version 2 of the `kv` state.
+    ///
+    /**Changes since v1:
+
+- `Store`: `items` retyped from `items: BTreeMap<String, String>` to `BTreeMap<String, Entry>` (`with = never_expire`); `evictions: u64` added (`default`).
+- `Entry`: new type.*/
     #[allow(clippy::all)]
     pub mod v2 {
         #[allow(unused_imports)]
@@ -92,6 +129,7 @@ pub mod state {
             ::upshift::__private::serde::Deserialize
         )]
         #[serde(crate = "::upshift::__private::serde")]
+        /// v2: entries carry an expiry time; evictions are counted.
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
         pub struct Store {
             pub items: BTreeMap<String, Entry>,
@@ -174,8 +212,69 @@ pub mod state {
                     .map_err(::upshift::state::StateError::Transform)
             }
         }
+        /// This version's types and how each came from the previous version.
+        pub static SCHEMA: ::upshift::schema::StateSchema = ::upshift::schema::StateSchema {
+            state: super::NAME,
+            version: 2u32,
+            doc: "v2: entries carry an expiry time; evictions are counted.",
+            types: &[
+                ::upshift::schema::TypeSchema {
+                    name: "Store",
+                    kind: ::upshift::schema::TypeKind::Struct,
+                    shape: "struct Store { items: BTreeMap<String, Entry>, evictions: u64 }",
+                    origin: ::upshift::schema::Origin::Continues {
+                        from: "Store",
+                    },
+                    members: &[
+                        ::upshift::schema::MemberSchema {
+                            name: "items",
+                            ty: "BTreeMap<String, Entry>",
+                            change: ::upshift::schema::MemberChange::Converted {
+                                from: "items",
+                                from_ty: "BTreeMap<String, String>",
+                                with: "never_expire",
+                            },
+                        },
+                        ::upshift::schema::MemberSchema {
+                            name: "evictions",
+                            ty: "u64",
+                            change: ::upshift::schema::MemberChange::Defaulted {
+                                with: ::core::option::Option::None,
+                            },
+                        },
+                    ],
+                    removed: &[],
+                },
+                ::upshift::schema::TypeSchema {
+                    name: "Entry",
+                    kind: ::upshift::schema::TypeKind::Struct,
+                    shape: "struct Entry { value: String, expires_at_ms: Option<u64> }",
+                    origin: ::upshift::schema::Origin::New,
+                    members: &[
+                        ::upshift::schema::MemberSchema {
+                            name: "value",
+                            ty: "String",
+                            change: ::upshift::schema::MemberChange::New,
+                        },
+                        ::upshift::schema::MemberSchema {
+                            name: "expires_at_ms",
+                            ty: "Option<u64>",
+                            change: ::upshift::schema::MemberChange::New,
+                        },
+                    ],
+                    removed: &[],
+                },
+            ],
+            removed: &[],
+        };
     }
     /// Version 3 of the `kv` state.
+    ///
+    /**Changes since v2:
+
+- `Store`: `entries` renamed from `items` (`from`) and upgraded through the types it holds.
+- `Entry`: `expiry` retyped from `expires_at_ms: Option<u64>` to `Expiry` (`with = Expiry::from_unix_ms`); `hits: u64` added (`default`).
+- `Expiry`: new type.*/
     #[allow(clippy::all)]
     pub mod v3 {
         #[allow(unused_imports)]
@@ -187,6 +286,7 @@ pub mod state {
             ::upshift::__private::serde::Deserialize
         )]
         #[serde(crate = "::upshift::__private::serde")]
+        /// v3: `items` is now `entries`; an entry's expiry is an enum and its hits are counted.
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
         pub struct Store {
             pub entries: BTreeMap<String, Entry>,
@@ -297,5 +397,92 @@ pub mod state {
                     .map_err(::upshift::state::StateError::Transform)
             }
         }
+        /// This version's types and how each came from the previous version.
+        pub static SCHEMA: ::upshift::schema::StateSchema = ::upshift::schema::StateSchema {
+            state: super::NAME,
+            version: 3u32,
+            doc: "v3: `items` is now `entries`; an entry's expiry is an enum and its hits are counted.",
+            types: &[
+                ::upshift::schema::TypeSchema {
+                    name: "Store",
+                    kind: ::upshift::schema::TypeKind::Struct,
+                    shape: "struct Store { entries: BTreeMap<String, Entry>, evictions: u64 }",
+                    origin: ::upshift::schema::Origin::Continues {
+                        from: "Store",
+                    },
+                    members: &[
+                        ::upshift::schema::MemberSchema {
+                            name: "entries",
+                            ty: "BTreeMap<String, Entry>",
+                            change: ::upshift::schema::MemberChange::Upgraded {
+                                from: "items",
+                            },
+                        },
+                        ::upshift::schema::MemberSchema {
+                            name: "evictions",
+                            ty: "u64",
+                            change: ::upshift::schema::MemberChange::Kept {
+                                from: "evictions",
+                            },
+                        },
+                    ],
+                    removed: &[],
+                },
+                ::upshift::schema::TypeSchema {
+                    name: "Entry",
+                    kind: ::upshift::schema::TypeKind::Struct,
+                    shape: "struct Entry { value: String, expiry: Expiry, hits: u64 }",
+                    origin: ::upshift::schema::Origin::Continues {
+                        from: "Entry",
+                    },
+                    members: &[
+                        ::upshift::schema::MemberSchema {
+                            name: "value",
+                            ty: "String",
+                            change: ::upshift::schema::MemberChange::Kept {
+                                from: "value",
+                            },
+                        },
+                        ::upshift::schema::MemberSchema {
+                            name: "expiry",
+                            ty: "Expiry",
+                            change: ::upshift::schema::MemberChange::Converted {
+                                from: "expires_at_ms",
+                                from_ty: "Option<u64>",
+                                with: "Expiry::from_unix_ms",
+                            },
+                        },
+                        ::upshift::schema::MemberSchema {
+                            name: "hits",
+                            ty: "u64",
+                            change: ::upshift::schema::MemberChange::Defaulted {
+                                with: ::core::option::Option::None,
+                            },
+                        },
+                    ],
+                    removed: &[],
+                },
+                ::upshift::schema::TypeSchema {
+                    name: "Expiry",
+                    kind: ::upshift::schema::TypeKind::Enum,
+                    shape: "enum Expiry { Never, AtUnixMs(0: u64) }",
+                    origin: ::upshift::schema::Origin::New,
+                    members: &[
+                        ::upshift::schema::MemberSchema {
+                            name: "Never",
+                            ty: "",
+                            change: ::upshift::schema::MemberChange::New,
+                        },
+                        ::upshift::schema::MemberSchema {
+                            name: "AtUnixMs",
+                            ty: "(0: u64)",
+                            change: ::upshift::schema::MemberChange::New,
+                        },
+                    ],
+                    removed: &[],
+                },
+            ],
+            removed: &[],
+        };
     }
 }

@@ -11,6 +11,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::{Item, Visibility};
 
 use super::with_errors;
+
+mod schema;
 use crate::ctxt::Ctxt;
 use crate::state_model::{Default_, Shape, State, StateArgs, StateField, StateType, StateVersion};
 
@@ -61,6 +63,10 @@ pub fn state(
     let (attrs, vis, ident, items) = (&state.attrs, &state.vis, &state.module, &state.items);
     let name = &state.name;
     let latest = state.versions.last().map_or(0, |v| v.number);
+    let schemas = state.versions.iter().map(|v| {
+        let m = format_ident!("v{}", v.number);
+        quote!(&#m::SCHEMA)
+    });
     let output = quote! {
         #(#attrs)*
         #vis mod #ident {
@@ -71,6 +77,9 @@ pub fn state(
 
             /// The newest version declared.
             pub const LATEST: ::core::primitive::u32 = #latest;
+
+            /// Every version's types and how each came from the one before, oldest first.
+            pub static VERSIONS: &[&::upshift::schema::StateSchema] = &[#(#schemas),*];
 
             #lock_dependency
 
@@ -83,32 +92,34 @@ pub fn state(
 /// One canonical line for a state type: `struct Name { field: Type, .. }`
 /// or `enum Name { Variant(Type), .. }`.
 fn shape_line(item: &Item) -> String {
-    let fields = |fields: &syn::Fields| -> String {
-        let parts: Vec<String> = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| match &f.ident {
-                Some(name) => format!("{name}: {}", crate::model::type_text(&f.ty)),
-                None => format!("{i}: {}", crate::model::type_text(&f.ty)),
-            })
-            .collect();
-        match fields {
-            syn::Fields::Named(_) => format!(" {{ {} }}", parts.join(", ")),
-            syn::Fields::Unnamed(_) => format!("({})", parts.join(", ")),
-            syn::Fields::Unit => String::new(),
-        }
-    };
     match item {
-        Item::Struct(s) => format!("struct {}{}", s.ident, fields(&s.fields)),
+        Item::Struct(s) => format!("struct {}{}", s.ident, fields_text(&s.fields)),
         Item::Enum(e) => {
             let variants: Vec<String> = e
                 .variants
                 .iter()
-                .map(|v| format!("{}{}", v.ident, fields(&v.fields)))
+                .map(|v| format!("{}{}", v.ident, fields_text(&v.fields)))
                 .collect();
             format!("enum {} {{ {} }}", e.ident, variants.join(", "))
         }
         _ => String::new(),
+    }
+}
+
+/// Fields as canonical text: ` { name: Type, .. }`, `(0: Type, ..)`, or empty.
+fn fields_text(fields: &syn::Fields) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match &f.ident {
+            Some(name) => format!("{name}: {}", crate::model::type_text(&f.ty)),
+            None => format!("{i}: {}", crate::model::type_text(&f.ty)),
+        })
+        .collect();
+    match fields {
+        syn::Fields::Named(_) => format!(" {{ {} }}", parts.join(", ")),
+        syn::Fields::Unnamed(_) => format!("({})", parts.join(", ")),
+        syn::Fields::Unit => String::new(),
     }
 }
 
@@ -177,8 +188,12 @@ impl<'a> Gen<'a> {
         let parts = self.v.types.iter().filter_map(|t| self.parts_fn(t));
         let upgrades = self.v.types.iter().filter_map(|t| self.upgrade(t));
         let root = self.versioned();
+        let schema = self.schema();
+        let changes = self.changes_doc();
         quote! {
             #[doc = #doc]
+            #[doc = ""]
+            #[doc = #changes]
             #[allow(clippy::all)]
             pub mod #module {
                 #[allow(unused_imports)]
@@ -191,6 +206,7 @@ impl<'a> Gen<'a> {
                 #(#parts)*
                 #(#upgrades)*
                 #root
+                #schema
             }
         }
     }
@@ -441,6 +457,27 @@ impl<'a> Gen<'a> {
         })
     }
 
+    /// Where a new field's value comes from, decided from the attributes
+    /// alone (no errors here: `fields` reports the impossible plans).
+    pub(super) fn plan<'f>(&self, old: &'f [StateField], f: &'f StateField) -> Plan<'f> {
+        let source_key = f.from.as_ref().map_or_else(|| f.key.clone(), |l| l.value());
+        let source = old.iter().find(|o| o.key == source_key);
+        match (source, &f.default, &f.with) {
+            (Some(_), Some(_), _) => Plan::DefaultDrops,
+            (None, Some(default), _) => Plan::Default(default),
+            (Some(o), None, Some(with)) => Plan::Convert(o, with),
+            (Some(o), None, None) if o.ty_text == self.old_spelling(&f.ty) => {
+                if self.mentions_state_type(&f.ty) {
+                    Plan::Nested(o)
+                } else {
+                    Plan::Move(o)
+                }
+            }
+            (Some(o), None, None) => Plan::Retyped(o),
+            (None, None, _) => Plan::Missing,
+        }
+    }
+
     /// The initializer of each new field, from the old fields.
     fn fields(
         &self,
@@ -454,9 +491,8 @@ impl<'a> Gen<'a> {
             .map(|f| {
                 let member = &f.member;
                 let source_key = f.from.as_ref().map_or_else(|| f.key.clone(), |l| l.value());
-                let source = old.iter().find(|o| o.key == source_key);
-                let value = match (source, &f.default, &f.with) {
-                    (Some(_), Some(_), _) => {
+                let value = match self.plan(old, f) {
+                    Plan::DefaultDrops => {
                         self.cx.syn_error(syn::Error::new(
                             f.span,
                             format!(
@@ -467,9 +503,9 @@ impl<'a> Gen<'a> {
                         ));
                         placeholder()
                     }
-                    (None, Some(Default_::Trait), _) => quote_spanned!(f.span=> ::core::default::Default::default()),
-                    (None, Some(Default_::Path(path)), _) => quote_spanned!(f.span=> #path()),
-                    (Some(o), None, Some(with)) => {
+                    Plan::Default(Default_::Trait) => quote_spanned!(f.span=> ::core::default::Default::default()),
+                    Plan::Default(Default_::Path(path)) => quote_spanned!(f.span=> #path()),
+                    Plan::Convert(o, with) => {
                         let (b, ty) = (binding(o), &f.ty);
                         let error = err.build(Some(&f.key), quote!(__reason));
                         quote_spanned! {f.span=>
@@ -479,15 +515,15 @@ impl<'a> Gen<'a> {
                             }
                         }
                     }
-                    (Some(o), None, None) if o.ty_text == f.ty_text => {
+                    Plan::Nested(o) => {
                         let b = binding(o);
-                        if self.mentions_state_type(&f.ty) {
-                            quote_spanned!(f.span=> ::upshift::state::Upgrade::upgrade(#b)?)
-                        } else {
-                            quote!(#b)
-                        }
+                        quote_spanned!(f.span=> ::upshift::state::Upgrade::upgrade(#b)?)
                     }
-                    (Some(o), None, None) => {
+                    Plan::Move(o) => {
+                        let b = binding(o);
+                        quote!(#b)
+                    }
+                    Plan::Retyped(o) => {
                         self.cx.syn_error(syn::Error::new(
                             f.span,
                             format!(
@@ -498,10 +534,10 @@ impl<'a> Gen<'a> {
                         ));
                         placeholder()
                     }
-                    (None, None, with) => {
+                    Plan::Missing => {
                         let names: Vec<String> = old.iter().map(|o| format!("`{}`", o.key)).collect();
                         let old_fields = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-                        let message = match (&f.from, with) {
+                        let message = match (&f.from, &f.with) {
                             (Some(_), _) => format!(
                                 "`{owner}` has no field `{source_key}` in v{prev} to take `{}` from; its fields there are {old_fields}",
                                 f.key
@@ -525,6 +561,31 @@ impl<'a> Gen<'a> {
                 quote!(#member: #value)
             })
             .collect()
+    }
+
+    /// A type as the previous version spells it: this version's types that
+    /// were renamed with `from` take their old names, so `Vec<Book>` matches
+    /// v1's `Vec<Account>` when `Book` continues `Account`.
+    fn old_spelling(&self, ty: &syn::Type) -> String {
+        fn rename(tokens: TokenStream, types: &[crate::state_model::StateType]) -> TokenStream {
+            tokens
+                .into_iter()
+                .map(|t| match t {
+                    TokenTree::Ident(i) => match types.iter().find(|t| t.ident == i) {
+                        Some(t) => TokenTree::Ident(Ident::new(&t.old_name(), i.span())),
+                        None => TokenTree::Ident(i),
+                    },
+                    TokenTree::Group(g) => {
+                        let mut group =
+                            proc_macro2::Group::new(g.delimiter(), rename(g.stream(), types));
+                        group.set_span(g.span());
+                        TokenTree::Group(group)
+                    }
+                    other => other,
+                })
+                .collect()
+        }
+        crate::model::type_text(&rename(quote!(#ty), &self.v.types))
     }
 
     /// Whether a type names one of this version's types, so an unchanged
@@ -584,6 +645,24 @@ impl<'a> Gen<'a> {
             }
         }
     }
+}
+
+/// Where a new field's value comes from in a transform.
+pub(super) enum Plan<'f> {
+    /// Moved from the old field (same type as written).
+    Move(&'f StateField),
+    /// Same type as written, holding state types that changed: upgraded.
+    Nested(&'f StateField),
+    /// Converted from the old field by `with = path`.
+    Convert(&'f StateField, &'f syn::Path),
+    /// A new field starting from `default` or `default = path`.
+    Default(&'f Default_),
+    /// `default` on a field whose old value exists (an error).
+    DefaultDrops,
+    /// Same field, other type, no `with` (an error).
+    Retyped(&'f StateField),
+    /// No old field to take the value from, and no default (an error).
+    Missing,
 }
 
 /// Stands in for a field value that could not be derived (an error says
