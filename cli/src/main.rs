@@ -1,8 +1,11 @@
-//! `upshift`: run a coordinator, and publish, watch and steer rollouts.
+//! `upshift`: run a coordinator, publish, watch and steer rollouts, and
+//! check released versions against the lock file.
 //!
 //! Every error is one line on stderr and a non-zero exit: 2 for a problem
 //! with the command or the coordinator's answer, 3 when a watched rollout
-//! halts or is aborted.
+//! halts or is aborted, 1 when `check` finds a locked version changed.
+
+mod lock;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +23,7 @@ use upshift::udb::{NodeState, RedbUdb, RolloutState, UdbContent, UpgradeDef};
 #[command(
     name = "upshift",
     version,
-    about = "Automatic software upgrades: run a coordinator, publish and watch rollouts"
+    about = "Automatic software upgrades: run a coordinator, publish and watch rollouts, check released versions"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -102,6 +105,30 @@ enum Command {
         /// The upgrade.
         upgrade: u64,
     },
+    /// Check every released (locked) interface version, type and state
+    /// version against the source: runs `cargo check --workspace
+    /// --all-targets`; exit 1 when one changed.
+    Check {
+        /// The Cargo.toml of the package or workspace; the current one when omitted.
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// Also fail when a version or type is not locked yet (for release branches).
+        #[arg(long)]
+        all_locked: bool,
+        /// More arguments for `cargo check`, after `--`.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Add every version and type not locked yet to its lock file; locked
+    /// ones are never rewritten. Run it when you release.
+    Lock {
+        /// The Cargo.toml of the package or workspace; the current one when omitted.
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// More arguments for `cargo check`, after `--`.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
 }
 
 /// A failure to report: its line and exit code.
@@ -134,6 +161,25 @@ async fn client(addr: SocketAddr) -> Result<api::v1::Client, Failure> {
 
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
+        Command::Check {
+            manifest_path,
+            all_locked,
+            cargo_args,
+        } => lock::run(lock::Run {
+            mode: lock::Mode::Check,
+            manifest_path,
+            cargo_args,
+            all_locked,
+        }),
+        Command::Lock {
+            manifest_path,
+            cargo_args,
+        } => lock::run(lock::Run {
+            mode: lock::Mode::Add,
+            manifest_path,
+            cargo_args,
+            all_locked: false,
+        }),
         Command::Coordinator { udb, listen } => {
             let store = RedbUdb::open(&udb)?;
             let (_server, listener) = Coordinator::open(store, Registry::default())?

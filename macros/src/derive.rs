@@ -90,22 +90,16 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         what: format!("type `{name}` is used by released versions"),
         advice: "leave it as it was and give the new shape a new type in a new version".into(),
     };
-    let lock_file = lock::check_sections(&cx, &[section], path);
+    let lock_tracking = lock::check_sections(&cx, &[section], path);
     if let Err(e) = cx.check() {
         return e.into_compile_error();
     }
     let ident = &item.ident;
-    let dependency = lock_file.map(|p| {
-        let p = p.display().to_string();
-        quote!(
-            const _: &::core::primitive::str = ::core::include_str!(#p);
-        )
-    });
     quote! {
         #[automatically_derived]
         impl ::upshift::schema::Schema for #ident {
             const SHAPE: &'static [&'static ::core::primitive::str] = &[#(#lines),*];
         }
-        #dependency
+        #lock_tracking
     }
 }

@@ -3,21 +3,23 @@
 //! `upshift.lock` beside the crate's `Cargo.toml` (or the file named by
 //! `#[upshift::interface(lock = "...")]`, relative to the source file) holds
 //! one section per released version with its canonical schema. Building with
-//! `UPSHIFT_LOCK=add` appends versions that are not locked yet; a locked
+//! `UPSHIFT_LOCK=add` (what `upshift lock` sets) appends versions that are not locked yet; a locked
 //! version is never rewritten. A locked version whose schema differs from
 //! the source is a compile error that names what changed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
 
 use crate::ctxt::Ctxt;
 use crate::model::{Service, Version};
 
-const HEADER: &str = "# upshift lock file: the schema of every released interface version.\n\
+const HEADER: &str = "# upshift lock file: the schema of every released interface version, type and state version.\n\
 # Check it in. A locked version must never change: declare a new version instead.\n\
-# Add new versions with `UPSHIFT_LOCK=add cargo build`; locked ones are never rewritten.\n";
+# Add new versions with `upshift lock` (or `UPSHIFT_LOCK=add cargo check`); locked ones are never rewritten.\n";
 
 /// The canonical schema of a version: one line per method.
 pub fn canonical(v: &Version) -> Vec<String> {
@@ -134,50 +136,163 @@ pub struct Section {
 
 /// Checks `sections` against the lock file at `path`: a locked section that
 /// differs is an error naming what changed; unlocked sections are appended
-/// when `UPSHIFT_LOCK=add` (never rewriting a locked one). Returns the lock
-/// file's path if it exists, so the expansion can depend on it.
-pub fn check_sections(cx: &Ctxt, sections: &[Section], path: Option<PathBuf>) -> Option<PathBuf> {
-    let path = path?;
-    let text = std::fs::read_to_string(&path).ok();
+/// when `UPSHIFT_LOCK=add` (never rewriting a locked one). When
+/// `UPSHIFT_LOCK_REPORT` names a directory, the outcome of every section is
+/// written there for `upshift check` and `upshift lock`.
+///
+/// Returns items for the expansion that make the crate depend on the lock
+/// file and on both variables, so editing the lock or changing the mode
+/// rebuilds it.
+pub fn check_sections(cx: &Ctxt, sections: &[Section], path: Option<PathBuf>) -> TokenStream {
+    let Some(path) = path else {
+        return tracking(None);
+    };
+    let adding = std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add");
+    // Adding holds an exclusive lock on the file from reading to writing:
+    // several rustc processes (a crate's lib, tests, examples) expand at once.
+    let mut held = None;
+    let text = if adding {
+        match open_locked(&path) {
+            Ok((file, text)) => {
+                held = Some(file);
+                Some(text).filter(|t| !t.is_empty())
+            }
+            Err(e) => {
+                let span = sections.first().map_or_else(Span::call_site, |s| s.span);
+                cx.syn_error(syn::Error::new(
+                    span,
+                    format!("cannot open {} to add versions: {e}", path.display()),
+                ));
+                return tracking(None);
+            }
+        }
+    } else {
+        std::fs::read_to_string(&path).ok()
+    };
     let locked = text.as_deref().map(parse).unwrap_or_default();
     let mut additions = String::new();
+    let mut report = Vec::new();
     for s in sections {
         match locked.get(&s.key) {
-            Some(old) if *old != s.lines => cx.syn_error(syn::Error::new(
-                s.span,
-                format!(
-                    "{} (locked in {}) and must not change: {}; {}",
-                    s.what,
-                    path.display(),
-                    changes(old, &s.lines).join("; "),
-                    s.advice
-                ),
-            )),
-            Some(_) => {}
-            None => additions.push_str(&format!(
-                "\n[{} fnv1a:{:016x}]\n{}\n",
-                s.key,
-                fingerprint(&s.lines),
-                s.lines.join("\n")
-            )),
+            Some(old) if *old != s.lines => {
+                let changed = changes(old, &s.lines).join("; ");
+                report.push(("changed", &s.key, format!("{changed}; {}", s.advice)));
+                cx.syn_error(syn::Error::new(
+                    s.span,
+                    format!(
+                        "{} (locked in {}) and must not change: {changed}; {}",
+                        s.what,
+                        path.display(),
+                        s.advice
+                    ),
+                ));
+            }
+            Some(_) => report.push(("ok", &s.key, String::new())),
+            None => {
+                report.push(("unlocked", &s.key, String::new()));
+                additions.push_str(&format!(
+                    "\n[{} fnv1a:{:016x}]\n{}\n",
+                    s.key,
+                    fingerprint(&s.lines),
+                    s.lines.join("\n")
+                ));
+            }
         }
     }
-    let adding = std::env::var("UPSHIFT_LOCK").is_ok_and(|v| v == "add");
-    if adding && !additions.is_empty() && !cx.has_errors() {
+    let mut exists = text.is_some();
+    if let Some(file) = &mut held
+        && !additions.is_empty()
+        && !cx.has_errors()
+    {
         let body = format!(
             "{}{additions}",
             text.clone().unwrap_or_else(|| HEADER.to_string())
         );
-        if let Err(e) = std::fs::write(&path, body) {
-            let span = sections.first().map_or_else(Span::call_site, |s| s.span);
-            cx.syn_error(syn::Error::new(
-                span,
-                format!("cannot write {}: {e}", path.display()),
-            ));
+        match rewrite(file, &body) {
+            Ok(()) => {
+                exists = true;
+                for entry in &mut report {
+                    if entry.0 == "unlocked" {
+                        entry.0 = "added";
+                    }
+                }
+            }
+            Err(e) => {
+                let span = sections.first().map_or_else(Span::call_site, |s| s.span);
+                cx.syn_error(syn::Error::new(
+                    span,
+                    format!("cannot write {}: {e}", path.display()),
+                ));
+            }
         }
-        return Some(path);
     }
-    text.map(|_| path)
+    drop(held);
+    write_report(&path, &report);
+    tracking(exists.then_some(path.as_path()))
+}
+
+/// Opens (creating) the lock file with an exclusive lock, and reads it.
+fn open_locked(path: &Path) -> std::io::Result<(std::fs::File, String)> {
+    use std::io::Read;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.lock()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok((file, text))
+}
+
+/// Replaces the held file's content, and syncs it.
+fn rewrite(file: &mut std::fs::File, body: &str) -> std::io::Result<()> {
+    use std::io::{Seek, Write};
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(body.as_bytes())?;
+    file.sync_all()
+}
+
+/// Records each section's outcome as `status<TAB>lock file<TAB>key<TAB>detail`
+/// lines in a new file of the `UPSHIFT_LOCK_REPORT` directory. Many rustc
+/// processes expand macros at once, so each expansion writes its own file.
+fn write_report(path: &Path, entries: &[(&str, &String, String)]) {
+    static EXPANSION: AtomicU64 = AtomicU64::new(0);
+    let Some(dir) = std::env::var_os("UPSHIFT_LOCK_REPORT") else {
+        return;
+    };
+    let mut text = String::new();
+    for (status, key, detail) in entries {
+        text.push_str(&format!("{status}\t{}\t{key}\t{detail}\n", path.display()));
+    }
+    let file = PathBuf::from(dir).join(format!(
+        "{}-{}.report",
+        std::process::id(),
+        EXPANSION.fetch_add(1, Ordering::Relaxed)
+    ));
+    // A report that cannot be written only leaves the section out of the
+    // summary; the comparison above still fails the build on a change.
+    let _ = std::fs::write(file, text);
+}
+
+/// Items that make the expanding crate depend on the lock file (when it
+/// exists) and on `UPSHIFT_LOCK` / `UPSHIFT_LOCK_REPORT`: rustc records them
+/// in the crate's dep-info, and cargo rebuilds when any of them changes.
+fn tracking(lock: Option<&Path>) -> TokenStream {
+    let include = lock.map(|p| {
+        let p = p.display().to_string();
+        quote!(
+            const _: &::core::primitive::str = ::core::include_str!(#p);
+        )
+    });
+    quote! {
+        #include
+        const _: ::core::option::Option<&::core::primitive::str> = ::core::option_env!("UPSHIFT_LOCK");
+        const _: ::core::option::Option<&::core::primitive::str> =
+            ::core::option_env!("UPSHIFT_LOCK_REPORT");
+    }
 }
 
 /// The lock sections of every version of an interface.

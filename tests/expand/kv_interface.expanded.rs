@@ -29,6 +29,12 @@ pub mod interface {
         &v2::SCHEMA,
         &v3::SCHEMA,
     ];
+    const _: ::core::option::Option<&::core::primitive::str> = ::core::option_env!(
+        "UPSHIFT_LOCK"
+    );
+    const _: ::core::option::Option<&::core::primitive::str> = ::core::option_env!(
+        "UPSHIFT_LOCK_REPORT"
+    );
     /// Version 1 of the `Kv` interface.
     ///
     /// v1: a plain string store.

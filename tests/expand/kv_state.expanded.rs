@@ -38,6 +38,12 @@ pub mod state {
         &v2::SCHEMA,
         &v3::SCHEMA,
     ];
+    const _: ::core::option::Option<&::core::primitive::str> = ::core::option_env!(
+        "UPSHIFT_LOCK"
+    );
+    const _: ::core::option::Option<&::core::primitive::str> = ::core::option_env!(
+        "UPSHIFT_LOCK_REPORT"
+    );
     /// Version 1 of the `kv` state.
     ///
     ///The first version: `Store`.

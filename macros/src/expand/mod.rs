@@ -39,10 +39,10 @@ pub fn interface(
     };
     check::service(&cx, &svc);
     let lock_path = crate::lock::path(lock_option.as_deref(), file);
-    let lock_file =
+    let lock_tracking =
         crate::lock::check_sections(&cx, &crate::lock::interface_sections(&svc), lock_path);
     match cx.check() {
-        Ok(()) => generate(&svc, lock_file),
+        Ok(()) => generate(&svc, lock_tracking),
         Err(e) => {
             let fallback = fallback(&svc);
             let errors = e.into_compile_error();
@@ -144,14 +144,8 @@ fn fallback(svc: &Service) -> TokenStream {
     }
 }
 
-fn generate(svc: &Service, lock_file: Option<std::path::PathBuf>) -> TokenStream {
-    // Depending on the lock file makes editing it rebuild the crate.
-    let lock_dependency = lock_file.map(|p| {
-        let p = p.display().to_string();
-        quote!(
-            const _: &::core::primitive::str = ::core::include_str!(#p);
-        )
-    });
+/// `lock_tracking` makes the crate depend on its lock file and lock mode.
+fn generate(svc: &Service, lock_tracking: TokenStream) -> TokenStream {
     let modules = (0..svc.versions.len()).map(|i| VersionGen::new(svc, i).module());
     let schemas = svc.versions.iter().map(|v| {
         let m = format_ident!("v{}", v.number);
@@ -170,7 +164,7 @@ fn generate(svc: &Service, lock_file: Option<std::path::PathBuf>) -> TokenStream
             /// The schema of every version, ascending.
             pub static VERSIONS: &[&::upshift::schema::InterfaceSchema] = &[#(#schemas),*];
 
-            #lock_dependency
+            #lock_tracking
 
             #(#modules)*
         }

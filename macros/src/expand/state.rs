@@ -50,16 +50,10 @@ pub fn state(
             advice: "keep it as it was and declare the change as a new version".into(),
         })
         .collect();
-    let lock_file = crate::lock::check_sections(&cx, &sections, lock_path);
+    let lock_tracking = crate::lock::check_sections(&cx, &sections, lock_path);
     if cx.has_errors() {
         return with_errors(cx, fallback(&state));
     }
-    let lock_dependency = lock_file.map(|p| {
-        let p = p.display().to_string();
-        quote!(
-            const _: &::core::primitive::str = ::core::include_str!(#p);
-        )
-    });
     let (attrs, vis, ident, items) = (&state.attrs, &state.vis, &state.module, &state.items);
     let name = &state.name;
     let latest = state.versions.last().map_or(0, |v| v.number);
@@ -81,7 +75,7 @@ pub fn state(
             /// Every version's types and how each came from the one before, oldest first.
             pub static VERSIONS: &[&::upshift::schema::StateSchema] = &[#(#schemas),*];
 
-            #lock_dependency
+            #lock_tracking
 
             #(#versions)*
         }

@@ -1,0 +1,233 @@
+//! `upshift check` and `upshift lock`: run `cargo check` with the macros
+//! reporting every locked section (interface version, type, state version)
+//! into a directory, then summarize what they found.
+//!
+//! The macros themselves do the comparison, so this is the same check the
+//! build makes; the command adds a summary across the workspace, a separate
+//! exit code for CI, and the one explicit way to add new versions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::Failure;
+
+/// What a run asks the macros to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Compare only.
+    Check,
+    /// Also append sections not locked yet (`UPSHIFT_LOCK=add`).
+    Add,
+}
+
+/// Options shared by both commands.
+pub struct Run {
+    pub mode: Mode,
+    pub manifest_path: Option<PathBuf>,
+    pub cargo_args: Vec<String>,
+    /// `upshift check --all-locked`: a section not locked yet is a failure.
+    pub all_locked: bool,
+}
+
+/// The outcome of one section, as a macro reported it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Status {
+    Changed,
+    Unlocked,
+    Added,
+    Ok,
+}
+
+/// Reports by lock file, then by section key.
+type Reports = BTreeMap<PathBuf, BTreeMap<String, (Status, String)>>;
+
+pub fn run(opts: Run) -> Result<(), Failure> {
+    let dir = report_dir()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["check", "--workspace", "--all-targets"]);
+    if let Some(manifest) = &opts.manifest_path {
+        cmd.arg("--manifest-path").arg(manifest);
+    }
+    cmd.args(&opts.cargo_args);
+    cmd.env("UPSHIFT_LOCK_REPORT", &dir);
+    match opts.mode {
+        Mode::Add => cmd.env("UPSHIFT_LOCK", "add"),
+        Mode::Check => cmd.env_remove("UPSHIFT_LOCK"),
+    };
+    eprintln!(
+        "upshift: running `cargo check --workspace --all-targets` with lock {}",
+        if opts.mode == Mode::Add {
+            "reports, adding unlocked versions"
+        } else {
+            "reports"
+        }
+    );
+    let status = cmd
+        .status()
+        .map_err(|e| Failure(format!("cannot run cargo: {e}"), 2));
+    let reports = read_reports(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (status, mut reports) = (status?, reports?);
+    // Dependencies that use the macros report their own locks: not ours to judge.
+    if let Some(root) = workspace_root(&opts) {
+        reports.retain(|lock, _| lock.starts_with(&root));
+    }
+    summarize(&opts, status.success(), &reports)
+}
+
+/// The directory of the workspace's root manifest, as cargo finds it.
+fn workspace_root(opts: &Run) -> Option<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
+    if let Some(manifest) = &opts.manifest_path {
+        cmd.arg("--manifest-path").arg(manifest);
+    }
+    let out = cmd.output().ok().filter(|o| o.status.success())?;
+    let manifest = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    Some(manifest.parent()?.to_path_buf())
+}
+
+/// A fresh directory for this run's reports. A new name every run also
+/// changes `UPSHIFT_LOCK_REPORT`, which makes cargo re-expand every crate
+/// that uses the macros, so no crate is skipped as already checked.
+fn report_dir() -> Result<PathBuf, Failure> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "upshift-lock-report-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Failure(
+            format!("cannot create the report directory {}: {e}", dir.display()),
+            2,
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Every macro expansion wrote a file of `status\tlock\tkey\tdetail` lines;
+/// a crate checked twice (lib and its tests) reports the same keys again.
+fn read_reports(dir: &Path) -> Result<Reports, Failure> {
+    let mut out = Reports::new();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Failure(format!("cannot read {}: {e}", dir.display()), 2))?;
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            let mut parts = line.splitn(4, '\t');
+            let (Some(status), Some(lock), Some(key), detail) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let status = match status {
+                "changed" => Status::Changed,
+                "unlocked" => Status::Unlocked,
+                "added" => Status::Added,
+                "ok" => Status::Ok,
+                _ => continue,
+            };
+            let slot = out
+                .entry(PathBuf::from(lock))
+                .or_default()
+                .entry(key.to_string())
+                .or_insert((status, String::new()));
+            // The most severe outcome of a key wins.
+            if status <= slot.0 {
+                *slot = (status, detail.unwrap_or("").to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Prints the summary; fails with exit code 1 on changed locked sections (or
+/// unlocked ones under `--all-locked`), 2 when cargo failed otherwise.
+fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failure> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let shown = |p: &Path| p.strip_prefix(&cwd).unwrap_or(p).display().to_string();
+    let count = |s: Status| {
+        reports
+            .values()
+            .flat_map(|keys| keys.values())
+            .filter(|(status, _)| *status == s)
+            .count()
+    };
+    let (changed, unlocked, added, ok) = (
+        count(Status::Changed),
+        count(Status::Unlocked),
+        count(Status::Added),
+        count(Status::Ok),
+    );
+    for (lock, keys) in reports {
+        let lock_text = shown(lock);
+        let with = |s: Status| -> Vec<&str> {
+            keys.iter()
+                .filter(|(_, (status, _))| *status == s)
+                .map(|(key, _)| key.as_str())
+                .collect()
+        };
+        for (key, (status, detail)) in keys {
+            if *status == Status::Changed {
+                println!("changed   {key} (locked in {lock_text}): {detail}");
+            }
+        }
+        let added_keys = with(Status::Added);
+        if !added_keys.is_empty() {
+            println!("added     {} to {lock_text}", added_keys.join(", "));
+        }
+        let unlocked_keys = with(Status::Unlocked);
+        if !unlocked_keys.is_empty() {
+            let place = if lock.exists() {
+                format!("not in {lock_text}")
+            } else {
+                format!("no lock file {lock_text}")
+            };
+            println!("unlocked  {} ({place})", unlocked_keys.join(", "));
+        }
+        let ok_keys = with(Status::Ok);
+        if !ok_keys.is_empty() {
+            println!("ok        {} ({lock_text})", ok_keys.join(", "));
+        }
+    }
+    println!("{changed} changed, {ok} match the lock, {added} added, {unlocked} not locked");
+    if changed > 0 {
+        return Err(Failure(
+            format!(
+                "{changed} locked version(s) or type(s) changed; keep them as they were and declare a new version"
+            ),
+            1,
+        ));
+    }
+    if !cargo_ok {
+        return Err(Failure(
+            "cargo check failed (see its errors above); crates that depend on a failing one were not checked".into(),
+            2,
+        ));
+    }
+    if reports.is_empty() {
+        println!(
+            "no versions found: no crate here uses #[upshift::interface], #[upshift::state] or #[derive(upshift::Schema)]"
+        );
+    }
+    if unlocked > 0 && opts.mode == Mode::Check {
+        if opts.all_locked {
+            return Err(Failure(
+                format!(
+                    "{unlocked} version(s) or type(s) not locked; lock released versions with `upshift lock`"
+                ),
+                1,
+            ));
+        }
+        println!("lock versions when you release them: `upshift lock`");
+    }
+    Ok(())
+}

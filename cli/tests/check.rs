@@ -1,0 +1,267 @@
+//! `upshift check` and `upshift lock` on a real crate built by real cargo:
+//! a fixture crate written to `target/tests/upshift-check`, with its own
+//! workspace and target directory, edited between runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_upshift");
+
+const CARGO_TOML: &str = r#"[package]
+name = "check-fixture"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+upshift = { path = "RUNTIME" }
+serde = { version = "1", features = ["derive"] }
+
+[workspace]
+"#;
+
+/// The fixture's source; tests edit it with `str::replace`.
+const LIB: &str = r#"
+#[derive(serde::Serialize, serde::Deserialize, upshift::Schema)]
+pub struct Note {
+    pub text: String,
+}
+
+#[upshift::interface]
+pub mod greeter {
+    use super::Note;
+
+    #[version(1)]
+    pub trait Greeter {
+        async fn hello(&self, name: String) -> Note;
+    }
+
+    #[version(2)]
+    pub trait Greeter {
+        async fn hello(&self, name: String) -> Note;
+        async fn bye(&self, name: String);
+    }
+}
+
+#[upshift::state(name = "greetings")]
+pub mod store {
+    #[version(1)]
+    pub struct Store {
+        pub count: u64,
+    }
+}
+"#;
+
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = root.join("target/tests/upshift-check/fixture");
+        let _ = std::fs::remove_dir_all(dir.join("src"));
+        let _ = std::fs::remove_file(dir.join("upshift.lock"));
+        std::fs::create_dir_all(dir.join("src")).expect("fixture dir");
+        let runtime = root.join("runtime").canonicalize().expect("runtime dir");
+        let manifest = CARGO_TOML.replace("RUNTIME", &runtime.display().to_string());
+        std::fs::write(dir.join("Cargo.toml"), manifest).expect("Cargo.toml");
+        // The workspace's resolution, so the fixture builds offline with the
+        // same dependency versions.
+        std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
+        let fixture = Fixture { dir };
+        fixture.write(LIB);
+        fixture
+    }
+
+    fn write(&self, lib: &str) {
+        std::fs::write(self.dir.join("src/lib.rs"), lib).expect("lib.rs");
+    }
+
+    fn lock_file(&self) -> String {
+        std::fs::read_to_string(self.dir.join("upshift.lock")).unwrap_or_default()
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(program)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("CARGO_TARGET_DIR", self.dir.join("../target"))
+            .env("CARGO_NET_OFFLINE", "true")
+            .env_remove("UPSHIFT_LOCK")
+            .env_remove("UPSHIFT_LOCK_REPORT")
+            .output()
+            .expect("run the command")
+    }
+
+    fn upshift(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = self.command(BIN, args);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    }
+
+    fn cargo_check(&self) -> (bool, String) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = self.command(&cargo, &["check", "--quiet"]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// The last line of stderr: the command's one-line error.
+fn error_line(stderr: &str) -> &str {
+    stderr.lines().last().unwrap_or("")
+}
+
+#[test]
+fn check_and_lock_guard_released_versions() {
+    let f = Fixture::new();
+
+    // Nothing locked yet: reported, not a failure, unless asked for.
+    let (code, out, err) = f.upshift(&["check"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains(
+            "unlocked  Greeter v1, Greeter v2, state greetings v1, type Note (no lock file upshift.lock)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 changed, 0 match the lock, 0 added, 4 not locked"),
+        "{out}"
+    );
+    let (code, _, err) = f.upshift(&["check", "--all-locked"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        error_line(&err),
+        "error: 4 version(s) or type(s) not locked; lock released versions with `upshift lock`"
+    );
+
+    // `upshift lock` adds them all; a second run adds nothing.
+    let (code, out, err) = f.upshift(&["lock"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains(
+            "added     Greeter v1, Greeter v2, state greetings v1, type Note to upshift.lock"
+        ),
+        "{out}"
+    );
+    let locked = f.lock_file();
+    for section in [
+        "[Greeter v1 fnv1a:",
+        "method hello(name: String) -> Note\n",
+        "[Greeter v2 fnv1a:",
+        "[state greetings v1 fnv1a:",
+        "struct Store { count: u64 }",
+        "[type Note fnv1a:",
+        "field text: String",
+    ] {
+        assert!(
+            locked.contains(section),
+            "{section} missing from:\n{locked}"
+        );
+    }
+    let (code, out, _) = f.upshift(&["lock"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("0 changed, 4 match the lock, 0 added, 0 not locked"),
+        "{out}"
+    );
+    let (code, out, _) = f.upshift(&["check", "--all-locked"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "ok        Greeter v1, Greeter v2, state greetings v1, type Note (upshift.lock)"
+        ),
+        "{out}"
+    );
+
+    // Editing the lock file alone rebuilds the crate: plain cargo fails.
+    let (ok, err) = f.cargo_check();
+    assert!(ok, "{err}");
+    let tampered = locked.replace(
+        "method hello(name: String) -> Note\n",
+        "method hello(name: String) -> String\n",
+    );
+    std::fs::write(f.dir.join("upshift.lock"), &tampered).expect("tamper");
+    let (ok, err) = f.cargo_check();
+    assert!(!ok, "a tampered lock must fail the build");
+    assert!(
+        err.contains("v1 of `Greeter` is released"),
+        "cargo check output: {err}"
+    );
+    std::fs::write(f.dir.join("upshift.lock"), &locked).expect("restore");
+
+    // A locked method and a field of a locked type change: exit 1, both
+    // named, the lock file untouched — also by `upshift lock`.
+    let edited = LIB
+        .replace(
+            "        async fn hello(&self, name: String) -> Note;\n    }\n\n    #[version(2)]",
+            "        async fn hello(&self, name: String, loud: bool) -> Note;\n    }\n\n    #[version(2)]",
+        )
+        .replace("pub text: String,", "pub text: Vec<u8>,");
+    assert_ne!(edited, LIB);
+    f.write(&edited);
+    let (code, out, err) = f.upshift(&["check"]);
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains(
+            "changed   Greeter v1 (locked in upshift.lock): method `hello` changed from \
+             `hello(name: String) -> Note` to `hello(name: String, loud: bool) -> Note`; \
+             keep v1 as it was and declare the change as a new version"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "changed   type Note (locked in upshift.lock): field `text` changed from `text: String` to `text: Vec<u8>`"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        error_line(&err),
+        "error: 2 locked version(s) or type(s) changed; keep them as they were and declare a new version"
+    );
+    let (code, _, _) = f.upshift(&["lock"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(f.lock_file(), locked, "a locked version is never rewritten");
+
+    // Another compile error is not a lock violation: exit 2.
+    f.write(&format!(
+        "{LIB}\npub fn broken() -> u32 {{ \"not a number\" }}\n"
+    ));
+    let (code, _, err) = f.upshift(&["check"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        error_line(&err).starts_with("error: cargo check failed"),
+        "{err}"
+    );
+
+    // A new version is reported as not locked yet, and locking adds only it.
+    let v3 = LIB.replace(
+        "        async fn bye(&self, name: String);\n    }\n",
+        "        async fn bye(&self, name: String);\n    }\n\n    #[version(3)]\n    pub trait Greeter {\n        async fn hello(&self, name: String) -> Note;\n    }\n",
+    );
+    assert_ne!(v3, LIB);
+    f.write(&v3);
+    let (code, out, _) = f.upshift(&["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("unlocked  Greeter v3 (not in upshift.lock)"),
+        "{out}"
+    );
+    let (code, out, _) = f.upshift(&["lock"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("added     Greeter v3 to upshift.lock"),
+        "{out}"
+    );
+    let now = f.lock_file();
+    assert!(
+        now.starts_with(&locked),
+        "locking appends, it does not rewrite"
+    );
+    assert!(now.contains("[Greeter v3 fnv1a:"));
+}
