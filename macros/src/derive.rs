@@ -6,27 +6,11 @@ use std::path::PathBuf;
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::{Data, DeriveInput, Fields, LitStr};
+use syn::{Data, DeriveInput, LitStr};
 
 use crate::ctxt::Ctxt;
 use crate::lock;
-use crate::model::type_text;
-
-fn fields_text(fields: &Fields) -> String {
-    let parts: Vec<String> = fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| match &f.ident {
-            Some(name) => format!("{name}: {}", type_text(&f.ty)),
-            None => format!("{i}: {}", type_text(&f.ty)),
-        })
-        .collect();
-    match fields {
-        Fields::Named(_) => format!(" {{ {} }}", parts.join(", ")),
-        Fields::Unnamed(_) => format!("({})", parts.join(", ")),
-        Fields::Unit => String::new(),
-    }
-}
+use crate::model::{require_schemas, shape_lines};
 
 /// Expands `#[derive(upshift::Schema)]`.
 pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
@@ -55,30 +39,24 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
             cx.syn_error(e);
         }
     }
-    let lines: Vec<String> = match &item.data {
-        Data::Struct(s) => s
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let name = f
-                    .ident
-                    .as_ref()
-                    .map_or_else(|| i.to_string(), ToString::to_string);
-                format!("field {name}: {}", type_text(&f.ty))
-            })
-            .collect(),
-        Data::Enum(e) => e
-            .variants
-            .iter()
-            .map(|v| format!("variant {}{}", v.ident, fields_text(&v.fields)))
-            .collect(),
+    let (lines, field_types): (Vec<String>, Vec<&syn::Type>) = match &item.data {
+        Data::Struct(s) => (
+            shape_lines(Some(&s.fields), []),
+            s.fields.iter().map(|f| &f.ty).collect(),
+        ),
+        Data::Enum(e) => (
+            shape_lines(None, &e.variants),
+            e.variants
+                .iter()
+                .flat_map(|v| v.fields.iter().map(|f| &f.ty))
+                .collect(),
+        ),
         Data::Union(_) => {
             cx.error_spanned_by(
                 &item.ident,
                 "unions have no wire format; use a struct or an enum",
             );
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
     let path = lock::path(lock_option.as_ref().map(LitStr::value).as_deref(), file);
@@ -95,11 +73,14 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         return e.into_compile_error();
     }
     let ident = &item.ident;
+    // A field's type is locked through its own schema: require one.
+    let requires = require_schemas(field_types);
     quote! {
         #[automatically_derived]
         impl ::upshift::schema::Schema for #ident {
             const SHAPE: &'static [&'static ::core::primitive::str] = &[#(#lines),*];
         }
+        #requires
         #lock_tracking
     }
 }

@@ -118,6 +118,65 @@ pub fn type_text(ty: &impl ToTokens) -> String {
     out
 }
 
+/// Fields as canonical text: ` { name: Type, .. }`, `(0: Type, ..)`, or empty.
+pub fn fields_text(fields: &syn::Fields) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match &f.ident {
+            Some(name) => format!("{name}: {}", type_text(&f.ty)),
+            None => format!("{i}: {}", type_text(&f.ty)),
+        })
+        .collect();
+    match fields {
+        syn::Fields::Named(_) => format!(" {{ {} }}", parts.join(", ")),
+        syn::Fields::Unnamed(_) => format!("({})", parts.join(", ")),
+        syn::Fields::Unit => String::new(),
+    }
+}
+
+/// A type's `Schema::SHAPE` lines: `field name: Type` per field of a
+/// struct, `variant Name(..)` per variant of an enum.
+pub fn shape_lines<'a>(
+    fields: Option<&syn::Fields>,
+    variants: impl IntoIterator<Item = &'a syn::Variant>,
+) -> Vec<String> {
+    match fields {
+        Some(fields) => fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = f
+                    .ident
+                    .as_ref()
+                    .map_or_else(|| i.to_string(), ToString::to_string);
+                format!("field {name}: {}", type_text(&f.ty))
+            })
+            .collect(),
+        None => variants
+            .into_iter()
+            .map(|v| format!("variant {}{}", v.ident, fields_text(&v.fields)))
+            .collect(),
+    }
+}
+
+/// `const _: () = { require::<T>(); .. };` for each distinct field type:
+/// every type inside a versioned definition must have a schema, and the
+/// error points at the field's type.
+pub fn require_schemas<'a>(
+    types: impl IntoIterator<Item = &'a syn::Type>,
+) -> proc_macro2::TokenStream {
+    let mut seen = std::collections::BTreeSet::new();
+    let requires = types
+        .into_iter()
+        .filter(|ty| seen.insert(type_text(ty)))
+        .map(|ty| {
+            let span = syn::spanned::Spanned::span(ty);
+            quote::quote_spanned!(span=> ::upshift::schema::require::<#ty>();)
+        });
+    quote::quote!(const _: () = { #(#requires)* };)
+}
+
 impl Service {
     /// Builds the model from the module; records every problem in `cx`.
     /// Returns `None` only when the input has no module body to work on.

@@ -185,13 +185,17 @@ pub enum MemberChange {
 
 /// The shape of a user type that appears in messages or state, as
 /// `#[derive(upshift::Schema)]` records it: one line per field or variant.
-/// Every type a versioned interface uses must have one.
+/// Every type a versioned interface or state uses must have one, and so must
+/// every field of a deriving type: the whole reachable shape is locked.
 /// The derive also checks the shape against the crate's lock file, so a
-/// released type cannot change unnoticed.
+/// released type cannot change unnoticed. State types get theirs from
+/// `#[upshift::state]`. For a type from another crate, implement it by hand
+/// on a newtype, with lines that describe its wire form (a hand-written
+/// shape is not locked).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no upshift schema",
-    label = "used in a versioned interface",
-    note = "derive it with #[derive(upshift::Schema)], so that its shape is locked with the versions that use it"
+    label = "used in a versioned definition",
+    note = "derive it with #[derive(upshift::Schema)], so that its shape is locked with the versions that use it; for a type from another crate, implement `upshift::schema::Schema` by hand on a newtype around it"
 )]
 pub trait Schema {
     /// Canonical lines: `field name: Type`, or `variant Name(...)`.
@@ -221,7 +225,14 @@ std_schema!(
     f32,
     f64,
     String,
-    ()
+    (),
+    std::time::Duration,
+    std::time::SystemTime,
+    std::net::IpAddr,
+    std::net::Ipv4Addr,
+    std::net::Ipv6Addr,
+    std::net::SocketAddr,
+    std::path::PathBuf,
 );
 
 macro_rules! generic_schema {

@@ -63,6 +63,12 @@ pub mod state {
         pub struct Store {
             pub items: BTreeMap<String, String>,
         }
+        #[automatically_derived]
+        impl ::upshift::schema::Schema for Store {
+            const SHAPE: &'static [&'static ::core::primitive::str] = &[
+                "field items: BTreeMap<String, String>",
+            ];
+        }
         impl Store {
             #[doc(hidden)]
             pub fn __into_parts(self) -> (BTreeMap<String, String>,) {
@@ -117,6 +123,9 @@ pub mod state {
             ],
             removed: &[],
         };
+        const _: () = {
+            ::upshift::schema::require::<BTreeMap<String, String>>();
+        };
     }
     /// Version 2 of the `kv` state.
     ///
@@ -141,6 +150,13 @@ pub mod state {
             pub items: BTreeMap<String, Entry>,
             pub evictions: u64,
         }
+        #[automatically_derived]
+        impl ::upshift::schema::Schema for Store {
+            const SHAPE: &'static [&'static ::core::primitive::str] = &[
+                "field items: BTreeMap<String, Entry>",
+                "field evictions: u64",
+            ];
+        }
         #[derive(
             ::upshift::__private::serde::Serialize,
             ::upshift::__private::serde::Deserialize
@@ -151,6 +167,13 @@ pub mod state {
             pub value: String,
             /// Unix time in milliseconds when the value expires.
             pub expires_at_ms: Option<u64>,
+        }
+        #[automatically_derived]
+        impl ::upshift::schema::Schema for Entry {
+            const SHAPE: &'static [&'static ::core::primitive::str] = &[
+                "field value: String",
+                "field expires_at_ms: Option<u64>",
+            ];
         }
         impl Store {
             #[doc(hidden)]
@@ -273,6 +296,12 @@ pub mod state {
             ],
             removed: &[],
         };
+        const _: () = {
+            ::upshift::schema::require::<BTreeMap<String, Entry>>();
+            ::upshift::schema::require::<u64>();
+            ::upshift::schema::require::<String>();
+            ::upshift::schema::require::<Option<u64>>();
+        };
     }
     /// Version 3 of the `kv` state.
     ///
@@ -298,6 +327,13 @@ pub mod state {
             pub entries: BTreeMap<String, Entry>,
             pub evictions: u64,
         }
+        #[automatically_derived]
+        impl ::upshift::schema::Schema for Store {
+            const SHAPE: &'static [&'static ::core::primitive::str] = &[
+                "field entries: BTreeMap<String, Entry>",
+                "field evictions: u64",
+            ];
+        }
         #[derive(
             ::upshift::__private::serde::Serialize,
             ::upshift::__private::serde::Deserialize
@@ -309,6 +345,14 @@ pub mod state {
             pub expiry: Expiry,
             pub hits: u64,
         }
+        #[automatically_derived]
+        impl ::upshift::schema::Schema for Entry {
+            const SHAPE: &'static [&'static ::core::primitive::str] = &[
+                "field value: String",
+                "field expiry: Expiry",
+                "field hits: u64",
+            ];
+        }
         #[derive(
             ::upshift::__private::serde::Serialize,
             ::upshift::__private::serde::Deserialize
@@ -318,6 +362,13 @@ pub mod state {
         pub enum Expiry {
             Never,
             AtUnixMs(u64),
+        }
+        #[automatically_derived]
+        impl ::upshift::schema::Schema for Expiry {
+            const SHAPE: &'static [&'static ::core::primitive::str] = &[
+                "variant Never",
+                "variant AtUnixMs(0: u64)",
+            ];
         }
         impl Store {
             #[doc(hidden)]
@@ -489,6 +540,12 @@ pub mod state {
                 },
             ],
             removed: &[],
+        };
+        const _: () = {
+            ::upshift::schema::require::<BTreeMap<String, Entry>>();
+            ::upshift::schema::require::<u64>();
+            ::upshift::schema::require::<String>();
+            ::upshift::schema::require::<Expiry>();
         };
     }
 }

@@ -40,23 +40,12 @@ impl VersionGen<'_> {
             .map(|m| m.ident.to_string());
         // Every type the version uses must have a schema, so that it is
         // locked with the version; the error points at the type.
-        let mut seen = std::collections::BTreeSet::new();
-        let requires: Vec<_> = self
-            .v
-            .methods
-            .iter()
-            .flat_map(|m| {
-                m.args
-                    .iter()
-                    .map(|a| (&a.ty, &a.ty_text))
-                    .chain([(&m.ret, &m.ret_text)])
-            })
-            .filter(|(_, text)| seen.insert(text.as_str()))
-            .map(|(ty, _)| {
-                let span = syn::spanned::Spanned::span(ty);
-                quote::quote_spanned!(span=> ::upshift::schema::require::<#ty>();)
-            })
-            .collect();
+        let requires = crate::model::require_schemas(
+            self.v
+                .methods
+                .iter()
+                .flat_map(|m| m.args.iter().map(|a| &a.ty).chain([&m.ret])),
+        );
         quote! {
             /// The methods of this version and how each relates to the previous one.
             pub static SCHEMA: ::upshift::schema::InterfaceSchema = ::upshift::schema::InterfaceSchema {
@@ -67,9 +56,7 @@ impl VersionGen<'_> {
                 removed: &[#(#removed),*],
             };
 
-            const _: () = {
-                #(#requires)*
-            };
+            #requires
         }
     }
 }

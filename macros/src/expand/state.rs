@@ -87,33 +87,16 @@ pub fn state(
 /// or `enum Name { Variant(Type), .. }`.
 fn shape_line(item: &Item) -> String {
     match item {
-        Item::Struct(s) => format!("struct {}{}", s.ident, fields_text(&s.fields)),
+        Item::Struct(s) => format!("struct {}{}", s.ident, crate::model::fields_text(&s.fields)),
         Item::Enum(e) => {
             let variants: Vec<String> = e
                 .variants
                 .iter()
-                .map(|v| format!("{}{}", v.ident, fields_text(&v.fields)))
+                .map(|v| format!("{}{}", v.ident, crate::model::fields_text(&v.fields)))
                 .collect();
             format!("enum {} {{ {} }}", e.ident, variants.join(", "))
         }
         _ => String::new(),
-    }
-}
-
-/// Fields as canonical text: ` { name: Type, .. }`, `(0: Type, ..)`, or empty.
-fn fields_text(fields: &syn::Fields) -> String {
-    let parts: Vec<String> = fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| match &f.ident {
-            Some(name) => format!("{name}: {}", crate::model::type_text(&f.ty)),
-            None => format!("{i}: {}", crate::model::type_text(&f.ty)),
-        })
-        .collect();
-    match fields {
-        syn::Fields::Named(_) => format!(" {{ {} }}", parts.join(", ")),
-        syn::Fields::Unnamed(_) => format!("({})", parts.join(", ")),
-        syn::Fields::Unit => String::new(),
     }
 }
 
@@ -182,6 +165,7 @@ impl<'a> Gen<'a> {
         let parts = self.v.types.iter().filter_map(|t| self.parts_fn(t));
         let upgrades = self.v.types.iter().filter_map(|t| self.upgrade(t));
         let root = self.versioned();
+        let requires = self.require_schemas();
         let schema = self.schema();
         let changes = self.changes_doc();
         quote! {
@@ -201,6 +185,7 @@ impl<'a> Gen<'a> {
                 #(#upgrades)*
                 #root
                 #schema
+                #requires
             }
         }
     }
@@ -303,11 +288,39 @@ impl<'a> Gen<'a> {
         if matches!(vis, Visibility::Inherited) {
             *vis = syn::parse_quote!(pub(super));
         }
+        let (ident, lines) = match &item {
+            Item::Struct(s) => (&s.ident, crate::model::shape_lines(Some(&s.fields), [])),
+            Item::Enum(e) => (&e.ident, crate::model::shape_lines(None, &e.variants)),
+            _ => return quote!(#item),
+        };
         quote! {
             #[derive(::upshift::__private::serde::Serialize, ::upshift::__private::serde::Deserialize)]
             #[serde(crate = "::upshift::__private::serde")]
             #item
+
+            #[automatically_derived]
+            impl ::upshift::schema::Schema for #ident {
+                const SHAPE: &'static [&'static ::core::primitive::str] = &[#(#lines),*];
+            }
         }
+    }
+
+    /// Every field type of this version must have a schema, so a user type
+    /// stored in the state is locked with it.
+    fn require_schemas(&self) -> TokenStream {
+        let mut types = Vec::new();
+        for t in &self.v.types {
+            match &t.item {
+                Item::Struct(s) => types.extend(s.fields.iter().map(|f| &f.ty)),
+                Item::Enum(e) => types.extend(
+                    e.variants
+                        .iter()
+                        .flat_map(|v| v.fields.iter().map(|f| &f.ty)),
+                ),
+                _ => {}
+            }
+        }
+        crate::model::require_schemas(types)
     }
 
     /// `__into_parts`: a struct's fields by value, for the next version's

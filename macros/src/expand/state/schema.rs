@@ -149,7 +149,7 @@ impl Gen<'_> {
                         };
                         (
                             v.ident.to_string(),
-                            super::fields_text(&syn_v.fields),
+                            crate::model::fields_text(&syn_v.fields),
                             change,
                         )
                     })
