@@ -220,6 +220,10 @@ fn check_and_lock_guard_released_versions() {
         ),
         "{out}"
     );
+    assert!(
+        out.contains("2 changed, 2 match the lock, 0 added, 0 not locked"),
+        "{out}"
+    );
     assert_eq!(
         error_line(&err),
         "error: 2 locked version(s) or type(s) changed; keep them as they were and declare a new version"

@@ -66,7 +66,12 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         lines: lines.clone(),
         span: name.span(),
         what: format!("type `{name}` is used by released versions"),
-        advice: "leave it as it was and give the new shape a new type in a new version".into(),
+        // Types are keyed by name in the lock: a second type of the same name
+        // looks like a change of the first, so the message says what to do then.
+        advice: "leave it as it was and give the new shape a new type in a new version \
+                 (if this is another type that shares a locked type's name, give it its own \
+                 lock file with #[upshift(lock = \"...\")])"
+            .into(),
     };
     let lock_tracking = lock::check_sections(&cx, &[section], path);
     if let Err(e) = cx.check() {
