@@ -22,13 +22,18 @@ pub enum Mode {
     Add,
 }
 
-/// Options shared by both commands.
+/// Options of `check` and `lock`.
 pub struct Run {
     pub mode: Mode,
-    pub manifest_path: Option<PathBuf>,
-    pub cargo_args: Vec<String>,
+    pub cargo: Cargo,
     /// `upshift check --all-locked`: a section not locked yet is a failure.
     pub all_locked: bool,
+}
+
+/// Where and how to run cargo.
+pub struct Cargo {
+    pub manifest_path: Option<PathBuf>,
+    pub args: Vec<String>,
 }
 
 /// The outcome of one section, as a macro reported it.
@@ -43,43 +48,71 @@ enum Status {
 /// Reports by lock file, then by section key.
 type Reports = BTreeMap<PathBuf, BTreeMap<String, (Status, String)>>;
 
+/// Schema JSON by lock file and key (`interface Kv`, `state kv`).
+type Docs = BTreeMap<(PathBuf, String), String>;
+
+/// What one `cargo check` with reports found.
+pub struct Found {
+    /// Whether cargo succeeded.
+    pub cargo_ok: bool,
+    /// Lock outcomes, for this workspace's lock files only.
+    reports: Reports,
+    /// Schema JSON by key (`interface Kv`, `state kv`), for `upshift docs`.
+    pub docs: BTreeMap<String, String>,
+}
+
 pub fn run(opts: Run) -> Result<(), Failure> {
+    let found = collect(opts.mode, &opts.cargo)?;
+    summarize(&opts, found.cargo_ok, &found.reports)
+}
+
+/// Runs `cargo check --workspace --all-targets` with the macros reporting
+/// into a fresh directory, and reads what they wrote.
+pub fn collect(mode: Mode, cargo: &Cargo) -> Result<Found, Failure> {
     let dir = report_dir()?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(program);
     cmd.args(["check", "--workspace", "--all-targets"]);
-    if let Some(manifest) = &opts.manifest_path {
+    if let Some(manifest) = &cargo.manifest_path {
         cmd.arg("--manifest-path").arg(manifest);
     }
-    cmd.args(&opts.cargo_args);
+    cmd.args(&cargo.args);
     cmd.env("UPSHIFT_LOCK_REPORT", &dir);
-    match opts.mode {
+    match mode {
         Mode::Add => cmd.env("UPSHIFT_LOCK", "add"),
         Mode::Check => cmd.env_remove("UPSHIFT_LOCK"),
     };
     eprintln!(
-        "upshift: running `cargo check --workspace --all-targets` with lock {}",
-        if opts.mode == Mode::Add {
-            "reports, adding unlocked versions"
+        "upshift: running `cargo check --workspace --all-targets` with lock reports{}",
+        if mode == Mode::Add {
+            ", adding unlocked versions"
         } else {
-            "reports"
+            ""
         }
     );
     let status = cmd
         .status()
         .map_err(|e| Failure(format!("cannot run cargo: {e}"), 2));
-    let reports = read_reports(&dir);
+    let read = read_reports(&dir);
     let _ = std::fs::remove_dir_all(&dir);
-    let (status, mut reports) = (status?, reports?);
+    let (status, (mut reports, mut docs)) = (status?, read?);
     // Dependencies that use the macros report their own locks: not ours to judge.
-    if let Some(root) = workspace_root(&opts) {
+    if let Some(root) = workspace_root(cargo) {
         reports.retain(|lock, _| lock.starts_with(&root));
+        docs.retain(|(lock, _), _| lock.starts_with(&root));
     }
-    summarize(&opts, status.success(), &reports)
+    Ok(Found {
+        cargo_ok: status.success(),
+        reports,
+        docs: docs
+            .into_iter()
+            .map(|((_, key), json)| (key, json))
+            .collect(),
+    })
 }
 
 /// The directory of the workspace's root manifest, as cargo finds it.
-fn workspace_root(opts: &Run) -> Option<PathBuf> {
+fn workspace_root(opts: &Cargo) -> Option<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
@@ -113,8 +146,9 @@ fn report_dir() -> Result<PathBuf, Failure> {
 
 /// Every macro expansion wrote a file of `status\tlock\tkey\tdetail` lines;
 /// a crate checked twice (lib and its tests) reports the same keys again.
-fn read_reports(dir: &Path) -> Result<Reports, Failure> {
+fn read_reports(dir: &Path) -> Result<(Reports, Docs), Failure> {
     let mut out = Reports::new();
+    let mut docs = Docs::new();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Failure(format!("cannot read {}: {e}", dir.display()), 2))?;
     for entry in entries.flatten() {
@@ -128,6 +162,11 @@ fn read_reports(dir: &Path) -> Result<Reports, Failure> {
             else {
                 continue;
             };
+            if status == "docs" {
+                let json = detail.unwrap_or("").to_string();
+                docs.insert((PathBuf::from(lock), key.to_string()), json);
+                continue;
+            }
             let status = match status {
                 "changed" => Status::Changed,
                 "unlocked" => Status::Unlocked,
@@ -146,7 +185,7 @@ fn read_reports(dir: &Path) -> Result<Reports, Failure> {
             }
         }
     }
-    Ok(out)
+    Ok((out, docs))
 }
 
 /// Prints the summary; fails with exit code 1 on changed locked sections (or

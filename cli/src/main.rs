@@ -5,6 +5,7 @@
 //! with the command or the coordinator's answer, 3 when a watched rollout
 //! halts or is aborted, 1 when `check` finds a locked version changed.
 
+mod docs;
 mod lock;
 
 use std::net::SocketAddr;
@@ -119,6 +120,26 @@ enum Command {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// Render the version diff pages of every interface and state in the
+    /// workspace (from a `cargo check`): Markdown, or JSON for tools.
+    Docs {
+        /// Write one file per interface (`<service>.md`) and state
+        /// (`state-<name>.md`) here instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// With --out: write nothing, fail (exit 1) when a file there is stale.
+        #[arg(long, requires = "out")]
+        check: bool,
+        /// JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// The Cargo.toml of the package or workspace; the current one when omitted.
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// More arguments for `cargo check`, after `--`.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
     /// Add every version and type not locked yet to its lock file; locked
     /// ones are never rewritten. Run it when you release.
     Lock {
@@ -167,8 +188,10 @@ async fn run(command: Command) -> Result<(), Failure> {
             cargo_args,
         } => lock::run(lock::Run {
             mode: lock::Mode::Check,
-            manifest_path,
-            cargo_args,
+            cargo: lock::Cargo {
+                manifest_path,
+                args: cargo_args,
+            },
             all_locked,
         }),
         Command::Lock {
@@ -176,9 +199,26 @@ async fn run(command: Command) -> Result<(), Failure> {
             cargo_args,
         } => lock::run(lock::Run {
             mode: lock::Mode::Add,
+            cargo: lock::Cargo {
+                manifest_path,
+                args: cargo_args,
+            },
+            all_locked: false,
+        }),
+        Command::Docs {
+            out,
+            check,
+            json,
             manifest_path,
             cargo_args,
-            all_locked: false,
+        } => docs::run(docs::Run {
+            out,
+            check,
+            json,
+            cargo: lock::Cargo {
+                manifest_path,
+                args: cargo_args,
+            },
         }),
         Command::Coordinator { udb, listen } => {
             let store = RedbUdb::open(&udb)?;

@@ -268,4 +268,47 @@ fn check_and_lock_guard_released_versions() {
         "locking appends, it does not rewrite"
     );
     assert!(now.contains("[Greeter v3 fnv1a:"));
+
+    // `upshift docs` renders a page per interface and state, keeps them
+    // fresh with --check, and gives tools the same as JSON.
+    let (code, out, err) = f.upshift(&["docs", "--out", "docs"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    let greeter = std::fs::read_to_string(f.dir.join("docs/Greeter.md")).expect("Greeter.md");
+    for line in [
+        "# `Greeter`: versions and what changed",
+        "| v2 | `hello`, `bye` |  |",
+        "- `bye(name: String) -> ()` — **added**",
+        "- `bye` — **removed**",
+        "v2 → v3: `v2::Past` must implement `bye`; `v3::Future` must implement none (all delegate).",
+    ] {
+        assert!(greeter.contains(line), "{line:?} missing from:\n{greeter}");
+    }
+    let state = std::fs::read_to_string(f.dir.join("docs/state-greetings.md")).expect("state page");
+    assert!(
+        state.starts_with("# State `greetings`: versions and what changed"),
+        "{state}"
+    );
+    let (code, out, _) = f.upshift(&["docs", "--out", "docs", "--check"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 page(s) in docs are up to date"), "{out}");
+    f.write(&v3.replace(
+        "    #[version(1)]\n    pub trait Greeter",
+        "    /// v1: says hello.\n    #[version(1)]\n    pub trait Greeter",
+    ));
+    let (code, _, err) = f.upshift(&["docs", "--out", "docs", "--check"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        error_line(&err),
+        "error: 1 of 2 page(s) in docs are stale or missing: Greeter.md; regenerate them with `upshift docs --out docs`"
+    );
+    let (code, out, _) = f.upshift(&["docs", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    let versions = json["interfaces"]["Greeter"]
+        .as_array()
+        .expect("Greeter's versions");
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[0]["doc"], "v1: says hello.");
+    assert_eq!(versions[2]["removed"][0], "bye");
+    assert_eq!(json["states"]["greetings"][0]["types"][0]["name"], "Store");
 }

@@ -31,3 +31,22 @@ fn the_json_lists_every_version_method_and_field() {
         "{\"name\":\"entries\",\"type\":\"BTreeMap<String, Entry>\",\"change\":{\"kind\":\"upgraded\",\"from\":\"items\"}}"
     ));
 }
+
+/// `upshift docs` reads the JSON the macros write at compile time; it must
+/// be exactly what the runtime writes from the metadata.
+#[test]
+fn the_macros_json_equals_the_runtimes() {
+    use upshift_examples::kv::{interface, state};
+    assert_eq!(
+        interface::__DOCS_JSON,
+        upshift::docs::json(interface::VERSIONS)
+    );
+    assert_eq!(
+        state::__DOCS_JSON,
+        upshift::docs::state_json(state::VERSIONS)
+    );
+    assert_eq!(
+        upshift::coordinator::api::__DOCS_JSON,
+        upshift::docs::json(upshift::coordinator::api::VERSIONS)
+    );
+}

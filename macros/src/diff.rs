@@ -64,8 +64,35 @@ pub fn summary(prev: Option<&Version>, next: &Version) -> String {
         }
     }
     if parts.is_empty() {
-        format!("Changes since v{}: none in method signatures.", p.number)
-    } else {
-        format!("Changes since v{}: {}.", p.number, parts.join("; "))
+        return format!(
+            "Changes since v{}: none in method signatures; both SOs delegate every method.",
+            p.number
+        );
     }
+    // What the SOs must implement: a past SO every method of `prev` that
+    // `next` removed or changed, a future SO every method `next` added or changed.
+    let past: Vec<&Method> = p
+        .methods
+        .iter()
+        .filter(|m| relation(m, Some(next)) != Relation::Same)
+        .collect();
+    let future: Vec<&Method> = next
+        .methods
+        .iter()
+        .filter(|m| relation(m, Some(p)) != Relation::Same)
+        .collect();
+    let covers = |so: String, list: Vec<&Method>| {
+        if list.is_empty() {
+            format!("`{so}` delegates every method")
+        } else {
+            format!("`{so}` implements {}", names(list))
+        }
+    };
+    format!(
+        "Changes since v{}: {}. Covered by the SOs: {}; {}.",
+        p.number,
+        parts.join("; "),
+        covers(format!("v{}::Past", p.number), past),
+        covers(format!("v{}::Future", next.number), future)
+    )
 }

@@ -11,6 +11,7 @@ mod ctxt;
 mod derive;
 mod diff;
 mod expand;
+mod json;
 mod lock;
 mod model;
 mod state_model;

@@ -258,7 +258,7 @@ fn rewrite(file: &mut std::fs::File, body: &str) -> std::io::Result<()> {
 /// Records each section's outcome as `status<TAB>lock file<TAB>key<TAB>detail`
 /// lines in a new file of the `UPSHIFT_LOCK_REPORT` directory. Many rustc
 /// processes expand macros at once, so each expansion writes its own file.
-fn write_report(path: &Path, entries: &[(&str, &String, String)]) {
+pub fn write_report(path: &Path, entries: &[(&str, &String, String)]) {
     static EXPANSION: AtomicU64 = AtomicU64::new(0);
     let Some(dir) = std::env::var_os("UPSHIFT_LOCK_REPORT") else {
         return;

@@ -29,6 +29,8 @@ pub mod interface {
         &v2::SCHEMA,
         &v3::SCHEMA,
     ];
+    #[doc(hidden)]
+    pub const __DOCS_JSON: &::core::primitive::str = "[{\"service\":\"Kv\",\"version\":1,\"doc\":\"v1: a plain string store.\",\"methods\":[{\"name\":\"get\",\"index\":0,\"args\":[{\"name\":\"key\",\"type\":\"String\"}],\"returns\":\"Option<String>\",\"change\":\"added\"},{\"name\":\"put\",\"index\":1,\"args\":[{\"name\":\"key\",\"type\":\"String\"},{\"name\":\"value\",\"type\":\"String\"}],\"returns\":\"()\",\"change\":\"added\"}],\"removed\":[]},{\"service\":\"Kv\",\"version\":2,\"doc\":\"v2: values may expire; adds delete.\",\"methods\":[{\"name\":\"get\",\"index\":0,\"args\":[{\"name\":\"key\",\"type\":\"String\"}],\"returns\":\"Option<String>\",\"change\":\"unchanged\"},{\"name\":\"put\",\"index\":1,\"args\":[{\"name\":\"key\",\"type\":\"String\"},{\"name\":\"value\",\"type\":\"String\"},{\"name\":\"ttl_secs\",\"type\":\"Option<u64>\"}],\"returns\":\"()\",\"change\":\"changed\"},{\"name\":\"delete\",\"index\":2,\"args\":[{\"name\":\"key\",\"type\":\"String\"}],\"returns\":\"bool\",\"change\":\"added\"}],\"removed\":[]},{\"service\":\"Kv\",\"version\":3,\"doc\":\"v3: `get` tells when the value expires; adds listing keys.\",\"methods\":[{\"name\":\"get\",\"index\":0,\"args\":[{\"name\":\"key\",\"type\":\"String\"}],\"returns\":\"Option<Entry>\",\"change\":\"changed\"},{\"name\":\"put\",\"index\":1,\"args\":[{\"name\":\"key\",\"type\":\"String\"},{\"name\":\"value\",\"type\":\"String\"},{\"name\":\"ttl_secs\",\"type\":\"Option<u64>\"}],\"returns\":\"()\",\"change\":\"unchanged\"},{\"name\":\"delete\",\"index\":2,\"args\":[{\"name\":\"key\",\"type\":\"String\"}],\"returns\":\"bool\",\"change\":\"unchanged\"},{\"name\":\"keys\",\"index\":3,\"args\":[{\"name\":\"prefix\",\"type\":\"String\"}],\"returns\":\"Vec<String>\",\"change\":\"added\"}],\"removed\":[]}]\n";
     const _: ::core::option::Option<&::core::primitive::str> = ::core::option_env!(
         "UPSHIFT_LOCK"
     );
@@ -458,7 +460,7 @@ pub mod interface {
     ///
     /// v2: values may expire; adds delete.
     ///
-    /// Changes since v1: added `delete`; changed `put`.
+    /// Changes since v1: added `delete`; changed `put`. Covered by the SOs: `v1::Past` implements `put`; `v2::Future` implements `put`, `delete`.
     pub mod v2 {
         #[allow(unused_imports)]
         use super::*;
@@ -1092,7 +1094,7 @@ pub mod interface {
     ///
     /// v3: `get` tells when the value expires; adds listing keys.
     ///
-    /// Changes since v2: added `keys`; changed `get`.
+    /// Changes since v2: added `keys`; changed `get`. Covered by the SOs: `v2::Past` implements `get`; `v3::Future` implements `get`, `keys`.
     pub mod v3 {
         #[allow(unused_imports)]
         use super::*;

@@ -147,6 +147,8 @@ fn the_state_schema_records_how_each_member_came_to_be() {
         "\"origin\":{\"kind\":\"transform\",\"from\":\"Audit\",\"with\":\"restart_audit\"}"
     ));
     assert!(json.contains("\"removed\":[\"Log\"]"));
+    // What `upshift docs` reads, written by the macro, is the same.
+    assert_eq!(ledger::__DOCS_JSON, json);
 }
 
 #[test]

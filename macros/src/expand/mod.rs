@@ -39,10 +39,15 @@ pub fn interface(
     };
     check::service(&cx, &svc);
     let lock_path = crate::lock::path(lock_option.as_deref(), file);
+    let docs_json = crate::json::interface(&svc);
+    if let Some(path) = &lock_path {
+        let key = format!("interface {}", svc.wire_name);
+        crate::lock::write_report(path, &[("docs", &key, docs_json.trim_end().to_string())]);
+    }
     let lock_tracking =
         crate::lock::check_sections(&cx, &crate::lock::interface_sections(&svc), lock_path);
     match cx.check() {
-        Ok(()) => generate(&svc, lock_tracking),
+        Ok(()) => generate(&svc, lock_tracking, &docs_json),
         Err(e) => {
             let fallback = fallback(&svc);
             let errors = e.into_compile_error();
@@ -145,7 +150,7 @@ fn fallback(svc: &Service) -> TokenStream {
 }
 
 /// `lock_tracking` makes the crate depend on its lock file and lock mode.
-fn generate(svc: &Service, lock_tracking: TokenStream) -> TokenStream {
+fn generate(svc: &Service, lock_tracking: TokenStream, docs_json: &str) -> TokenStream {
     let modules = (0..svc.versions.len()).map(|i| VersionGen::new(svc, i).module());
     let schemas = svc.versions.iter().map(|v| {
         let m = format_ident!("v{}", v.number);
@@ -163,6 +168,9 @@ fn generate(svc: &Service, lock_tracking: TokenStream) -> TokenStream {
 
             /// The schema of every version, ascending.
             pub static VERSIONS: &[&::upshift::schema::InterfaceSchema] = &[#(#schemas),*];
+
+            #[doc(hidden)]
+            pub const __DOCS_JSON: &::core::primitive::str = #docs_json;
 
             #lock_tracking
 

@@ -50,6 +50,17 @@ pub fn state(
             advice: "keep it as it was and declare the change as a new version".into(),
         })
         .collect();
+    let docs_json = format!(
+        "[{}]\n",
+        (0..state.versions.len())
+            .map(|i| Gen::new(&cx, &state, i).json())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    if let Some(path) = &lock_path {
+        let key = format!("state {}", state.name);
+        crate::lock::write_report(path, &[("docs", &key, docs_json.trim_end().to_string())]);
+    }
     let lock_tracking = crate::lock::check_sections(&cx, &sections, lock_path);
     if cx.has_errors() {
         return with_errors(cx, fallback(&state));
@@ -74,6 +85,9 @@ pub fn state(
 
             /// Every version's types and how each came from the one before, oldest first.
             pub static VERSIONS: &[&::upshift::schema::StateSchema] = &[#(#schemas),*];
+
+            #[doc(hidden)]
+            pub const __DOCS_JSON: &::core::primitive::str = #docs_json;
 
             #lock_tracking
 

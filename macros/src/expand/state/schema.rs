@@ -208,6 +208,75 @@ impl Gen<'_> {
         }
     }
 
+    /// This version as `upshift::docs::state_json` writes it.
+    pub(super) fn json(&self) -> String {
+        use crate::json::{string, strings, tagged};
+        let types: Vec<String> = self
+            .v
+            .types
+            .iter()
+            .map(|t| {
+                let kind = match t.shape {
+                    Shape::Struct(_) => "struct",
+                    Shape::Enum(_) => "enum",
+                };
+                let origin = match self.origin(t) {
+                    Origin::New => tagged("new", &[]),
+                    Origin::Continues(from) => tagged("continues", &[("from", &from)]),
+                    Origin::Transform { from, with } => {
+                        tagged("transform", &[("from", &from), ("with", &with)])
+                    }
+                };
+                let (members, removed) = self.members(t);
+                let members: Vec<String> = members
+                    .iter()
+                    .map(|(name, ty, change)| {
+                        let change = match change {
+                            Member::New => tagged("new", &[]),
+                            Member::Kept(from) => tagged("kept", &[("from", from)]),
+                            Member::Upgraded(from) => tagged("upgraded", &[("from", from)]),
+                            Member::Converted {
+                                from,
+                                from_ty,
+                                with,
+                            } => tagged(
+                                "converted",
+                                &[("from", from), ("from_type", from_ty), ("with", with)],
+                            ),
+                            Member::Defaulted(None) => tagged("defaulted", &[]),
+                            Member::Defaulted(Some(path)) => {
+                                tagged("defaulted", &[("with", path)])
+                            }
+                            Member::Reshaped(from) => tagged("reshaped", &[("from", from)]),
+                            Member::ByTransform => tagged("by_transform", &[]),
+                        };
+                        format!(
+                            "{{\"name\":{},\"type\":{},\"change\":{change}}}",
+                            string(name),
+                            string(ty)
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{{\"name\":{},\"kind\":{},\"shape\":{},\"origin\":{origin},\"members\":[{}],\"removed\":{}}}",
+                    string(&t.ident.to_string()),
+                    string(kind),
+                    string(&super::shape_line(&t.item)),
+                    members.join(","),
+                    strings(&removed)
+                )
+            })
+            .collect();
+        format!(
+            "{{\"state\":{},\"version\":{},\"doc\":{},\"types\":[{}],\"removed\":{}}}",
+            string(&self.state.name),
+            self.v.number,
+            string(&attr::doc_text(item_attrs(&self.v.types[0].item))),
+            types.join(","),
+            strings(&self.removed_types())
+        )
+    }
+
     /// Types of the previous version that no type of this one continues.
     fn removed_types(&self) -> Vec<String> {
         self.prev.map_or_else(Vec::new, |prev| {
