@@ -49,8 +49,8 @@ pub fn run(opts: Run) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    let mut interfaces = Vec::new();
-    let mut states = Vec::new();
+    let ext = if opts.json { "json" } else { "md" };
+    let mut pages = Vec::new();
     for (key, json) in &found.docs {
         // Only a CLI older or newer than the crate's upshift writes
         // something else; say so rather than render half a page.
@@ -62,44 +62,41 @@ pub fn run(opts: Run) -> Result<(), Failure> {
                 2,
             )
         };
-        if let Some(name) = key.strip_prefix("interface ") {
-            let versions: Vec<InterfaceJson> = serde_json::from_str(json).map_err(bad)?;
-            let versions: Vec<&'static InterfaceSchema> = versions
-                .into_iter()
-                .map(InterfaceJson::into_static)
-                .collect();
-            interfaces.push((name.to_string(), versions));
+        let page = if let Some(name) = key.strip_prefix("interface ") {
+            let parsed: Vec<InterfaceJson> = serde_json::from_str(json).map_err(bad)?;
+            let versions: Vec<&'static InterfaceSchema> =
+                parsed.into_iter().map(InterfaceJson::into_static).collect();
+            Page {
+                state: false,
+                name: name.to_string(),
+                file: format!("{name}.{ext}"),
+                text: if opts.json {
+                    upshift::docs::json(&versions)
+                } else {
+                    upshift::docs::markdown(&versions)
+                },
+            }
         } else if let Some(name) = key.strip_prefix("state ") {
-            let versions: Vec<StateJson> = serde_json::from_str(json).map_err(bad)?;
+            let parsed: Vec<StateJson> = serde_json::from_str(json).map_err(bad)?;
             let versions: Vec<&'static StateSchema> =
-                versions.into_iter().map(StateJson::into_static).collect();
-            states.push((name.to_string(), versions));
-        }
-    }
-    let ext = if opts.json { "json" } else { "md" };
-    let mut pages: Vec<Page> = interfaces
-        .iter()
-        .map(|(name, v)| Page {
-            state: false,
-            name: name.clone(),
-            file: format!("{name}.{ext}"),
-            text: if opts.json {
-                upshift::docs::json(v)
-            } else {
-                upshift::docs::markdown(v)
-            },
-        })
-        .collect();
-    pages.extend(states.iter().map(|(name, v)| Page {
-        state: true,
-        name: name.clone(),
-        file: format!("state-{name}.{ext}"),
-        text: if opts.json {
-            upshift::docs::state_json(v)
+                parsed.into_iter().map(StateJson::into_static).collect();
+            Page {
+                state: true,
+                name: name.to_string(),
+                file: format!("state-{name}.{ext}"),
+                text: if opts.json {
+                    upshift::docs::state_json(&versions)
+                } else {
+                    upshift::docs::state_markdown(&versions)
+                },
+            }
         } else {
-            upshift::docs::state_markdown(v)
-        },
-    }));
+            continue;
+        };
+        pages.push(page);
+    }
+    // Interfaces first, then states, each by name.
+    pages.sort_by(|a, b| (a.state, &a.name).cmp(&(b.state, &b.name)));
     let Some(out) = &opts.out else {
         if opts.json {
             // One document: {"interfaces":{name:[..]},"states":{name:[..]}}.

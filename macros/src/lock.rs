@@ -96,24 +96,53 @@ fn strip_kind(line: &str) -> &str {
     line.split_once(' ').map_or(line, |(_, rest)| rest)
 }
 
-/// What changed between a locked schema and the source, in words.
+/// What changed between a locked schema and the source, in words. A line
+/// removed and one added with the same text after the name is a rename.
 fn changes(locked: &[String], now: &[String]) -> Vec<String> {
     let mut out = Vec::new();
+    let absent = |line: &String, other: &[String]| {
+        !other.iter().any(|o| method_name(o) == method_name(line))
+    };
+    let removed: Vec<&String> = locked.iter().filter(|o| absent(o, now)).collect();
+    let added: Vec<&String> = now.iter().filter(|n| absent(n, locked)).collect();
+    let shape = |line: &str| {
+        let rest = strip_kind(line);
+        format!("{} {}", kind(line), &rest[method_name(line).len()..])
+    };
+    let mut renamed_to = Vec::new();
     for old in locked {
-        match now.iter().find(|n| method_name(n) == method_name(old)) {
-            None => out.push(format!("{} `{}` was removed", kind(old), method_name(old))),
-            Some(n) if n != old => out.push(format!(
+        if removed.contains(&old) {
+            match added
+                .iter()
+                .find(|n| shape(n) == shape(old) && !renamed_to.contains(*n))
+            {
+                Some(new) => {
+                    renamed_to.push(*new);
+                    out.push(format!(
+                        "{} `{}` was renamed to `{}`",
+                        kind(old),
+                        method_name(old),
+                        method_name(new)
+                    ));
+                }
+                None => out.push(format!("{} `{}` was removed", kind(old), method_name(old))),
+            }
+            continue;
+        }
+        if let Some(n) = now.iter().find(|n| method_name(n) == method_name(old))
+            && n != old
+        {
+            out.push(format!(
                 "{} `{}` changed from `{}` to `{}`",
                 kind(old),
                 method_name(old),
                 strip_kind(old),
                 strip_kind(n)
-            )),
-            Some(_) => {}
+            ));
         }
     }
-    for n in now {
-        if !locked.iter().any(|o| method_name(o) == method_name(n)) {
+    for n in added {
+        if !renamed_to.contains(&n) {
             out.push(format!("{} `{}` was added", kind(n), method_name(n)));
         }
     }

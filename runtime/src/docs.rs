@@ -16,18 +16,13 @@ pub fn markdown(versions: &[&InterfaceSchema]) -> String {
         return out;
     };
     let _ = writeln!(out, "# `{}`: versions and what changed\n", first.service);
-    let _ = writeln!(out, "| version | methods | summary |\n|---|---|---|");
-    for v in versions {
-        let names: Vec<String> = v.methods.iter().map(|m| format!("`{}`", m.name)).collect();
-        let summary = v.doc.lines().next().unwrap_or("");
-        let _ = writeln!(
-            out,
-            "| v{} | {} | {} |",
-            v.version,
-            names.join(", "),
-            summary
-        );
-    }
+    version_table(
+        &mut out,
+        "methods",
+        versions
+            .iter()
+            .map(|v| (v.version, v.methods.iter().map(|m| m.name).collect(), v.doc)),
+    );
     for v in versions {
         let _ = writeln!(out, "\n## v{}\n", v.version);
         for m in v.methods {
@@ -93,6 +88,21 @@ pub fn markdown(versions: &[&InterfaceSchema]) -> String {
         }
     }
     out
+}
+
+/// The table of versions opening a page: each version's methods or types,
+/// and the first line of its doc comment.
+fn version_table<'a>(
+    out: &mut String,
+    column: &str,
+    rows: impl Iterator<Item = (u32, Vec<&'a str>, &'a str)>,
+) {
+    let _ = writeln!(out, "| version | {column} | summary |\n|---|---|---|");
+    for (version, names, doc) in rows {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        let summary = doc.lines().next().unwrap_or("").trim();
+        let _ = writeln!(out, "| v{version} | {} | {summary} |", names.join(", "));
+    }
 }
 
 /// The same content as JSON, for tools.
@@ -170,18 +180,13 @@ pub fn state_markdown(versions: &[&StateSchema]) -> String {
         "# State `{}`: versions and what changed\n",
         first.state
     );
-    let _ = writeln!(out, "| version | types | summary |\n|---|---|---|");
-    for v in versions {
-        let names: Vec<String> = v.types.iter().map(|t| format!("`{}`", t.name)).collect();
-        let summary = v.doc.lines().next().unwrap_or("").trim();
-        let _ = writeln!(
-            out,
-            "| v{} | {} | {} |",
-            v.version,
-            names.join(", "),
-            summary
-        );
-    }
+    version_table(
+        &mut out,
+        "types",
+        versions
+            .iter()
+            .map(|v| (v.version, v.types.iter().map(|t| t.name).collect(), v.doc)),
+    );
     for v in versions {
         let _ = writeln!(out, "\n## v{}\n", v.version);
         for t in v.types {

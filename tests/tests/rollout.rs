@@ -567,8 +567,15 @@ async fn a_newer_version_seen_in_a_reply_wakes_the_agent() {
     config.heartbeat = Duration::from_secs(3600);
     let node = Node::start(config, store, upshift_examples::kv::stages(), 1).expect("start");
     let _agent = node.run_agent(coordinator.addr(), "in-memory".into());
-    wait_for(WAIT, "the node to register", || async {
-        coordinator.status().await.nodes.len() == 1
+    // Its first heartbeat (which carries call counts) has been answered
+    // "nothing to do", so the agent sleeps for an hour from here on.
+    wait_for(WAIT, "the node's first heartbeat", || async {
+        coordinator
+            .status()
+            .await
+            .nodes
+            .values()
+            .any(|n| !n.calls.is_empty())
     })
     .await;
     coordinator
