@@ -19,12 +19,6 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         Ok(item) => item,
         Err(e) => return e.into_compile_error(),
     };
-    if !item.generics.params.is_empty() {
-        cx.error_spanned_by(
-            &item.generics,
-            "#[derive(upshift::Schema)] does not support generic types yet; lock a concrete type instead",
-        );
-    }
     let mut lock_option: Option<LitStr> = None;
     for attr in item.attrs.iter().filter(|a| a.path().is_ident("upshift")) {
         let result = attr.parse_nested_meta(|meta| {
@@ -78,11 +72,35 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         return e.into_compile_error();
     }
     let ident = &item.ident;
-    // A field's type is locked through its own schema: require one.
-    let requires = require_schemas(field_types);
+    // A field's type is locked through its own schema: require one. A
+    // generic type's shape is written with its parameters (`items: Vec<T>`),
+    // so it is locked once for every instance, and each instance needs
+    // schemas for its arguments: bounds on the impl instead of a const check.
+    let (requires, generics) = if item.generics.params.is_empty() {
+        (require_schemas(field_types), item.generics.clone())
+    } else {
+        let mut generics = item.generics.clone();
+        for param in generics.type_params_mut() {
+            param
+                .bounds
+                .push(syn::parse_quote!(::upshift::schema::Schema));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let where_clause = generics.make_where_clause();
+        for ty in field_types {
+            if seen.insert(crate::model::type_text(ty)) {
+                let span = syn::spanned::Spanned::span(ty);
+                where_clause
+                    .predicates
+                    .push(syn::parse_quote_spanned!(span=> #ty: ::upshift::schema::Schema));
+            }
+        }
+        (TokenStream::new(), generics)
+    };
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     quote! {
         #[automatically_derived]
-        impl ::upshift::schema::Schema for #ident {
+        impl #impl_generics ::upshift::schema::Schema for #ident #ty_generics #where_clause {
             const SHAPE: &'static [&'static ::core::primitive::str] = &[#(#lines),*];
         }
         #requires
