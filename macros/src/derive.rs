@@ -67,7 +67,8 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
                  lock file with #[upshift(lock = \"...\")])"
             .into(),
     };
-    let lock_tracking = lock::check_sections(&cx, &[section], path);
+    let lock = lock::check_sections(&cx, &[section], path);
+    let (lock_tracking, lock_errors) = (lock.tracking, lock.errors);
     if let Err(e) = cx.check() {
         return e.into_compile_error();
     }
@@ -105,5 +106,6 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         }
         #requires
         #lock_tracking
+        #lock_errors
     }
 }

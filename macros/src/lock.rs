@@ -169,10 +169,35 @@ pub struct Section {
 /// `UPSHIFT_LOCK_REPORT` names a directory, the outcome of every section is
 /// written there for `upshift check` and `upshift lock`.
 ///
-/// Returns items for the expansion that make the crate depend on the lock
-/// file and on both variables, so editing the lock or changing the mode
-/// rebuilds it.
-pub fn check_sections(cx: &Ctxt, sections: &[Section], path: Option<PathBuf>) -> TokenStream {
+/// Nothing is added while `structural` (the macro's own checks) has errors.
+/// Violations are returned apart from those: the generated code is sound
+/// when only the lock is violated, so the macro still emits it and the lock
+/// errors are the only ones the user sees.
+pub fn check_sections(structural: &Ctxt, sections: &[Section], path: Option<PathBuf>) -> Checked {
+    let cx = Ctxt::default();
+    let tracking = compare(structural, &cx, sections, path);
+    let errors = cx.check().err().map(syn::Error::into_compile_error);
+    Checked {
+        tracking,
+        errors: errors.unwrap_or_default(),
+    }
+}
+
+/// What [`check_sections`] gives the expansion.
+pub struct Checked {
+    /// Items that make the crate depend on the lock file and on both
+    /// variables, so editing the lock or changing the mode rebuilds it.
+    pub tracking: TokenStream,
+    /// `compile_error!`s for every locked section that changed.
+    pub errors: TokenStream,
+}
+
+fn compare(
+    structural: &Ctxt,
+    cx: &Ctxt,
+    sections: &[Section],
+    path: Option<PathBuf>,
+) -> TokenStream {
     let Some(path) = path else {
         return tracking(None);
     };
@@ -232,6 +257,7 @@ pub fn check_sections(cx: &Ctxt, sections: &[Section], path: Option<PathBuf>) ->
     if let Some(file) = &mut held
         && !additions.is_empty()
         && !cx.has_errors()
+        && !structural.has_errors()
     {
         let body = format!(
             "{}{additions}",

@@ -44,14 +44,17 @@ pub fn interface(
         let key = format!("interface {}", svc.wire_name);
         crate::lock::write_report(path, &[("docs", &key, docs_json.trim_end().to_string())]);
     }
-    let lock_tracking =
-        crate::lock::check_sections(&cx, &crate::lock::interface_sections(&svc), lock_path);
+    let lock = crate::lock::check_sections(&cx, &crate::lock::interface_sections(&svc), lock_path);
+    let lock_errors = &lock.errors;
     match cx.check() {
-        Ok(()) => generate(&svc, lock_tracking, &docs_json),
+        Ok(()) => {
+            let output = generate(&svc, lock.tracking, &docs_json);
+            quote!(#output #lock_errors)
+        }
         Err(e) => {
             let fallback = fallback(&svc);
             let errors = e.into_compile_error();
-            quote!(#fallback #errors)
+            quote!(#fallback #errors #lock_errors)
         }
     }
 }

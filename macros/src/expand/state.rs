@@ -61,10 +61,13 @@ pub fn state(
         let key = format!("state {}", state.name);
         crate::lock::write_report(path, &[("docs", &key, docs_json.trim_end().to_string())]);
     }
-    let lock_tracking = crate::lock::check_sections(&cx, &sections, lock_path);
+    let lock = crate::lock::check_sections(&cx, &sections, lock_path);
+    let lock_errors = lock.errors;
     if cx.has_errors() {
-        return with_errors(cx, fallback(&state));
+        let output = with_errors(cx, fallback(&state));
+        return quote!(#output #lock_errors);
     }
+    let lock_tracking = lock.tracking;
     let (attrs, vis, ident, items) = (&state.attrs, &state.vis, &state.module, &state.items);
     let name = &state.name;
     let latest = state.versions.last().map_or(0, |v| v.number);
@@ -93,6 +96,7 @@ pub fn state(
 
             #(#versions)*
         }
+        #lock_errors
     };
     with_errors(cx, output)
 }
