@@ -181,15 +181,16 @@ fn check_and_lock_guard_released_versions() {
     // Editing the lock file alone rebuilds the crate: plain cargo fails.
     let (ok, err) = f.cargo_check();
     assert!(ok, "{err}");
-    let tampered = locked.replace(
+    let tampered = locked.replacen(
         "method hello(name: String) -> Note\n",
         "method hello(name: String) -> String\n",
+        1,
     );
     std::fs::write(f.dir.join("upshift.lock"), &tampered).expect("tamper");
     let (ok, err) = f.cargo_check();
     assert!(!ok, "a tampered lock must fail the build");
     assert!(
-        err.contains("v1 of `Greeter` is released"),
+        err.contains("is corrupt: section `[Greeter v1]` (line 8) does not match its fingerprint"),
         "cargo check output: {err}"
     );
     std::fs::write(f.dir.join("upshift.lock"), &locked).expect("restore");

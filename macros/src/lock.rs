@@ -54,32 +54,70 @@ pub fn path(option: Option<&str>, call_site_file: Option<PathBuf>) -> Option<Pat
     }
 }
 
+/// One section of a lock file.
+struct Locked {
+    /// Its canonical lines.
+    lines: Vec<String>,
+    /// The fingerprint its header records.
+    fingerprint: u64,
+    /// The header's line number, for messages.
+    line: usize,
+}
+
 /// Sections of a lock file, by their header without the fingerprint
-/// (`Kv v1`, `type Entry`, `state kv v1`), to their canonical lines.
-fn parse(text: &str) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
+/// (`Kv v1`, `type Entry`, `state kv v1`); and every way the file is
+/// malformed, each naming its line.
+fn parse(text: &str) -> (BTreeMap<String, Locked>, Vec<String>) {
+    let mut out: BTreeMap<String, Locked> = BTreeMap::new();
+    let mut problems = Vec::new();
     let mut current: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
+    // After a header that is reported, its lines are not reported again.
+    let mut skipping = false;
+    for (i, line) in text.lines().enumerate() {
+        let (n, line) = (i + 1, line.trim());
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let words: Vec<&str> = header
-                .split_whitespace()
-                .filter(|w| !w.starts_with("fnv1a:"))
-                .collect();
-            current = (words.len() >= 2).then(|| words.join(" "));
-            if let Some(key) = &current {
-                out.insert(key.clone(), Vec::new());
+            let mut words: Vec<&str> = header.split_whitespace().collect();
+            let fingerprint = words
+                .pop()
+                .and_then(|w| w.strip_prefix("fnv1a:"))
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            current = None;
+            skipping = true;
+            match fingerprint {
+                Some(fingerprint) if words.len() >= 2 => {
+                    let key = words.join(" ");
+                    if let Some(first) = out.get(&key) {
+                        problems.push(format!(
+                            "line {n}: section `[{key}]` appears again (first at line {})",
+                            first.line
+                        ));
+                    } else {
+                        out.insert(
+                            key.clone(),
+                            Locked {
+                                lines: Vec::new(),
+                                fingerprint,
+                                line: n,
+                            },
+                        );
+                        current = Some(key);
+                        skipping = false;
+                    }
+                }
+                _ => problems.push(format!(
+                    "line {n}: `{line}` is not a section header such as `[Kv v1 fnv1a:0123456789abcdef]`"
+                )),
             }
-        } else if let Some(key) = &current
-            && let Some(lines) = out.get_mut(key)
-        {
-            lines.push(line.to_string());
+        } else if let Some(section) = current.as_ref().and_then(|k| out.get_mut(k)) {
+            section.lines.push(line.to_string());
+        } else if !skipping {
+            problems.push(format!("line {n}: `{line}` is outside any section"));
         }
     }
-    out
+    (out, problems)
 }
 
 /// The name a canonical line is about: a method, field or variant.
@@ -223,12 +261,37 @@ fn compare(
     } else {
         std::fs::read_to_string(&path).ok()
     };
-    let locked = text.as_deref().map(parse).unwrap_or_default();
+    let (locked, problems) = text.as_deref().map(parse).unwrap_or_default();
+    let first_span = sections.first().map_or_else(Span::call_site, |s| s.span);
+    if !problems.is_empty() {
+        cx.syn_error(syn::Error::new(
+            first_span,
+            format!(
+                "the lock file {} is malformed: {}; restore it from version control \
+                 (add versions with `upshift lock`, never by hand)",
+                path.display(),
+                problems.join("; ")
+            ),
+        ));
+    }
     let mut additions = String::new();
     let mut report = Vec::new();
     for s in sections {
-        match locked.get(&s.key) {
-            Some(old) if *old != s.lines => {
+        match locked.get(&s.key).map(|l| (l, &l.lines)) {
+            Some((l, _)) if fingerprint(&l.lines) != l.fingerprint => {
+                let message = format!(
+                    "section `[{}]` (line {}) does not match its fingerprint fnv1a:{:016x}: \
+                     its lines were edited by hand; restore them from version control, \
+                     a locked version must not change",
+                    s.key, l.line, l.fingerprint
+                );
+                cx.syn_error(syn::Error::new(
+                    s.span,
+                    format!("the lock file {} is corrupt: {message}", path.display()),
+                ));
+                report.push(("changed", &s.key, message));
+            }
+            Some((_, old)) if *old != s.lines => {
                 let changed = changes(old, &s.lines).join("; ");
                 report.push(("changed", &s.key, format!("{changed}; {}", s.advice)));
                 cx.syn_error(syn::Error::new(
@@ -272,13 +335,10 @@ fn compare(
                     }
                 }
             }
-            Err(e) => {
-                let span = sections.first().map_or_else(Span::call_site, |s| s.span);
-                cx.syn_error(syn::Error::new(
-                    span,
-                    format!("cannot write {}: {e}", path.display()),
-                ));
-            }
+            Err(e) => cx.syn_error(syn::Error::new(
+                first_span,
+                format!("cannot write {}: {e}", path.display()),
+            )),
         }
     }
     drop(held);
@@ -365,4 +425,91 @@ pub fn interface_sections(svc: &Service) -> Vec<Section> {
             ),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{HEADER, changes, fingerprint, parse};
+
+    /// A lock file as `upshift lock` writes it.
+    fn render(sections: &[(String, Vec<String>)]) -> String {
+        let mut text = HEADER.to_string();
+        for (key, lines) in sections {
+            text.push_str(&format!(
+                "\n[{key} fnv1a:{:016x}]\n{}\n",
+                fingerprint(lines),
+                lines.join("\n")
+            ));
+        }
+        text
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        ("(method|field|variant) [a-z]{1,8}", "[A-Za-z<>(): ,]{0,20}")
+            .prop_map(|(head, rest)| format!("{head}{rest}").trim().to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn parsing_never_panics(text in "(\\PC|\n|\\[|\\]){0,300}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn what_is_written_is_read_back(
+            sections in proptest::collection::btree_map(
+                "(type [A-Z][a-z]{0,6}|[A-Z][a-z]{0,6} v[1-9])",
+                proptest::collection::vec(line(), 0..6),
+                0..5,
+            )
+        ) {
+            let sections: Vec<(String, Vec<String>)> = sections.into_iter().collect();
+            let (parsed, problems) = parse(&render(&sections));
+            prop_assert!(problems.is_empty(), "{problems:?}");
+            prop_assert_eq!(parsed.len(), sections.len());
+            for (key, lines) in &sections {
+                let locked = &parsed[key];
+                prop_assert_eq!(&locked.lines, lines);
+                prop_assert_eq!(locked.fingerprint, fingerprint(lines));
+            }
+        }
+
+        #[test]
+        fn a_schema_compared_with_itself_has_no_changes(lines in proptest::collection::vec(line(), 0..8)) {
+            prop_assert!(changes(&lines, &lines).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_is_fixed() {
+        // Released lock files hold these values: the hash must never change.
+        let lines = [
+            "method get(key: String) -> Option<String>".to_string(),
+            "method put(key: String, value: String) -> ()".to_string(),
+        ];
+        assert_eq!(fingerprint(&lines), 0x0d75_2f7d_e384_81f7);
+    }
+
+    #[test]
+    fn changes_name_renames_additions_and_removals() {
+        let old: Vec<String> = ["field a: u8", "field b: String", "field c: u64"]
+            .map(String::from)
+            .to_vec();
+        let new: Vec<String> = ["field a: u16", "field bb: String", "field d: bool"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            changes(&old, &new),
+            [
+                "field `a` changed from `a: u8` to `a: u16`",
+                "field `b` was renamed to `bb`",
+                "field `c` was removed",
+                "field `d` was added",
+            ]
+        );
+    }
 }
