@@ -1,9 +1,8 @@
 //! Procedural macros of upshift. Depend on the `upshift` crate, which
 //! re-exports them with their documentation.
 //!
-//! The pipeline is attributes ([`attr`](crate::attr)) → model
-//! ([`model`](crate::model)) → checks ([`check`](crate::check),
-//! [`diff`](crate::diff)) → expansion ([`expand`](crate::expand)).
+//! The pipeline is attributes (`attr`) → model (`model`, `state_model`) →
+//! checks (`check`, `diff`, `lock`) → expansion (`expand`, `derive`).
 
 mod attr;
 mod check;
