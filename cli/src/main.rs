@@ -41,6 +41,10 @@ enum Command {
         /// Address to listen on; port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:7400")]
         listen: String,
+        /// Seconds a node may hold an upgrade slot unheard before it counts
+        /// as lost (failed; the rollout halts). Keep it above the slowest upgrade.
+        #[arg(long, default_value_t = 300)]
+        slot_timeout: u64,
     },
     /// Show every node (version, state, last report, calls per version) and upgrade.
     Status {
@@ -220,9 +224,14 @@ async fn run(command: Command) -> Result<(), Failure> {
                 args: cargo_args,
             },
         }),
-        Command::Coordinator { udb, listen } => {
+        Command::Coordinator {
+            udb,
+            listen,
+            slot_timeout,
+        } => {
             let store = RedbUdb::open(&udb)?;
             let (_server, listener) = Coordinator::open(store, Registry::default())?
+                .with_slot_timeout(Duration::from_secs(slot_timeout))
                 .serve(listen.as_str())
                 .await
                 .map_err(|e| Failure(format!("cannot listen on {listen}: {e}"), 2))?;

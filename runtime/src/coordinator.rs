@@ -5,7 +5,7 @@
 //! `#[upshift::interface]`, and nodes talk to it through the generated client.
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::schedule::{Decision, Registry, Rollout, ScheduleSpec};
 use crate::server::{Listener, Server};
@@ -120,7 +120,12 @@ pub struct Coordinator {
     udb: Box<dyn Udb>,
     content: Mutex<UdbContent>,
     schedules: Registry,
+    slot_timeout: Duration,
 }
+
+/// How long a node may hold a slot without a heartbeat or report before it
+/// counts as lost: longer than the slowest upgrade (transform, restart).
+pub const DEFAULT_SLOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,6 +143,58 @@ struct Txn<'a> {
 }
 
 impl Txn<'_> {
+    /// A node that holds a slot and has not been heard from for `timeout`
+    /// died or hung mid-upgrade: it would hold the slot forever, so it is
+    /// marked failed and its rollout halts for an operator to look (as a
+    /// failed report does). If it comes back at the new version, it counts
+    /// as upgraded.
+    fn expire_slots(&mut self, timeout: Duration) {
+        let timeout_ms = timeout.as_millis() as u64;
+        let lost: Vec<NodeRecord> = self
+            .content
+            .nodes
+            .values()
+            .filter(|n| {
+                matches!(n.state, NodeState::Upgrading { .. })
+                    && self.now.saturating_sub(n.last_seen_ms) > timeout_ms
+            })
+            .cloned()
+            .collect();
+        for node in lost {
+            let NodeState::Upgrading { to } = node.state else {
+                continue;
+            };
+            let silent = self.now.saturating_sub(node.last_seen_ms) / 1000;
+            let reason = format!(
+                "stopped reporting while upgrading to v{to} (nothing heard for {silent} s)"
+            );
+            let id = node.info.id.clone();
+            let service = node.info.service.clone();
+            self.node(NodeRecord {
+                state: NodeState::Failed {
+                    to,
+                    reason: reason.clone(),
+                },
+                ..node
+            });
+            let up = Coordinator::active_for(self.content, &service).cloned();
+            let upgrade = up.as_ref().map(|u| u.id);
+            self.event(Some(&id), upgrade, format!("slot expired: {reason}"));
+            if let Some(up) = up
+                && up.state == RolloutState::Active
+            {
+                let why = format!("node {id} {reason}");
+                self.upgrade(UpgradeRecord {
+                    state: RolloutState::Halted {
+                        reason: why.clone(),
+                    },
+                    ..up
+                });
+                self.event(None, upgrade, format!("rollout halted: {why}"));
+            }
+        }
+    }
+
     fn event(&mut self, node: Option<&str>, upgrade: Option<u64>, what: String) {
         let seq = self.content.events.last().map_or(1, |e| e.seq + 1);
         let event = Event {
@@ -198,12 +255,30 @@ impl Txn<'_> {
 impl Coordinator {
     /// A coordinator over `udb`, resuming from what it holds.
     pub fn open(udb: impl Udb, schedules: Registry) -> Result<Self, UdbError> {
-        let content = udb.read_all()?;
+        let mut content = udb.read_all()?;
+        // Time the coordinator was down does not count against slot holders:
+        // they could not report to it.
+        let now = now_ms();
+        for node in content.nodes.values_mut() {
+            if matches!(node.state, NodeState::Upgrading { .. }) {
+                node.last_seen_ms = node.last_seen_ms.max(now);
+            }
+        }
         Ok(Coordinator {
             udb: Box::new(udb),
             content: Mutex::new(content),
             schedules,
+            slot_timeout: DEFAULT_SLOT_TIMEOUT,
         })
+    }
+
+    /// How long a node may hold a slot unheard before it counts as lost
+    /// ([`DEFAULT_SLOT_TIMEOUT`] unless set): it is marked failed and the
+    /// rollout halts. Set it above the slowest upgrade: a node sends no
+    /// heartbeat while it transforms its state or restarts.
+    pub fn with_slot_timeout(mut self, timeout: Duration) -> Self {
+        self.slot_timeout = timeout;
+        self
     }
 
     /// Serves the coordinator on `addr` (port 0 picks one).
@@ -226,6 +301,9 @@ impl Coordinator {
             batch: Batch::default(),
             now: now_ms(),
         };
+        // Every request is a moment to notice lost slot holders: heartbeats
+        // of the other nodes keep them coming.
+        txn.expire_slots(self.slot_timeout);
         let answer = change(&mut txn);
         let batch = txn.batch;
         if let Err(e) = self.udb.write(&batch) {
@@ -263,8 +341,9 @@ impl api::v1::Coordinator for Coordinator {
                 Some(old) => {
                     // A node that restarted: its version tells how an upgrade it held went.
                     let state = match &old.state {
-                        NodeState::Upgrading { to } if node.version >= *to => NodeState::Running,
                         NodeState::Upgrading { .. } => NodeState::Running,
+                        // Lost mid-upgrade, but it got there.
+                        NodeState::Failed { to, .. } if node.version >= *to => NodeState::Running,
                         other => other.clone(),
                     };
                     NodeRecord {
@@ -313,6 +392,13 @@ impl api::v1::Coordinator for Coordinator {
             let service = node.info.service.clone();
             let version_changed = node.info.version != beat.version;
             node.info.version = beat.version;
+            // A node given up as lost that reached its target after all.
+            if let NodeState::Failed { to, .. } | NodeState::Upgrading { to } = node.state
+                && beat.version >= to
+            {
+                node.state = NodeState::Running;
+                t.node(node.clone());
+            }
             let up = Self::active_for(t.content, &service).cloned();
             // An upgraded node failing its health check halts a health-gated rollout.
             if let Some(up) = &up
@@ -388,6 +474,7 @@ impl api::v1::Coordinator for Coordinator {
                 Decision::Go => {
                     t.node(NodeRecord {
                         state: NodeState::Upgrading { to: up.def.to },
+                        last_seen_ms: t.now,
                         ..node
                     });
                     t.event(
@@ -565,9 +652,7 @@ impl api::v1::Coordinator for Coordinator {
     }
 
     async fn status(&self) -> UdbContent {
-        self.content
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        // Through a transaction, so a lost slot holder shows as such.
+        self.transact(|t| t.content.clone())
     }
 }

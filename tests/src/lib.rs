@@ -106,8 +106,18 @@ pub mod cluster {
     impl RunningCoordinator {
         /// Starts a coordinator over the UDB file in `dir`, on `addr`.
         pub async fn start(dir: &Path, addr: &str, schedules: Registry) -> Self {
+            Self::start_with(dir, addr, schedules, |c| c).await
+        }
+
+        /// The same, with the coordinator configured by `configure`.
+        pub async fn start_with(
+            dir: &Path,
+            addr: &str,
+            schedules: Registry,
+            configure: impl FnOnce(Coordinator) -> Coordinator,
+        ) -> Self {
             let udb = RedbUdb::open(dir.join("udb.redb")).expect("open the UDB");
-            let coordinator = Coordinator::open(udb, schedules).expect("read the UDB");
+            let coordinator = configure(Coordinator::open(udb, schedules).expect("read the UDB"));
             let (server, listener) = coordinator
                 .serve(addr)
                 .await

@@ -234,6 +234,88 @@ async fn slots_are_granted_atomically_when_many_nodes_race() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lost_holding_a_slot_halts_the_rollout_instead_of_stalling_it() {
+    use upshift::coordinator::api::{Heartbeat, Slot};
+    use upshift::udb::NodeInfo;
+    let dir = temp_dir("lost-slot");
+    let coordinator =
+        RunningCoordinator::start_with(&dir, "127.0.0.1:0", Registry::default(), |c| {
+            c.with_slot_timeout(Duration::from_millis(500))
+        })
+        .await;
+    let c = &coordinator.client;
+    for node in ["a", "b"] {
+        let info = NodeInfo {
+            id: node.into(),
+            address: String::new(),
+            group: String::new(),
+            service: "Kv".into(),
+            version: 1,
+        };
+        c.register(info).await.expect("register");
+    }
+    let id = c
+        .publish(def(1, ScheduleSpec::Rolling { max_parallel: 1 }))
+        .await
+        .expect("rpc")
+        .expect("publish");
+    assert_eq!(
+        c.request_slot("a".into(), id).await.expect("rpc"),
+        Slot::Granted
+    );
+    assert!(matches!(
+        c.request_slot("b".into(), id).await.expect("rpc"),
+        Slot::Wait(_)
+    ));
+    // `a` dies with the slot; `b` keeps beating. Without expiry the rollout
+    // would wait for `a` forever.
+    let beat = || Heartbeat {
+        id: "b".into(),
+        version: 1,
+        healthy: true,
+        calls: Vec::new(),
+    };
+    wait_for(WAIT, "a's slot to expire", || async {
+        c.heartbeat(beat()).await.expect("rpc");
+        matches!(
+            coordinator.status().await.nodes["a"].state,
+            NodeState::Failed { .. }
+        )
+    })
+    .await;
+    let reason = wait_halted(&coordinator, id).await;
+    assert!(
+        reason.starts_with("node a stopped reporting while upgrading to v2 (nothing heard for "),
+        "{reason}"
+    );
+    assert_eq!(
+        c.request_slot("b".into(), id).await.expect("rpc"),
+        Slot::Halted(reason)
+    );
+    // `a` comes back at v2: it did upgrade. Resumed, `b` gets the slot.
+    let info = NodeInfo {
+        id: "a".into(),
+        address: String::new(),
+        group: String::new(),
+        service: "Kv".into(),
+        version: 2,
+    };
+    c.register(info).await.expect("register");
+    assert_eq!(
+        coordinator.status().await.nodes["a"].state,
+        NodeState::Running
+    );
+    c.control(id, Control::Resume)
+        .await
+        .expect("rpc")
+        .expect("resume");
+    assert_eq!(
+        c.request_slot("b".into(), id).await.expect("rpc"),
+        Slot::Granted
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_upgrade_in_the_declared_order() {
     let dir = temp_dir("groups");
     let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", Registry::default()).await;
