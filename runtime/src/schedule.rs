@@ -362,6 +362,155 @@ fn parse_term(term: &str) -> Result<ScheduleSpec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::udb::{NodeInfo, NodeState, RolloutState, UpgradeDef};
+
+    fn node(id: &str, group: &str, version: u32) -> NodeRecord {
+        NodeRecord {
+            info: NodeInfo {
+                id: id.into(),
+                address: String::new(),
+                group: group.into(),
+                service: "Kv".into(),
+                version,
+            },
+            state: NodeState::Running,
+            last_seen_ms: 0,
+            healthy: true,
+            healthy_since_ms: Some(0),
+            upgraded_at_ms: None,
+            calls: Default::default(),
+        }
+    }
+
+    fn upgrade(schedule: ScheduleSpec) -> UpgradeRecord {
+        UpgradeRecord {
+            id: 1,
+            def: UpgradeDef {
+                service: "Kv".into(),
+                from: 1,
+                to: 2,
+                schedule,
+                artifact: "in-process".into(),
+                notes: String::new(),
+            },
+            state: RolloutState::Active,
+            published_ms: 0,
+        }
+    }
+
+    /// Unix milliseconds at `hh:mm` UTC on some day.
+    fn at(hh: u64, mm: u64) -> u64 {
+        (20_000 * 1440 + hh * 60 + mm) * 60_000 + 12_345
+    }
+
+    fn decide_at(registry: &Registry, spec: ScheduleSpec, now_ms: u64) -> Decision {
+        let up = upgrade(spec.clone());
+        let asking = node("n1", "", 1);
+        let rollout = Rollout {
+            upgrade: &up,
+            nodes: vec![&asking],
+            now_ms,
+        };
+        registry.decide(&spec, &asking, &rollout)
+    }
+
+    #[test]
+    fn a_window_opens_and_closes_on_the_utc_clock_across_midnight() {
+        let r = Registry::default();
+        let night = ScheduleSpec::Window {
+            from_minute: 22 * 60,
+            to_minute: 6 * 60,
+        };
+        for (hh, mm) in [(22, 0), (23, 59), (0, 0), (5, 59)] {
+            assert_eq!(
+                decide_at(&r, night.clone(), at(hh, mm)),
+                Decision::Go,
+                "{hh}:{mm}"
+            );
+        }
+        for (hh, mm) in [(6, 0), (12, 0), (21, 59)] {
+            assert_eq!(
+                decide_at(&r, night.clone(), at(hh, mm)),
+                Decision::Wait(format!(
+                    "outside the window 1320..360 (minute {} UTC)",
+                    hh * 60 + mm
+                )),
+                "{hh}:{mm}"
+            );
+        }
+        let lunch = ScheduleSpec::Window {
+            from_minute: 12 * 60,
+            to_minute: 13 * 60,
+        };
+        assert_eq!(decide_at(&r, lunch.clone(), at(12, 30)), Decision::Go);
+        assert!(matches!(
+            decide_at(&r, lunch.clone(), at(13, 0)),
+            Decision::Wait(_)
+        ));
+        assert!(matches!(
+            decide_at(&r, lunch, at(11, 59)),
+            Decision::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn a_window_combines_with_other_terms() {
+        let r = Registry::default();
+        let spec = ScheduleSpec::All(vec![
+            ScheduleSpec::Rolling { max_parallel: 1 },
+            ScheduleSpec::Window {
+                from_minute: 60,
+                to_minute: 120,
+            },
+        ]);
+        assert_eq!(decide_at(&r, spec.clone(), at(1, 30)), Decision::Go);
+        assert!(matches!(decide_at(&r, spec, at(2, 30)), Decision::Wait(_)));
+    }
+
+    /// Lets only nodes whose id ends in an odd digit go.
+    struct OddFirst;
+
+    impl Schedule for OddFirst {
+        fn decide(&self, node: &NodeRecord, _: &Rollout<'_>) -> Decision {
+            let odd = node
+                .info
+                .id
+                .chars()
+                .last()
+                .and_then(|c| c.to_digit(10))
+                .is_some_and(|d| d % 2 == 1);
+            if odd {
+                Decision::Go
+            } else {
+                Decision::Wait(format!("{} is even", node.info.id))
+            }
+        }
+    }
+
+    #[test]
+    fn a_custom_schedule_decides_when_registered_and_halts_when_not() {
+        let mut r = Registry::default();
+        let spec = ScheduleSpec::Custom("odd-first".into());
+        assert!(r.validate(&spec).is_err());
+        assert!(matches!(
+            decide_at(&r, spec.clone(), at(0, 0)),
+            Decision::Halt(reason) if reason.contains("odd-first")
+        ));
+        r.register("odd-first", OddFirst);
+        assert_eq!(r.validate(&spec), Ok(()));
+        assert_eq!(decide_at(&r, spec.clone(), at(0, 0)), Decision::Go);
+        let up = upgrade(spec.clone());
+        let even = node("n2", "", 1);
+        let rollout = Rollout {
+            upgrade: &up,
+            nodes: vec![&even],
+            now_ms: 0,
+        };
+        assert_eq!(
+            r.decide(&spec, &even, &rollout),
+            Decision::Wait("n2 is even".into())
+        );
+    }
 
     #[test]
     fn schedules_parse_from_the_command_line_syntax() {

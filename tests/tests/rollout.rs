@@ -316,6 +316,104 @@ async fn a_node_lost_holding_a_slot_halts_the_rollout_instead_of_stalling_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_schedule_and_a_window_decide_through_the_coordinator() {
+    use upshift::coordinator::api::Slot;
+    use upshift::schedule::{Decision, Rollout, Schedule};
+    use upshift::udb::{NodeInfo, NodeRecord};
+
+    /// Only the node named `first` goes until it has upgraded.
+    struct FirstThenRest;
+    impl Schedule for FirstThenRest {
+        fn decide(&self, node: &NodeRecord, rollout: &Rollout<'_>) -> Decision {
+            if node.info.id == "first" || rollout.upgraded().count() > 0 {
+                Decision::Go
+            } else {
+                Decision::Wait("waiting for `first`".into())
+            }
+        }
+    }
+    let mut registry = Registry::default();
+    registry.register("first-then-rest", FirstThenRest);
+    let dir = temp_dir("custom");
+    let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", registry).await;
+    let c = &coordinator.client;
+    for id in ["first", "second"] {
+        let info = NodeInfo {
+            id: id.into(),
+            address: String::new(),
+            group: String::new(),
+            service: "Kv".into(),
+            version: 1,
+        };
+        c.register(info).await.expect("register");
+    }
+    // A window that is closed now (it opens in ten minutes, UTC) holds
+    // every node back, with the reason.
+    let minute = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 60
+        % 1440) as u32;
+    let closed = ScheduleSpec::All(vec![
+        ScheduleSpec::Custom("first-then-rest".into()),
+        ScheduleSpec::Window {
+            from_minute: (minute + 10) % 1440,
+            to_minute: (minute + 20) % 1440,
+        },
+    ]);
+    let id = c
+        .publish(def(1, closed))
+        .await
+        .expect("rpc")
+        .expect("publish");
+    match c.request_slot("first".into(), id).await.expect("rpc") {
+        Slot::Wait(why) => assert!(why.starts_with("outside the window"), "{why}"),
+        other => panic!("a closed window granted {other:?}"),
+    }
+    c.control(id, Control::Abort)
+        .await
+        .expect("rpc")
+        .expect("abort");
+    // Open: the custom schedule orders the nodes.
+    let id = c
+        .publish(def(1, ScheduleSpec::Custom("first-then-rest".into())))
+        .await
+        .expect("rpc")
+        .expect("publish");
+    assert_eq!(
+        c.request_slot("second".into(), id).await.expect("rpc"),
+        Slot::Wait("waiting for `first`".into())
+    );
+    assert_eq!(
+        c.request_slot("first".into(), id).await.expect("rpc"),
+        Slot::Granted
+    );
+    c.report(
+        "first".into(),
+        id,
+        upshift::coordinator::api::Outcome::Upgraded { version: 2 },
+    )
+    .await
+    .expect("rpc");
+    assert_eq!(
+        c.request_slot("second".into(), id).await.expect("rpc"),
+        Slot::Granted
+    );
+    // An unregistered custom schedule is refused at publish time.
+    c.control(id, Control::Abort)
+        .await
+        .expect("rpc")
+        .expect("abort");
+    let err = c
+        .publish(def(1, ScheduleSpec::Custom("nightly".into())))
+        .await
+        .expect("rpc")
+        .expect_err("unregistered");
+    assert!(err.contains("nightly"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_upgrade_in_the_declared_order() {
     let dir = temp_dir("groups");
     let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", Registry::default()).await;
