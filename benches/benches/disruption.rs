@@ -70,6 +70,13 @@ async fn main() {
         .max()
         .unwrap_or_default();
     println!("longest unavailable window of a node: {worst:.3?}");
+    let slowest = report
+        .nodes
+        .iter()
+        .map(|n| n.slowest_call)
+        .max()
+        .unwrap_or_default();
+    println!("slowest call during the upgrades, retries included: {slowest:.3?}");
     if !report.ok() {
         std::process::exit(1);
     }

@@ -82,9 +82,12 @@ pub struct NodeReport {
     pub id: String,
     /// The version it ended at.
     pub version: u32,
-    /// Each upgrade: the version reached and the node's unavailable window
-    /// (measured in process; empty in restart mode).
+    /// Each upgrade: the version reached and how long the node held calls
+    /// back (measured by the node in process; empty in restart mode).
     pub pauses: Vec<(u32, Duration)>,
+    /// The longest call its clients made while the rollout ran, retries
+    /// included: what a caller saw of its upgrades, in either mode.
+    pub slowest_call: Duration,
 }
 
 impl Report {
@@ -106,6 +109,7 @@ struct Observed {
     by_route: [AtomicU64; 3], // object, past SO, future SO
     failures: Mutex<Vec<String>>,
     latencies: Mutex<(Vec<Duration>, Vec<Duration>)>, // before, during
+    slowest_during: Mutex<BTreeMap<usize, Duration>>, // by node
     acked: Mutex<BTreeMap<usize, Vec<(String, String)>>>,
 }
 
@@ -127,6 +131,7 @@ impl Shared {
         &self,
         client_version: u32,
         conn: &Connection,
+        node: usize,
         took: Duration,
         result: Result<(), CallError>,
         what: &str,
@@ -150,7 +155,12 @@ impl Shared {
         let mut lat = lock(&self.observed.latencies);
         match *lock(&self.phase) {
             Phase::Before => lat.0.push(took),
-            Phase::During => lat.1.push(took),
+            Phase::During => {
+                lat.1.push(took);
+                let mut slowest = lock(&self.observed.slowest_during);
+                let worst = slowest.entry(node).or_default();
+                *worst = (*worst).max(took);
+            }
             Phase::After => {}
         }
     }
@@ -189,6 +199,7 @@ async fn client_loop(shared: Arc<Shared>, conn: Connection, node: usize, version
         shared.record(
             version,
             &conn,
+            node,
             started.elapsed(),
             put,
             &format!("v{version} put {key}"),
@@ -208,6 +219,7 @@ async fn client_loop(shared: Arc<Shared>, conn: Connection, node: usize, version
         shared.record(
             version,
             &conn,
+            node,
             started.elapsed(),
             get,
             &format!("v{version} get {key}"),
@@ -418,6 +430,10 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         .into_iter()
         .map(|(id, version)| NodeReport {
             pauses: cluster.pauses(&id),
+            slowest_call: (0..cluster.addrs.len())
+                .find(|i| format!("node{i}") == id)
+                .and_then(|i| lock(&o.slowest_during).get(&i).copied())
+                .unwrap_or_default(),
             id,
             version,
         })

@@ -357,7 +357,12 @@ impl Node {
     pub async fn checkpoint(&self) -> Result<(), NodeError> {
         let current = self.inner.current.lock().await;
         let snapshot = (current.snapshot)()?;
-        self.inner.store.write(&snapshot)?;
+        // Writing and syncing the file blocks for milliseconds or more, and
+        // nodes checkpoint while they serve: off the runtime's threads. The
+        // lock stays held, so checkpoints still commit in order.
+        let store = self.inner.store.clone();
+        blocking(move || store.write(&snapshot)).await?;
+        drop(current);
         Ok(())
     }
 
@@ -534,7 +539,10 @@ impl Node {
                 version: self.version() + 1,
                 reason: "this node has no restart hook, so it cannot restart into a binary".into(),
             })?;
-        artifact.verify()?;
+        // Hashing a large binary takes seconds (4 s for a debug kv-node):
+        // off the runtime's threads, so the node keeps serving meanwhile.
+        let checking = artifact.clone();
+        blocking(move || checking.verify()).await?;
         let service = self.service();
         let timeout = self.inner.config.quiesce_timeout;
         if !service.quiesce(timeout).await {
@@ -557,5 +565,19 @@ impl Node {
             version: self.version() + 1,
             reason: "the restart hook returned without restarting".into(),
         })
+    }
+}
+
+/// Runs blocking work (file writes, hashing) off the runtime's threads, so
+/// the node serves meanwhile. A panic in it is the caller's panic.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels the work, and then
+            // nothing waits for this answer.
+            Err(_) => std::future::pending().await,
+        },
     }
 }

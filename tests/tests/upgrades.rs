@@ -308,3 +308,102 @@ async fn periodic_checkpoints_bound_what_a_crash_loses() {
         );
     }
 }
+
+/// Verifying a restart artifact (hashing a binary of hundreds of MB) must
+/// not stop the node from serving. The artifact here is a FIFO, so the
+/// verification blocks until the test writes to it; the node runs on its
+/// own single-threaded runtime, which a blocking hash would freeze.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_while_it_verifies_a_restart_artifact() {
+    use std::io::Write;
+    use upshift::schedule::{Registry, ScheduleSpec};
+    use upshift::udb::{NodeState, RolloutState, UpgradeDef};
+    use upshift_tests::cluster::{RunningCoordinator, wait_for};
+
+    let dir = temp_dir("verify-artifact");
+    let fifo = dir.join("kv-node-v2");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", Registry::default()).await;
+    let coordinator_addr = coordinator.addr();
+
+    let (started, node_addr) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = dir.join("n");
+    let node_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let store = FileStore::open(&state, upshift_examples::kv::state::NAME).expect("store");
+            let mut config = NodeConfig::new("n");
+            config.heartbeat = Duration::from_millis(20);
+            config.restart = Some(Arc::new(|_| {}));
+            let node =
+                Node::start(config, store, upshift_examples::kv::stages(), 1).expect("start");
+            let listener = node.listen("127.0.0.1:0").await.expect("listen");
+            let _agent = node.run_agent(coordinator_addr, listener.local_addr().to_string());
+            let _ = started.send(listener.local_addr());
+            let _ = stopped.await;
+        });
+    });
+    let node_addr = node_addr.await.expect("the node started");
+    wait_for(Duration::from_secs(30), "the node to register", || async {
+        coordinator.status().await.nodes.contains_key("n")
+    })
+    .await;
+    let id = coordinator
+        .client
+        .publish(UpgradeDef {
+            service: "Kv".into(),
+            from: 1,
+            to: 2,
+            schedule: ScheduleSpec::Immediately,
+            artifact: format!("file:{}?sha256={}", fifo.display(), "0".repeat(64)),
+            notes: String::new(),
+        })
+        .await
+        .expect("rpc")
+        .expect("publish");
+    wait_for(
+        Duration::from_secs(30),
+        "the node to take its slot",
+        || async { coordinator.status().await.nodes["n"].state == NodeState::Upgrading { to: 2 } },
+    )
+    .await;
+
+    // The node now hashes the FIFO, which gives nothing until written.
+    let client = v1::Client::new(Connection::connect(node_addr).await.expect("connect"))
+        .with_deadline(Duration::from_secs(10));
+    let served = client.put("during".into(), "verification".into()).await;
+
+    // Let the verification finish: the bytes do not match the published
+    // checksum, so the upgrade fails and the rollout halts, naming it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .and_then(|mut f| f.write_all(b"not the published binary"))
+        .expect("write the FIFO");
+    assert!(
+        served.is_ok(),
+        "a call during verification failed: {served:?}"
+    );
+    wait_for(Duration::from_secs(30), "the rollout to halt", || async {
+        matches!(
+            coordinator.status().await.upgrades[&id].state,
+            RolloutState::Halted { .. }
+        )
+    })
+    .await;
+    match coordinator.status().await.upgrades[&id].state.clone() {
+        RolloutState::Halted { reason } => assert!(reason.contains("sha256"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let _ = stop.send(());
+    node_thread.join().expect("node thread");
+}

@@ -49,16 +49,21 @@ async fn main() -> ExitCode {
         );
     }
     for node in &report.nodes {
+        // In process the node measures its own pauses; in restart mode only
+        // its clients can tell, by their slowest call (retries included).
         let pauses: Vec<String> = node
             .pauses
             .iter()
-            .map(|(v, d)| format!("to v{v}: {d:?}"))
+            .map(|(v, d)| format!("to v{v}: {d:.1?}"))
             .collect();
+        let paused = if pauses.is_empty() {
+            String::new()
+        } else {
+            format!("paused {}; ", pauses.join(", "))
+        };
         println!(
-            "{} unavailable  {}  (now v{})",
-            node.id,
-            pauses.join(", "),
-            node.version
+            "{}  {paused}slowest call during the rollout {:.1?}  (now v{})",
+            node.id, node.slowest_call, node.version
         );
     }
     println!(
