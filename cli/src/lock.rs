@@ -149,6 +149,7 @@ fn report_dir() -> Result<PathBuf, Failure> {
 fn read_reports(dir: &Path) -> Result<(Reports, Docs), Failure> {
     let mut out = Reports::new();
     let mut docs = Docs::new();
+    let mut warned = std::collections::BTreeSet::new();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Failure(format!("cannot read {}: {e}", dir.display()), 2))?;
     for entry in entries.flatten() {
@@ -164,7 +165,18 @@ fn read_reports(dir: &Path) -> Result<(Reports, Docs), Failure> {
             };
             if status == "docs" {
                 let json = detail.unwrap_or("").to_string();
-                docs.insert((PathBuf::from(lock), key.to_string()), json);
+                let place = (PathBuf::from(lock), key.to_string());
+                // A crate's lib and test targets report the same definition
+                // twice; two different ones under one name collide.
+                if docs.get(&place).is_some_and(|seen: &String| *seen != json)
+                    && warned.insert(place.clone())
+                {
+                    eprintln!(
+                        "upshift: warning: two definitions are named `{key}` in {lock}; \
+                         their lock sections and pages collide: give one its own `lock = \"...\"` or name"
+                    );
+                }
+                docs.insert(place, json);
                 continue;
             }
             let status = match status {

@@ -96,8 +96,9 @@ pub mod counter {
     }
 }
 
-/// The same name as `ledger`, but this binary only knows v2 onwards.
-#[upshift::state(name = "ledger")]
+/// The same name as `ledger`, but this binary only knows v2 onwards. (Its
+/// own lock file: two definitions of one name in one crate would collide.)
+#[upshift::state(name = "ledger", lock = "ledger-v2-only.lock")]
 pub mod ledger_v2_only {
     #[version(2)]
     #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! The diff page of a state covers every kind of change, and names the
 //! transform attribute that covers each one.
 
-#[upshift::state(name = "ledger")]
+#[upshift::state(name = "bookkeeping")]
 mod ledger {
     /// v1: accounts and a log.
     #[version(1)]
@@ -84,7 +84,7 @@ mod ledger {
     }
 }
 
-const EXPECTED: &str = "# State `ledger`: versions and what changed
+const EXPECTED: &str = "# State `bookkeeping`: versions and what changed
 
 | version | types | summary |
 |---|---|---|
