@@ -183,14 +183,7 @@ impl Txn<'_> {
             if let Some(up) = up
                 && up.state == RolloutState::Active
             {
-                let why = format!("node {id} {reason}");
-                self.upgrade(UpgradeRecord {
-                    state: RolloutState::Halted {
-                        reason: why.clone(),
-                    },
-                    ..up
-                });
-                self.event(None, upgrade, format!("rollout halted: {why}"));
+                self.halt(up, None, format!("node {id} {reason}"));
             }
         }
     }
@@ -207,6 +200,18 @@ impl Txn<'_> {
         tracing::info!(node, upgrade, "{}", event.what);
         self.content.events.push(event.clone());
         self.batch.events.push(event);
+    }
+
+    /// Halts rollout `up` for an operator to look, saying why.
+    fn halt(&mut self, up: UpgradeRecord, node: Option<&str>, reason: String) {
+        let id = up.id;
+        self.upgrade(UpgradeRecord {
+            state: RolloutState::Halted {
+                reason: reason.clone(),
+            },
+            ..up
+        });
+        self.event(node, Some(id), format!("rollout halted: {reason}"));
     }
 
     fn node(&mut self, record: NodeRecord) {
@@ -408,17 +413,7 @@ impl api::v1::Coordinator for Coordinator {
                 && has_health_gate(&up.def.schedule)
             {
                 let reason = format!("node {} failed its health check after upgrading", beat.id);
-                t.upgrade(UpgradeRecord {
-                    state: RolloutState::Halted {
-                        reason: reason.clone(),
-                    },
-                    ..up.clone()
-                });
-                t.event(
-                    Some(&beat.id),
-                    Some(up.id),
-                    format!("rollout halted: {reason}"),
-                );
+                t.halt(up.clone(), Some(&beat.id), reason);
             }
             // Heartbeats are kept in memory; they are persisted with the next change.
             t.content.nodes.insert(beat.id.clone(), node.clone());
@@ -486,17 +481,7 @@ impl api::v1::Coordinator for Coordinator {
                 }
                 Decision::Wait(why) => Slot::Wait(why),
                 Decision::Halt(reason) => {
-                    t.upgrade(UpgradeRecord {
-                        state: RolloutState::Halted {
-                            reason: reason.clone(),
-                        },
-                        ..up
-                    });
-                    t.event(
-                        Some(&node_id),
-                        Some(upgrade),
-                        format!("rollout halted: {reason}"),
-                    );
+                    t.halt(up, Some(&node_id), reason.clone());
                     Slot::Halted(reason)
                 }
             }
@@ -538,14 +523,11 @@ impl api::v1::Coordinator for Coordinator {
                     if let Some(up) = up
                         && up.state == RolloutState::Active
                     {
-                        let why = format!("node {node_id} failed to upgrade: {reason}");
-                        t.upgrade(UpgradeRecord {
-                            state: RolloutState::Halted {
-                                reason: why.clone(),
-                            },
-                            ..up
-                        });
-                        t.event(None, Some(upgrade), format!("rollout halted: {why}"));
+                        t.halt(
+                            up,
+                            None,
+                            format!("node {node_id} failed to upgrade: {reason}"),
+                        );
                     }
                 }
             }
