@@ -39,7 +39,15 @@ struct Inner {
     services: RwLock<HashMap<&'static str, Arc<Service>>>,
     /// Bumped by every install, so connections can cache their lookups.
     generation: AtomicU64,
-    /// Set when the server is going away, with the grace its connections get.
+    /// Set first when the server is going away: listeners close.
+    stop_accepting: tokio::sync::watch::Sender<bool>,
+    /// Listeners still open, and a signal when the last one closes.
+    listening: AtomicUsize,
+    no_listeners: Notify,
+    /// Set once every listener has closed, with the grace connections get:
+    /// a client told to go away reconnects at once, and must find no
+    /// listener, or its connection would sit in the kernel's backlog and be
+    /// reset with its calls unanswered.
     going_away: tokio::sync::watch::Sender<Option<std::time::Duration>>,
     /// Connections being served, and a signal when the last one ends.
     connections: AtomicUsize,
@@ -82,6 +90,9 @@ impl Server {
             inner: Arc::new(Inner {
                 services: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
+                stop_accepting: tokio::sync::watch::Sender::new(false),
+                listening: AtomicUsize::new(0),
+                no_listeners: Notify::new(),
                 going_away: tokio::sync::watch::Sender::new(None),
                 connections: AtomicUsize::new(0),
                 no_connections: Notify::new(),
@@ -123,15 +134,17 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let server = self.clone();
+        let open = OpenListener::new(&self.inner);
         let task = tokio::spawn(async move {
             // The listener owns its connections: dropping it closes them.
             let mut connections = tokio::task::JoinSet::new();
-            let mut away = server.inner.going_away.subscribe();
+            let mut stop = server.inner.stop_accepting.subscribe();
             loop {
                 tokio::select! {
                     // Going away: accept no more, and let the connections drain.
-                    () = going_away(&mut away) => {
+                    () = stopping(&mut stop) => {
                         drop(listener);
+                        drop(open);
                         while connections.join_next().await.is_some() {}
                         return;
                     }
@@ -162,12 +175,14 @@ impl Server {
         let path = path.as_ref().to_path_buf();
         let listener = tokio::net::UnixListener::bind(&path)?;
         let server = self.clone();
+        let open = OpenListener::new(&self.inner);
         let task = tokio::spawn(async move {
-            let mut away = server.inner.going_away.subscribe();
+            let _open = open;
+            let mut stop = server.inner.stop_accepting.subscribe();
             loop {
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
-                    () = going_away(&mut away) => return,
+                    () = stopping(&mut stop) => return,
                 };
                 match accepted {
                     Ok((stream, _)) => {
@@ -189,6 +204,18 @@ impl Server {
     /// or after `grace` at the latest. Returns once they have closed. A node quiesces before this, so what it answers then
     /// is `Upgrading`: no caller is left not knowing whether its call ran.
     pub async fn go_away(&self, grace: std::time::Duration) {
+        // Listeners first, so no client told to go away can connect again.
+        self.inner.stop_accepting.send_replace(true);
+        let listeners_closed = async {
+            loop {
+                let closed = self.inner.no_listeners.notified();
+                if self.inner.listening.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        };
+        let _ = tokio::time::timeout(grace, listeners_closed).await;
         self.inner.going_away.send_replace(Some(grace));
         // Each connection closes `grace` after it learns; wait for the last,
         // but not forever.
@@ -356,10 +383,27 @@ impl Drop for Counted<'_> {
     }
 }
 
-/// Resolves once the server is going away (or the server is gone).
-async fn going_away(away: &mut tokio::sync::watch::Receiver<Option<std::time::Duration>>) {
-    // The guard `wait_for` returns is not `Send`; drop it right here.
-    let _ = away.wait_for(Option::is_some).await.map(|_| ());
+/// Counts a listener as open until dropped (closed, or its task aborted).
+struct OpenListener(Arc<Inner>);
+
+impl OpenListener {
+    fn new(inner: &Arc<Inner>) -> Self {
+        inner.listening.fetch_add(1, Ordering::SeqCst);
+        OpenListener(inner.clone())
+    }
+}
+
+impl Drop for OpenListener {
+    fn drop(&mut self) {
+        if self.0.listening.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.no_listeners.notify_waiters();
+        }
+    }
+}
+
+/// Resolves once listeners must stop accepting (or the server is gone).
+async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
 fn status_of(e: &DispatchError) -> Status {

@@ -407,3 +407,48 @@ async fn a_node_serves_while_it_verifies_a_restart_artifact() {
     let _ = stop.send(());
     node_thread.join().expect("node thread");
 }
+
+/// A client told to go away reconnects at once; by then the node must
+/// listen no more, or the new connection would wait in the kernel's backlog
+/// and be reset with its calls unanswered (outcome unknown). So the moment a
+/// going-away frame can be read, connecting is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_close_before_any_client_is_told_to_go_away() {
+    use tokio::io::BufReader;
+    use upshift::wire::{self, Frame};
+    for round in 0..20 {
+        let server = Server::new(upshift_examples::kv::service(1, false));
+        let listener = server.listen("127.0.0.1:0").await.expect("listen");
+        let addr = listener.local_addr();
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // The connection is served before the server goes away.
+        let client = Connection::connect(addr).await.expect("connect");
+        v1::Client::new(client)
+            .put("k".into(), "v".into())
+            .await
+            .expect("put");
+        let going = tokio::spawn({
+            let server = server.clone();
+            async move { server.go_away(Duration::from_secs(1)).await }
+        });
+        let mut read = BufReader::new(stream);
+        let mut body = Vec::new();
+        loop {
+            body.clear();
+            let more = wire::read_frame(&mut read, wire::DEFAULT_MAX_FRAME, &mut body)
+                .await
+                .expect("read a frame");
+            assert!(more, "round {round}: closed without a going-away frame");
+            if matches!(wire::decode(&body), Ok(Frame::Reply(r)) if r.call_id == 0) {
+                break;
+            }
+        }
+        let again = tokio::net::TcpStream::connect(addr).await;
+        assert!(
+            again.is_err(),
+            "round {round}: a client told to go away could connect again"
+        );
+        drop(read);
+        going.await.expect("go_away");
+    }
+}
