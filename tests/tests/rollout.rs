@@ -30,6 +30,18 @@ fn def(from: u32, schedule: ScheduleSpec) -> UpgradeDef {
     }
 }
 
+/// Registers node `id` of service `Kv` in `group` at `version`, as its agent would.
+async fn register(c: &upshift::coordinator::api::v1::Client, id: &str, group: &str, version: u32) {
+    let info = upshift::udb::NodeInfo {
+        id: id.into(),
+        address: String::new(),
+        group: group.into(),
+        service: "Kv".into(),
+        version,
+    };
+    c.register(info).await.expect("register");
+}
+
 fn state_of(status: &UdbContent, id: u64) -> RolloutState {
     status.upgrades[&id].state.clone()
 }
@@ -180,18 +192,11 @@ async fn a_rolling_upgrade_under_load_loses_nothing_and_fails_no_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_are_granted_atomically_when_many_nodes_race() {
     use upshift::coordinator::api::Slot;
-    use upshift::udb::NodeInfo;
     let dir = temp_dir("race");
     let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", Registry::default()).await;
     for i in 0..40 {
-        let info = NodeInfo {
-            id: format!("n{i}"),
-            address: String::new(),
-            group: if i % 2 == 0 { "a".into() } else { "b".into() },
-            service: "Kv".into(),
-            version: 1,
-        };
-        coordinator.client.register(info).await.expect("register");
+        let group = if i % 2 == 0 { "a" } else { "b" };
+        register(&coordinator.client, &format!("n{i}"), group, 1).await;
     }
     let id = coordinator
         .client
@@ -236,7 +241,6 @@ async fn slots_are_granted_atomically_when_many_nodes_race() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_lost_holding_a_slot_halts_the_rollout_instead_of_stalling_it() {
     use upshift::coordinator::api::{Heartbeat, Slot};
-    use upshift::udb::NodeInfo;
     let dir = temp_dir("lost-slot");
     let coordinator =
         RunningCoordinator::start_with(&dir, "127.0.0.1:0", Registry::default(), |c| {
@@ -245,14 +249,7 @@ async fn a_node_lost_holding_a_slot_halts_the_rollout_instead_of_stalling_it() {
         .await;
     let c = &coordinator.client;
     for node in ["a", "b"] {
-        let info = NodeInfo {
-            id: node.into(),
-            address: String::new(),
-            group: String::new(),
-            service: "Kv".into(),
-            version: 1,
-        };
-        c.register(info).await.expect("register");
+        register(c, node, "", 1).await;
     }
     let id = c
         .publish(def(1, ScheduleSpec::Rolling { max_parallel: 1 }))
@@ -293,14 +290,7 @@ async fn a_node_lost_holding_a_slot_halts_the_rollout_instead_of_stalling_it() {
         Slot::Halted(reason)
     );
     // `a` comes back at v2: it did upgrade. Resumed, `b` gets the slot.
-    let info = NodeInfo {
-        id: "a".into(),
-        address: String::new(),
-        group: String::new(),
-        service: "Kv".into(),
-        version: 2,
-    };
-    c.register(info).await.expect("register");
+    register(c, "a", "", 2).await;
     assert_eq!(
         coordinator.status().await.nodes["a"].state,
         NodeState::Running
@@ -319,7 +309,7 @@ async fn a_node_lost_holding_a_slot_halts_the_rollout_instead_of_stalling_it() {
 async fn a_custom_schedule_and_a_window_decide_through_the_coordinator() {
     use upshift::coordinator::api::Slot;
     use upshift::schedule::{Decision, Rollout, Schedule};
-    use upshift::udb::{NodeInfo, NodeRecord};
+    use upshift::udb::NodeRecord;
 
     /// Only the node named `first` goes until it has upgraded.
     struct FirstThenRest;
@@ -338,14 +328,7 @@ async fn a_custom_schedule_and_a_window_decide_through_the_coordinator() {
     let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", registry).await;
     let c = &coordinator.client;
     for id in ["first", "second"] {
-        let info = NodeInfo {
-            id: id.into(),
-            address: String::new(),
-            group: String::new(),
-            service: "Kv".into(),
-            version: 1,
-        };
-        c.register(info).await.expect("register");
+        register(c, id, "", 1).await;
     }
     // A window that is closed now (it opens in ten minutes, UTC) holds
     // every node back, with the reason.
@@ -697,14 +680,7 @@ async fn publishing_checks_the_upgrade() {
         .expect("rpc")
         .expect_err("no node");
     assert!(err.contains("no node of service \"Kv\""), "{err}");
-    let info = upshift::udb::NodeInfo {
-        id: "n".into(),
-        address: String::new(),
-        group: "g".into(),
-        service: "Kv".into(),
-        version: 1,
-    };
-    coordinator.client.register(info).await.expect("register");
+    register(&coordinator.client, "n", "g", 1).await;
     let mut skip = def(1, ScheduleSpec::Immediately);
     skip.to = 3;
     let err = coordinator
