@@ -59,7 +59,18 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         key: format!("type {name}"),
         lines: lines.clone(),
         span: name.span(),
-        what: format!("type `{name}` is used by released versions"),
+        what: match path.as_deref().map(|p| lock::users(p, &name.to_string())) {
+            Some(users) if !users.is_empty() => format!(
+                "type `{name}` is used by released {} {}",
+                if users.len() == 1 {
+                    "version"
+                } else {
+                    "versions"
+                },
+                users.join(", ")
+            ),
+            _ => format!("type `{name}` is used by released versions"),
+        },
         // Types are keyed by name in the lock: a second type of the same name
         // looks like a change of the first, so the message says what to do then.
         advice: "leave it as it was and give the new shape a new type in a new version \

@@ -120,6 +120,61 @@ fn parse(text: &str) -> (BTreeMap<String, Locked>, Vec<String>) {
     (out, problems)
 }
 
+/// The locked versions whose schema reaches type `name`, directly or
+/// through other locked types: `Kv v3`, ``state kv v2 through `Entry` ``. Read
+/// from the lock file, so a change to a type names what it would break.
+pub fn users(path: &Path, name: &str) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let (sections, _) = parse(&text);
+    let mentions = |lines: &[String], ty: &str| {
+        lines.iter().any(|l| {
+            l.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|word| word == ty)
+        })
+    };
+    // Breadth first from `name` through the locked types that hold it.
+    let mut reached = vec![name.to_string()];
+    let mut users = Vec::new();
+    let mut i = 0;
+    while i < reached.len() {
+        let ty = reached[i].clone();
+        for (key, section) in &sections {
+            // A state version declares its own types (`struct Entry { .. }`):
+            // a name it declares is not the locked type of that name.
+            let declares = key.starts_with("state ")
+                && section
+                    .lines
+                    .iter()
+                    .any(|l| l.split([' ', '{', '(']).nth(1) == Some(ty.as_str()));
+            if *key == format!("type {ty}") || declares || !mentions(&section.lines, &ty) {
+                continue;
+            }
+            match key.strip_prefix("type ") {
+                Some(holder) => {
+                    if !reached.iter().any(|r| r == holder) {
+                        reached.push(holder.to_string());
+                    }
+                }
+                // A version's schema names `ty`, which holds `name`.
+                None => {
+                    let user = if ty == name {
+                        key.clone()
+                    } else {
+                        format!("{key} through `{ty}`")
+                    };
+                    if !users.contains(&user) {
+                        users.push(user);
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    users
+}
+
 /// The name a canonical line is about: a method, field or variant.
 fn method_name(line: &str) -> &str {
     let rest = strip_kind(line);
@@ -505,6 +560,47 @@ mod tests {
             let found = changes(&old, &new);
             prop_assert_eq!(found.is_empty(), old == new, "{:?}", found);
         }
+    }
+
+    #[test]
+    fn a_type_names_the_locked_versions_that_reach_it() {
+        let dir = std::env::temp_dir().join(format!("upshift-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("upshift.lock");
+        let sections = [
+            ("Kv v1", vec!["method get(key: String) -> Option<String>"]),
+            ("Kv v3", vec!["method get(key: String) -> Option<Entry>"]),
+            ("state kv v3", vec!["struct Store { expiry: Expiry }"]),
+            // Declares its own `Entry`: not a user of the locked one.
+            (
+                "state kv v4",
+                vec![
+                    "struct Store { items: Vec<Entry> }",
+                    "struct Entry { n: u8 }",
+                ],
+            ),
+            (
+                "type Entry",
+                vec!["field value: String", "field expiry: Expiry"],
+            ),
+            (
+                "type Expiry",
+                vec!["variant Never", "variant AtUnixMs(0: u64)"],
+            ),
+            ("type EntryKind", vec!["variant Plain"]),
+        ];
+        let sections: Vec<(String, Vec<String>)> = sections
+            .into_iter()
+            .map(|(k, l)| (k.to_string(), l.into_iter().map(String::from).collect()))
+            .collect();
+        std::fs::write(&path, render(&sections)).expect("write");
+        assert_eq!(super::users(&path, "Entry"), ["Kv v3"]);
+        assert_eq!(
+            super::users(&path, "Expiry"),
+            ["state kv v3", "Kv v3 through `Entry`"]
+        );
+        assert!(super::users(&path, "EntryKind").is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
