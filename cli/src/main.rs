@@ -11,14 +11,17 @@ mod lock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use upshift::Connection;
+use upshift::clock::now_ms;
 use upshift::coordinator::Coordinator;
+use upshift::coordinator::api::StatusView;
 use upshift::coordinator::api::{self, Control};
 use upshift::schedule::{Registry, ScheduleSpec};
-use upshift::udb::{NodeState, RedbUdb, RolloutState, UdbContent, UpgradeDef};
+use upshift::udb::RedbUdb;
+use upshift::upgrade::{NodeState, RolloutState, Upgrade};
 
 #[derive(Parser)]
 #[command(
@@ -177,11 +180,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn client(addr: SocketAddr) -> Result<api::v1::Client, Failure> {
+async fn client(addr: SocketAddr) -> Result<api::v2::Client, Failure> {
     let conn = Connection::connect(addr)
         .await
         .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
-    Ok(api::v1::Client::new(conn).with_deadline(Duration::from_secs(10)))
+    Ok(api::v2::Client::new(conn).with_deadline(Duration::from_secs(10)))
 }
 
 async fn run(command: Command) -> Result<(), Failure> {
@@ -260,7 +263,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             let schedule: ScheduleSpec = schedule
                 .parse()
                 .map_err(|e: String| Failure(format!("--schedule: {e}"), 2))?;
-            let def = UpgradeDef {
+            let def = Upgrade {
                 service,
                 from,
                 to,
@@ -272,7 +275,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .await?
                 .publish(def)
                 .await?
-                .map_err(|e| Failure(e, 2))?;
+                .map_err(|e| Failure(e.to_string(), 2))?;
             println!("published upgrade #{id}");
             Ok(())
         }
@@ -300,18 +303,12 @@ async fn control(addr: SocketAddr, upgrade: u64, action: Control) -> Result<(), 
         .await?
         .control(upgrade, action)
         .await?
-        .map_err(|e| Failure(e, 2))?;
+        .map_err(|e| Failure(e.to_string(), 2))?;
     println!("upgrade #{upgrade}: {action:?} done");
     Ok(())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn render_status(status: &UdbContent) -> String {
+fn render_status(status: &StatusView) -> String {
     let mut out = String::new();
     let now = now_ms();
     if status.nodes.is_empty() {
@@ -344,13 +341,13 @@ fn render_status(status: &UdbContent) -> String {
             out.push_str(&format!("{:<14} why: {reason}\n", ""));
         }
     }
-    for u in status.upgrades.values() {
+    for u in status.rollouts.values() {
         out.push_str(&format!(
             "upgrade #{} {} v{} -> v{}: {}\n",
             u.id,
-            u.def.service,
-            u.def.from,
-            u.def.to,
+            u.upgrade.service,
+            u.upgrade.from,
+            u.upgrade.to,
             describe(&u.state)
         ));
     }
@@ -374,23 +371,26 @@ fn bar(done: usize, total: usize) -> String {
     )
 }
 
-async fn watch(client: api::v1::Client, upgrade: Option<u64>) -> Result<(), Failure> {
+async fn watch(client: api::v2::Client, upgrade: Option<u64>) -> Result<(), Failure> {
     let status = client.status().await?;
-    let id = match upgrade.or_else(|| status.upgrades.keys().last().copied()) {
-        Some(id) if status.upgrades.contains_key(&id) => id,
+    let id = match upgrade.or_else(|| status.rollouts.keys().last().copied()) {
+        Some(id) if status.rollouts.contains_key(&id) => id,
         Some(id) => return Err(Failure(format!("no upgrade #{id}"), 2)),
         None => return Err(Failure("no upgrade has been published".into(), 2)),
     };
     let mut last_line = String::new();
     loop {
         let status = client.status().await?;
-        let up = &status.upgrades[&id];
+        let up = &status.rollouts[&id];
         let nodes: Vec<_> = status
             .nodes
             .values()
-            .filter(|n| n.info.service == up.def.service)
+            .filter(|n| n.info.service == up.upgrade.service)
             .collect();
-        let done = nodes.iter().filter(|n| n.info.version >= up.def.to).count();
+        let done = nodes
+            .iter()
+            .filter(|n| n.info.version >= up.upgrade.to)
+            .count();
         let upgrading = nodes
             .iter()
             .filter(|n| matches!(n.state, NodeState::Upgrading { .. }))
@@ -398,8 +398,8 @@ async fn watch(client: api::v1::Client, upgrade: Option<u64>) -> Result<(), Fail
         let calls: u64 = nodes.iter().flat_map(|n| n.calls.values()).sum();
         let line = format!(
             "upgrade #{id} v{} -> v{} {} upgrading {upgrading}  calls {calls}  {}",
-            up.def.from,
-            up.def.to,
+            up.upgrade.from,
+            up.upgrade.to,
             bar(done, nodes.len()),
             describe(&up.state)
         );

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use upshift::Connection;
 use upshift::coordinator::api::{self, Outcome, Slot};
-use upshift::udb::NodeInfo;
+use upshift::upgrade::NodeInfo;
 
 const BIN: &str = env!("CARGO_BIN_EXE_upshift");
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use upshift::Connection;
 use upshift::coordinator::api;
-use upshift::udb::{RolloutState, UdbContent};
+use upshift::coordinator::api::UdbContent;
+use upshift::upgrade::RolloutState;
 use upshift_tests::cluster::{RunningNode, temp_dir, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_upshift");

@@ -13,12 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use upshift::Listener;
-use upshift::artifact::Artifact;
 use upshift::coordinator::{Coordinator, api};
 use upshift::node::{Node, NodeConfig};
 use upshift::schedule::{Registry, ScheduleSpec};
 use upshift::state::FileStore;
-use upshift::udb::{RedbUdb, RolloutState, UpgradeDef};
+use upshift::sync::lock;
+use upshift::udb::RedbUdb;
+use upshift::upgrade::Artifact;
+use upshift::upgrade::{RolloutState, Upgrade};
 use upshift::{CallError, Connection, RetryPolicy};
 
 use crate::kv::interface::{v1, v2, v3};
@@ -166,10 +168,6 @@ impl Shared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A client of `version` writing and reading keys on node `node` until stopped.
 async fn client_loop(shared: Arc<Shared>, conn: Connection, node: usize, version: u32) {
     let retry = RetryPolicy::default();
@@ -238,7 +236,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Node versions as the coordinator reports them.
-async fn versions(operator: &api::v1::Client) -> BTreeMap<String, u32> {
+async fn versions(operator: &api::v2::Client) -> BTreeMap<String, u32> {
     let status = operator.status().await.unwrap_or_default();
     status
         .nodes
@@ -247,7 +245,7 @@ async fn versions(operator: &api::v1::Client) -> BTreeMap<String, u32> {
         .collect()
 }
 
-async fn progress(start: Instant, label: &str, operator: &api::v1::Client, shared: &Shared) {
+async fn progress(start: Instant, label: &str, operator: &api::v2::Client, shared: &Shared) {
     if !shared.show {
         return;
     }
@@ -270,7 +268,7 @@ async fn progress(start: Instant, label: &str, operator: &api::v1::Client, share
 }
 
 async fn roll_out(
-    operator: &api::v1::Client,
+    operator: &api::v2::Client,
     from: u32,
     start: Instant,
     shared: &Shared,
@@ -287,7 +285,7 @@ async fn roll_out(
         ScheduleSpec::Rolling { max_parallel: 1 },
         ScheduleSpec::HealthGate { healthy_secs },
     ]);
-    let def = UpgradeDef {
+    let def = Upgrade {
         service: "Kv".into(),
         from,
         to: from + 1,
@@ -295,7 +293,11 @@ async fn roll_out(
         artifact,
         notes: format!("kv v{from} -> v{}", from + 1),
     };
-    let id = operator.publish(def).await.map_err(|e| e.to_string())??;
+    let id = operator
+        .publish(def)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let label = format!("upgrade #{id} v{from}->v{} rolling", from + 1);
     if shared.show {
         println!(
@@ -307,7 +309,7 @@ async fn roll_out(
     loop {
         progress(start, &label, operator, shared).await;
         let status = operator.status().await.map_err(|e| e.to_string())?;
-        match &status.upgrades[&id].state {
+        match &status.rollouts[&id].state {
             RolloutState::Final => return Ok(()),
             RolloutState::Halted { reason } => {
                 return Err(format!("upgrade #{id} halted: {reason}"));
@@ -345,7 +347,7 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         coordinator.local_addr(),
         dir.join("udb.redb").display()
     ));
-    let operator = api::v1::Client::new(Connection::connect(coordinator.local_addr()).await?);
+    let operator = api::v2::Client::new(Connection::connect(coordinator.local_addr()).await?);
 
     let cluster = match &options.restart_binaries {
         None => Cluster::in_process(&dir, options.nodes, coordinator.local_addr()).await?,

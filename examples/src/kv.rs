@@ -7,7 +7,8 @@
 //!   when a value expires, and adds `keys`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use upshift::clock::now_ms;
+use upshift::sync::lock;
 
 use upshift::Disallowed;
 
@@ -228,12 +229,6 @@ impl<P: v2::Interface> v3::Future for v3::FutureSo<P> {
 
 // ---- service objects: each holds its version's state ----
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The v1 service object.
 #[derive(Debug, Default)]
 pub struct StoreV1 {
@@ -440,9 +435,4 @@ pub fn stages() -> Vec<Box<dyn upshift::node::Stage>> {
             (v3::service(object), move || read.to_state())
         })),
     ]
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock leaves a map that is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

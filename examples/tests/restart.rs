@@ -9,10 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use upshift::Connection;
-use upshift::artifact::Artifact;
+use upshift::coordinator::api::{UdbContent, UpgradeDef};
 use upshift::coordinator::{Coordinator, api};
 use upshift::schedule::{Registry, ScheduleSpec};
-use upshift::udb::{RedbUdb, RolloutState, UdbContent, UpgradeDef};
+use upshift::udb::RedbUdb;
+use upshift::upgrade::{Artifact, RolloutState};
 use upshift_examples::kv::interface::{v1, v2, v3};
 
 struct Supervised(Child);

@@ -77,11 +77,12 @@ pub mod cluster {
     use std::time::Duration;
 
     use tokio::task::JoinHandle;
+    use upshift::coordinator::api::UdbContent;
     use upshift::coordinator::{Coordinator, api};
     use upshift::node::{Node, NodeConfig, Stage};
     use upshift::schedule::Registry;
     use upshift::state::FileStore;
-    use upshift::udb::{RedbUdb, UdbContent};
+    use upshift::udb::RedbUdb;
     use upshift::{Connection, Listener, Server};
 
     /// A fresh directory for one test.

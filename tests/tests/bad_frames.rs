@@ -56,7 +56,8 @@ impl Raw {
 
 fn call(call_id: u64, service: &str, version: u32, method: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let start = wire::begin_call(&mut out, call_id, service, version, method);
+    let start = wire::begin_call(&mut out, call_id, service, version, method)
+        .expect("test service names are 1 to 255 bytes");
     out.extend_from_slice(payload);
     wire::finish(&mut out, start);
     out
@@ -175,7 +176,7 @@ async fn malformed_headers_get_bad_frame_and_the_connection_goes_on() {
             7,
             0,
             Status::BadFrame,
-            b"service name is empty or not UTF-8".to_vec()
+            b"service name is empty, longer than 255 bytes, or not UTF-8".to_vec()
         )
     );
     // A reply frame sent to a node.

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use upshift::coordinator::api::Control;
+use upshift::coordinator::api::{UdbContent, UpgradeDef};
 use upshift::schedule::{Registry, ScheduleSpec};
-use upshift::udb::{NodeState, RolloutState, UdbContent, UpgradeDef};
+use upshift::upgrade::{NodeState, RolloutState};
 use upshift::{Connection, RetryPolicy};
 use upshift_examples::kv::interface::{v1, v2, v3};
 use upshift_tests::cluster::{RunningCoordinator, RunningNode, temp_dir, wait_for};
@@ -32,7 +33,7 @@ fn def(from: u32, schedule: ScheduleSpec) -> UpgradeDef {
 
 /// Registers node `id` of service `Kv` in `group` at `version`, as its agent would.
 async fn register(c: &upshift::coordinator::api::v1::Client, id: &str, group: &str, version: u32) {
-    let info = upshift::udb::NodeInfo {
+    let info = upshift::upgrade::NodeInfo {
         id: id.into(),
         address: String::new(),
         group: group.into(),
@@ -309,7 +310,7 @@ async fn a_node_lost_holding_a_slot_halts_the_rollout_instead_of_stalling_it() {
 async fn a_custom_schedule_and_a_window_decide_through_the_coordinator() {
     use upshift::coordinator::api::Slot;
     use upshift::schedule::{Decision, Rollout, Schedule};
-    use upshift::udb::NodeRecord;
+    use upshift::upgrade::NodeRecord;
 
     /// Only the node named `first` goes until it has upgraded.
     struct FirstThenRest;

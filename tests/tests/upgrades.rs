@@ -317,8 +317,9 @@ async fn periodic_checkpoints_bound_what_a_crash_loses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_serves_while_it_verifies_a_restart_artifact() {
     use std::io::Write;
+    use upshift::coordinator::api::UpgradeDef;
     use upshift::schedule::{Registry, ScheduleSpec};
-    use upshift::udb::{NodeState, RolloutState, UpgradeDef};
+    use upshift::upgrade::{NodeState, RolloutState};
     use upshift_tests::cluster::{RunningCoordinator, wait_for};
 
     let dir = temp_dir("verify-artifact");

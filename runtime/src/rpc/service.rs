@@ -3,47 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
-use crate::error::DispatchError;
-use crate::schema::InterfaceSchema;
-use crate::server::Incoming;
-
-/// Serves the calls of one interface version: decodes the arguments, calls
-/// the service object or SO chain, encodes the result.
-///
-/// The interface macro implements this for `vN::Dispatcher<I>`; the server
-/// holds one per version a node answers.
-pub trait Dispatch: Send + Sync + 'static {
-    /// The version this dispatcher answers.
-    fn schema(&self) -> &'static InterfaceSchema;
-
-    /// Serves method `method` with postcard-encoded `payload`, appending the
-    /// encoded return value to `out`.
-    fn call<'a>(
-        &'a self,
-        method: u16,
-        payload: &'a [u8],
-        out: &'a mut Vec<u8>,
-    ) -> impl Future<Output = Result<(), DispatchError>> + Send + 'a;
-}
-
-/// A [`Dispatch`] behind a pointer: the server spawns each call as a task of
-/// the concrete dispatcher's type, so no future is boxed per call.
-trait Erased: Send + Sync + 'static {
-    fn answer(self: Arc<Self>, call: Incoming);
-}
-
-impl<D: Dispatch> Erased for D {
-    fn answer(self: Arc<Self>, call: Incoming) {
-        tokio::spawn(crate::server::answer(self, call));
-    }
-}
+use crate::rpc::dispatch::{Dispatch, Erased, Gate, Incoming};
+use crate::wire::{self, Status};
 
 /// How a node answers calls of one version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,41 +49,22 @@ pub struct Service {
     gate: Arc<Gate>,
 }
 
-/// Counts the calls a service is running, and closes it for a version switch.
-#[derive(Debug, Default)]
-pub(crate) struct Gate {
-    in_flight: AtomicUsize,
-    closed: AtomicBool,
-    idle: Notify,
-}
-
-impl Gate {
-    /// Admits a call unless the gate is closed.
-    fn enter(&self) -> bool {
-        // SeqCst pairs with `close`: either the call sees the gate closed, or
-        // `close` sees the call in flight and waits for it.
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        if self.closed.load(Ordering::SeqCst) {
-            self.leave();
-            return false;
-        }
-        true
-    }
-
-    /// A call admitted by `enter` has been answered.
-    pub(crate) fn leave(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-}
-
 /// Why a service did not start answering a call.
 pub(crate) enum Refusal {
     /// No dispatcher for the call's version.
     VersionUnsupported,
     /// The service is quiescing for an upgrade.
     Upgrading,
+}
+
+impl Refusal {
+    /// The reply status that tells the caller.
+    pub(crate) fn status(&self) -> Status {
+        match self {
+            Refusal::VersionUnsupported => Status::VersionUnsupported,
+            Refusal::Upgrading => Status::Upgrading,
+        }
+    }
 }
 
 impl fmt::Debug for Service {
@@ -141,8 +87,9 @@ impl Service {
     pub fn new(object: impl Dispatch) -> Self {
         let schema = object.schema();
         assert!(
-            (1..=255).contains(&schema.service.len()),
-            "service names are 1 to 255 bytes"
+            wire::valid_service_name(schema.service),
+            "service names are 1 to {} bytes",
+            wire::MAX_SERVICE_NAME
         );
         let mut versions = BTreeMap::new();
         versions.insert(
@@ -252,26 +199,16 @@ impl Service {
     /// whether they did; either way the service stays closed until
     /// [`Service::reopen`].
     pub async fn quiesce(&self, timeout: Duration) -> bool {
-        self.gate.closed.store(true, Ordering::SeqCst);
-        let drained = async {
-            loop {
-                let idle = self.gate.idle.notified();
-                if self.gate.in_flight.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        tokio::time::timeout(timeout, drained).await.is_ok()
+        self.gate.close(timeout).await
     }
 
     /// Admits calls again after [`Service::quiesce`].
     pub fn reopen(&self) {
-        self.gate.closed.store(false, Ordering::SeqCst);
+        self.gate.open();
     }
 
     /// Calls being answered right now.
     pub fn in_flight(&self) -> usize {
-        self.gate.in_flight.load(Ordering::SeqCst)
+        self.gate.in_flight()
     }
 }

@@ -1,134 +1,11 @@
-//! The wire format: length-delimited frames that carry calls and replies.
-//!
-//! The book's "Wire format" page is the normative description; this module is
-//! its implementation. Every frame is a big-endian `u32` body length followed by
-//! the body. A body starts with the magic bytes `US`, the wire version and a
-//! frame kind, then a call id:
-//!
-//! ```text
-//! call:  magic(2) wire(1) kind=1(1) call_id(8) version(4) method(2) svc_len(1) service(svc_len) payload
-//! reply: magic(2) wire(1) kind=2(1) call_id(8) node_version(4) status(1) payload
-//! ```
-//!
-//! Decoding never panics: every malformed body maps to a [`FrameError`].
+//! Frame bodies: decoding calls and replies, and building them in place.
 
 use std::fmt;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-
-/// The two bytes every frame body starts with.
-pub const MAGIC: [u8; 2] = *b"US";
-/// The version of this wire format; bumped on any incompatible change.
-pub const WIRE_VERSION: u8 = 1;
-/// Default upper bound on a frame body, in bytes.
-pub const DEFAULT_MAX_FRAME: usize = 8 * 1024 * 1024;
-
-const KIND_CALL: u8 = 1;
-const KIND_REPLY: u8 = 2;
-/// Bytes before the kind-specific part: magic, wire version, kind, call id.
-const COMMON_HEADER: usize = 2 + 1 + 1 + 8;
-const CALL_HEADER: usize = COMMON_HEADER + 4 + 2 + 1;
-const REPLY_HEADER: usize = COMMON_HEADER + 4 + 1;
-
-/// Outcome of a call, carried in every reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Status {
-    /// The payload is the method's return value.
-    Ok = 0,
-    /// An SO declined the call; the payload is its UTF-8 message.
-    Disallowed = 1,
-    /// The node serves neither this version nor an SO chain to it; no payload.
-    VersionUnsupported = 2,
-    /// The node hosts no service of that name; the payload is a UTF-8 message.
-    UnknownService = 3,
-    /// The version has no method with that index; the payload is a UTF-8 message.
-    UnknownMethod = 4,
-    /// The call's payload did not decode as the method's arguments.
-    BadRequest = 5,
-    /// The call frame's header was malformed; the connection stays open.
-    BadFrame = 6,
-    /// The service object panicked while serving the call.
-    Internal = 7,
-    /// The node is switching versions; the call did not run. Retry shortly.
-    Upgrading = 8,
-}
-
-impl Status {
-    /// Parses a status byte; unknown values are a [`FrameError`].
-    pub fn from_byte(b: u8) -> Result<Self, FrameError> {
-        Ok(match b {
-            0 => Status::Ok,
-            1 => Status::Disallowed,
-            2 => Status::VersionUnsupported,
-            3 => Status::UnknownService,
-            4 => Status::UnknownMethod,
-            5 => Status::BadRequest,
-            6 => Status::BadFrame,
-            7 => Status::Internal,
-            8 => Status::Upgrading,
-            other => return Err(FrameError::UnknownStatus(other)),
-        })
-    }
-}
-
-/// Why a frame could not be read or decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// The peer closed the connection in the middle of a frame.
-    #[error("connection closed in the middle of a frame")]
-    Truncated,
-    /// The length prefix announced more than the configured maximum.
-    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
-    Oversized {
-        /// Announced body length.
-        len: usize,
-        /// Configured limit.
-        max: usize,
-    },
-    /// The body does not start with the magic bytes `US`.
-    #[error(
-        "frame does not start with the magic bytes \"US\" (got {0:02x?}); the peer does not speak upshift"
-    )]
-    BadMagic([u8; 2]),
-    /// The peer speaks another version of the wire format.
-    #[error("peer speaks wire format version {0}, this build speaks {WIRE_VERSION}")]
-    WireVersion(u8),
-    /// The body is shorter than its header.
-    #[error("frame body of {len} bytes is shorter than its {need}-byte header")]
-    ShortHeader {
-        /// Body length.
-        len: usize,
-        /// Header length the kind requires.
-        need: usize,
-    },
-    /// The frame kind byte is neither call nor reply.
-    #[error("unknown frame kind {0}")]
-    UnknownKind(u8),
-    /// The service name is empty or not UTF-8.
-    #[error("service name is empty or not UTF-8")]
-    BadServiceName,
-    /// The reply status byte is unknown.
-    #[error("unknown reply status {0}")]
-    UnknownStatus(u8),
-    /// Reading from the transport failed.
-    #[error("transport error: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl FrameError {
-    /// Whether the connection can keep going after this error: the frame
-    /// boundary is intact and the peer speaks our wire version.
-    pub fn is_recoverable(&self) -> bool {
-        matches!(
-            self,
-            FrameError::ShortHeader { .. }
-                | FrameError::UnknownKind(_)
-                | FrameError::BadServiceName
-                | FrameError::UnknownStatus(_)
-        )
-    }
-}
+use super::{
+    CALL_HEADER, COMMON_HEADER, FrameError, KIND_CALL, KIND_REPLY, MAGIC, REPLY_HEADER, Status,
+    WIRE_VERSION,
+};
 
 /// A decoded call frame, borrowing from the body.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -276,39 +153,6 @@ pub fn decode(body: &[u8]) -> Result<Frame<'_>, FrameError> {
     }
 }
 
-/// Reads one frame body into `buf`. Returns `Ok(false)` on a clean end of
-/// stream before the first byte of a frame.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max: usize,
-    buf: &mut Vec<u8>,
-) -> Result<bool, FrameError> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        let n = r.read(&mut len[got..]).await?;
-        if n == 0 {
-            return if got == 0 {
-                Ok(false)
-            } else {
-                Err(FrameError::Truncated)
-            };
-        }
-        got += n;
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(FrameError::Oversized { len, max });
-    }
-    buf.clear();
-    buf.resize(len, 0);
-    match r.read_exact(buf).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn begin(out: &mut Vec<u8>, kind: u8, call_id: u64) {
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&MAGIC);
@@ -320,23 +164,27 @@ fn begin(out: &mut Vec<u8>, kind: u8, call_id: u64) {
 /// Appends the length prefix and header of a call frame to `out`; the caller
 /// appends the payload and then calls [`finish`].
 ///
-/// Returns the offset of the frame in `out`, for [`finish`]. Service names are
-/// 1 to 255 bytes; longer names are rejected by [`crate::Service`] up front.
+/// Returns the offset of the frame in `out`, for [`finish`], or
+/// [`FrameError::BadServiceName`] (and leaves `out` as it was) when the
+/// service name is not 1 to [`MAX_SERVICE_NAME`](super::MAX_SERVICE_NAME) bytes.
 pub fn begin_call(
     out: &mut Vec<u8>,
     call_id: u64,
     service: &str,
     version: u32,
     method: u16,
-) -> usize {
+) -> Result<usize, FrameError> {
+    if !super::valid_service_name(service) {
+        return Err(FrameError::BadServiceName);
+    }
     let start = out.len();
     begin(out, KIND_CALL, call_id);
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&method.to_be_bytes());
-    let name = &service.as_bytes()[..service.len().min(255)];
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
-    start
+    // Fits: checked against MAX_SERVICE_NAME (255) above.
+    out.push(service.len() as u8);
+    out.extend_from_slice(service.as_bytes());
+    Ok(start)
 }
 
 /// Appends the length prefix and header of a reply frame to `out`; see
@@ -372,6 +220,7 @@ pub fn reply_with_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::MAX_SERVICE_NAME;
 
     fn body(frame: &[u8]) -> &[u8] {
         &frame[4..]
@@ -380,7 +229,7 @@ mod tests {
     #[test]
     fn call_round_trips() {
         let mut out = Vec::new();
-        let start = begin_call(&mut out, 7, "Kv", 3, 2);
+        let start = begin_call(&mut out, 7, "Kv", 3, 2).expect("a valid name");
         out.extend_from_slice(b"abc");
         finish(&mut out, start);
         assert_eq!(be_u32(&out) as usize, out.len() - 4);
@@ -406,6 +255,23 @@ mod tests {
     }
 
     #[test]
+    fn service_names_outside_1_to_255_bytes_are_refused_not_truncated() {
+        let mut out = Vec::new();
+        for name in ["", &"x".repeat(MAX_SERVICE_NAME + 1)] {
+            let e = begin_call(&mut out, 1, name, 1, 0).unwrap_err();
+            assert!(matches!(e, FrameError::BadServiceName), "{e}");
+            assert!(out.is_empty(), "nothing written for a refused name");
+        }
+        let longest = "x".repeat(MAX_SERVICE_NAME);
+        let start = begin_call(&mut out, 1, &longest, 1, 0).expect("255 bytes fit");
+        finish(&mut out, start);
+        let Frame::Call(c) = decode(body(&out)).expect("decodes") else {
+            panic!("not a call")
+        };
+        assert_eq!(c.service, longest);
+    }
+
+    #[test]
     fn bad_magic_is_fatal() {
         let e = decode(b"XX\x01\x01aaaaaaaa").unwrap_err();
         assert!(matches!(e, FrameError::BadMagic(_)), "{e}");
@@ -415,7 +281,7 @@ mod tests {
     #[test]
     fn short_call_header_is_recoverable() {
         let mut out = Vec::new();
-        let start = begin_call(&mut out, 1, "Kv", 1, 0);
+        let start = begin_call(&mut out, 1, "Kv", 1, 0).expect("a valid name");
         finish(&mut out, start);
         let cut = &body(&out)[..CALL_HEADER];
         let e = decode(cut).unwrap_err();

@@ -1,0 +1,121 @@
+//! The coordinator: stores upgrade definitions and, in the UDB, every node
+//! and the history of upgrades; grants upgrade slots as schedules allow.
+//!
+//! It is itself an upshift service: its RPC interface ([`api`]) is declared
+//! with `#[upshift::interface]` in `crate::upgrade::api`, and nodes talk to
+//! it through the generated client.
+
+mod handlers;
+mod rollout;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::rpc::{Listener, Server};
+use crate::schedule::Registry;
+use crate::sync::lock;
+use crate::udb::{Content, Udb, UdbError};
+use crate::upgrade::NodeState;
+pub use crate::upgrade::api;
+use crate::upgrade::api::Unrecorded;
+use rollout::Txn;
+
+/// The coordinator's service object.
+pub struct Coordinator {
+    udb: Box<dyn Udb>,
+    content: Mutex<Content>,
+    schedules: Registry,
+    slot_timeout: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+/// How long a node may hold a slot without a heartbeat or report before it
+/// counts as lost: longer than the slowest upgrade (transform, restart).
+pub const DEFAULT_SLOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("schedules", &self.schedules)
+            .finish()
+    }
+}
+
+impl Coordinator {
+    /// A coordinator over `udb`, resuming from what it holds.
+    pub fn open(udb: impl Udb, schedules: Registry) -> Result<Self, UdbError> {
+        Self::open_with_clock(udb, schedules, SystemClock)
+    }
+
+    /// A coordinator that reads the time from `clock`: schedules' windows,
+    /// soak and health times, and slot expiry all follow it.
+    pub fn open_with_clock(
+        udb: impl Udb,
+        schedules: Registry,
+        clock: impl Clock,
+    ) -> Result<Self, UdbError> {
+        let mut content = udb.read_all()?;
+        // Time the coordinator was down does not count against slot holders:
+        // they could not report to it.
+        let now = clock.now_ms();
+        for node in content.nodes.values_mut() {
+            if matches!(node.state, NodeState::Upgrading { .. }) {
+                node.last_seen_ms = node.last_seen_ms.max(now);
+            }
+        }
+        Ok(Coordinator {
+            udb: Box::new(udb),
+            content: Mutex::new(content),
+            schedules,
+            slot_timeout: DEFAULT_SLOT_TIMEOUT,
+            clock: Arc::new(clock),
+        })
+    }
+
+    /// How long a node may hold a slot unheard before it counts as lost
+    /// ([`DEFAULT_SLOT_TIMEOUT`] unless set): it is marked failed and the
+    /// rollout halts. Set it above the slowest upgrade: a node sends no
+    /// heartbeat while it transforms its state or restarts.
+    pub fn with_slot_timeout(mut self, timeout: Duration) -> Self {
+        self.slot_timeout = timeout;
+        self
+    }
+
+    /// Serves the coordinator on `addr` (port 0 picks one).
+    pub async fn serve(
+        self,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> std::io::Result<(Server, Listener)> {
+        let server = Server::new(api::v2::service(self));
+        let listener = server.listen(addr).await?;
+        Ok((server, listener))
+    }
+
+    /// Runs `change` under the lock and writes what it recorded to the UDB
+    /// before answering. If the UDB refuses the write, the change is taken
+    /// back and the request fails: nothing unrecorded is ever answered as done.
+    fn transact<T>(&self, change: impl FnOnce(&mut Txn<'_>) -> T) -> Result<T, Unrecorded> {
+        let mut content = lock(&self.content);
+        let mut txn = Txn::new(&mut content, self.clock.now_ms());
+        // Every request is a moment to notice lost slot holders: heartbeats
+        // of the other nodes keep them coming.
+        txn.expire_slots(self.slot_timeout);
+        let answer = change(&mut txn);
+        if txn.batch.is_empty() {
+            return Ok(answer);
+        }
+        match self.udb.write(&txn.batch) {
+            Ok(()) => Ok(answer),
+            Err(e) => {
+                tracing::error!(error = %e, "the UDB refused a write; the change is taken back and the request fails");
+                txn.undo();
+                Err(Unrecorded {
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The rollout state machine: every rule that changes the UDB's content
+//! (grant, halt, expire, finalize), applied to the in-memory content and
+//! recorded in the batch that the coordinator writes before it answers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::schedule::{Decision, Registry, Rollout};
+use crate::udb::{Batch, Content};
+use crate::upgrade::api::{Control, ControlError, Heartbeat, Outcome, Pending, PublishError, Slot};
+use crate::upgrade::{
+    Event, NodeInfo, NodeRecord, NodeState, RolloutState, Upgrade, UpgradeRecord,
+};
+
+/// A change to make under the coordinator's lock: the content as it is, what
+/// to write, and how to take the change back if the UDB refuses the write.
+pub(super) struct Txn<'a> {
+    pub(super) content: &'a mut Content,
+    pub(super) batch: Batch,
+    undo: Vec<Undo>,
+    pub(super) now: u64,
+}
+
+/// The value a record had before a transaction changed it.
+enum Undo {
+    Node(String, Option<NodeRecord>),
+    Upgrade(u64, Option<UpgradeRecord>),
+    Event,
+}
+
+impl<'a> Txn<'a> {
+    /// A transaction over `content` at `now` (Unix milliseconds).
+    pub(super) fn new(content: &'a mut Content, now: u64) -> Self {
+        Txn {
+            content,
+            batch: Batch::default(),
+            undo: Vec::new(),
+            now,
+        }
+    }
+
+    /// Takes back every change recorded through this transaction, newest
+    /// first: the UDB refused them, so the content must not show them.
+    /// Costs what the transaction changed, not what the UDB holds.
+    pub(super) fn undo(mut self) {
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Node(id, Some(old)) => {
+                    self.content.nodes.insert(id, old);
+                }
+                Undo::Node(id, None) => {
+                    self.content.nodes.remove(&id);
+                }
+                Undo::Upgrade(id, Some(old)) => {
+                    self.content.upgrades.insert(id, old);
+                }
+                Undo::Upgrade(id, None) => {
+                    self.content.upgrades.remove(&id);
+                }
+                Undo::Event => {
+                    self.content.events.pop();
+                }
+            }
+        }
+    }
+
+    /// A node that holds a slot and has not been heard from for `timeout`
+    /// died or hung mid-upgrade: it would hold the slot forever, so it is
+    /// marked failed and its rollout halts for an operator to look (as a
+    /// failed report does). If it comes back at the new version, it counts
+    /// as upgraded.
+    pub(super) fn expire_slots(&mut self, timeout: Duration) {
+        let timeout_ms = timeout.as_millis() as u64;
+        let lost: Vec<NodeRecord> = self
+            .content
+            .nodes
+            .values()
+            .filter(|n| {
+                matches!(n.state, NodeState::Upgrading { .. })
+                    && self.now.saturating_sub(n.last_seen_ms) > timeout_ms
+            })
+            .cloned()
+            .collect();
+        for node in lost {
+            let NodeState::Upgrading { to } = node.state else {
+                continue;
+            };
+            let silent = self.now.saturating_sub(node.last_seen_ms) / 1000;
+            let reason = format!(
+                "stopped reporting while upgrading to v{to} (nothing heard for {silent} s)"
+            );
+            let id = node.info.id.clone();
+            let service = node.info.service.clone();
+            self.node(NodeRecord {
+                state: NodeState::Failed {
+                    to,
+                    reason: reason.clone(),
+                },
+                ..node
+            });
+            let up = active_for(self.content, &service).cloned();
+            let upgrade = up.as_ref().map(|u| u.id);
+            self.event(Some(&id), upgrade, format!("slot expired: {reason}"));
+            if let Some(up) = up
+                && up.state == RolloutState::Active
+            {
+                self.halt(up, None, format!("node {id} {reason}"));
+            }
+        }
+    }
+
+    pub(super) fn event(&mut self, node: Option<&str>, upgrade: Option<u64>, what: String) {
+        let seq = self.content.events.last().map_or(1, |e| e.seq + 1);
+        let event = Event {
+            seq,
+            at_ms: self.now,
+            node: node.map(str::to_string),
+            upgrade,
+            what,
+        };
+        tracing::info!(node, upgrade, "{}", event.what);
+        self.content.events.push(event.clone());
+        self.undo.push(Undo::Event);
+        self.batch.events.push(event);
+    }
+
+    /// Halts rollout `up` for an operator to look, saying why.
+    pub(super) fn halt(&mut self, up: UpgradeRecord, node: Option<&str>, reason: String) {
+        let id = up.id;
+        self.upgrade(UpgradeRecord {
+            state: RolloutState::Halted {
+                reason: reason.clone(),
+            },
+            ..up
+        });
+        self.event(node, Some(id), format!("rollout halted: {reason}"));
+    }
+
+    /// Records `record` as the node's new state.
+    pub(super) fn node(&mut self, record: NodeRecord) {
+        let id = record.info.id.clone();
+        let old = self.content.nodes.insert(id.clone(), record.clone());
+        self.undo.push(Undo::Node(id, old));
+        self.batch.nodes.push(record);
+    }
+
+    /// Records `record` as the upgrade's new state.
+    pub(super) fn upgrade(&mut self, record: UpgradeRecord) {
+        let old = self.content.upgrades.insert(record.id, record.clone());
+        self.undo.push(Undo::Upgrade(record.id, old));
+        self.batch.upgrades.push(record);
+    }
+
+    /// Marks the service's upgrade final once every node runs its version.
+    pub(super) fn finalize(&mut self, service: &str) {
+        let Some(up) = self
+            .content
+            .upgrades
+            .values()
+            .find(|u| u.def.service == service && u.state == RolloutState::Active)
+            .cloned()
+        else {
+            return;
+        };
+        let mut nodes = self
+            .content
+            .nodes
+            .values()
+            .filter(|n| n.info.service == service)
+            .peekable();
+        if nodes.peek().is_some() && nodes.all(|n| n.info.version >= up.def.to) {
+            self.upgrade(UpgradeRecord {
+                state: RolloutState::Final,
+                ..up.clone()
+            });
+            self.event(
+                None,
+                Some(up.id),
+                format!("every node runs v{}: upgrade final", up.def.to),
+            );
+        }
+    }
+
+    /// A node registers (again, after a restart): its version tells how an
+    /// upgrade it held went.
+    pub(super) fn register(&mut self, node: NodeInfo) {
+        let id = node.id.clone();
+        let service = node.service.clone();
+        let record = match self.content.nodes.get(&id).cloned() {
+            Some(old) => {
+                // A node that restarted: its version tells how an upgrade it held went.
+                let state = match &old.state {
+                    NodeState::Upgrading { .. } => NodeState::Running,
+                    // Lost mid-upgrade, but it got there.
+                    NodeState::Failed { to, .. } if node.version >= *to => NodeState::Running,
+                    other => other.clone(),
+                };
+                NodeRecord {
+                    upgraded_at_ms: if node.version > old.info.version {
+                        Some(self.now)
+                    } else {
+                        old.upgraded_at_ms
+                    },
+                    info: node,
+                    state,
+                    last_seen_ms: self.now,
+                    ..old
+                }
+            }
+            None => NodeRecord {
+                info: node,
+                state: NodeState::Running,
+                last_seen_ms: self.now,
+                healthy: true,
+                healthy_since_ms: Some(self.now),
+                upgraded_at_ms: None,
+                calls: Default::default(),
+            },
+        };
+        let what = format!(
+            "registered at v{} in group {:?}",
+            record.info.version, record.info.group
+        );
+        self.node(record);
+        self.event(Some(&id), None, what);
+        self.finalize(&service);
+    }
+
+    /// A heartbeat: liveness, health and call counts; answers the upgrade
+    /// the node should take part in, if any.
+    pub(super) fn heartbeat(&mut self, beat: Heartbeat) -> Option<Pending> {
+        let mut node = self.content.nodes.get(&beat.id).cloned()?;
+        node.last_seen_ms = self.now;
+        node.calls = beat.calls.iter().copied().collect();
+        node.healthy_since_ms = match (beat.healthy, node.healthy) {
+            (true, true) => node.healthy_since_ms.or(Some(self.now)),
+            (true, false) => Some(self.now),
+            (false, _) => None,
+        };
+        node.healthy = beat.healthy;
+        let service = node.info.service.clone();
+        let version_changed = node.info.version != beat.version;
+        node.info.version = beat.version;
+        // A node given up as lost that reached its target after all.
+        if let NodeState::Failed { to, .. } | NodeState::Upgrading { to } = node.state
+            && beat.version >= to
+        {
+            node.state = NodeState::Running;
+            self.node(node.clone());
+        }
+        let up = active_for(self.content, &service).cloned();
+        // An upgraded node failing its health check halts a health-gated rollout.
+        if let Some(up) = &up
+            && !beat.healthy
+            && up.state == RolloutState::Active
+            && beat.version >= up.def.to
+            && up.def.schedule.has_health_gate()
+        {
+            let reason = format!("node {} failed its health check after upgrading", beat.id);
+            self.halt(up.clone(), Some(&beat.id), reason);
+        }
+        // Heartbeats are kept in memory; they are persisted with the next change.
+        self.content.nodes.insert(beat.id.clone(), node.clone());
+        if version_changed {
+            self.node(node);
+            self.finalize(&service);
+        }
+        up.filter(|u| u.def.from == beat.version && u.state == RolloutState::Active)
+            .map(|u| Pending {
+                upgrade: u.id,
+                from: u.def.from,
+                to: u.def.to,
+                artifact: u.def.artifact.clone(),
+            })
+    }
+
+    /// A node asks for a slot; the schedule decides, under the lock, so
+    /// limits hold however many nodes ask at once.
+    pub(super) fn request_slot(
+        &mut self,
+        schedules: &Registry,
+        node_id: String,
+        upgrade: u64,
+    ) -> Slot {
+        let Some(up) = self.content.upgrades.get(&upgrade).cloned() else {
+            return Slot::Gone(format!("no upgrade #{upgrade}"));
+        };
+        match &up.state {
+            RolloutState::Active => {}
+            RolloutState::Paused => return Slot::Wait("the rollout is paused".into()),
+            RolloutState::Halted { reason } => return Slot::Halted(reason.clone()),
+            RolloutState::Aborted => return Slot::Gone("the upgrade was aborted".into()),
+            RolloutState::Final => return Slot::Gone("the upgrade is final".into()),
+        }
+        let Some(node) = self.content.nodes.get(&node_id).cloned() else {
+            return Slot::Gone(format!("node {node_id} is not registered"));
+        };
+        if node.state == (NodeState::Upgrading { to: up.def.to }) {
+            return Slot::Granted;
+        }
+        if node.info.version != up.def.from || node.info.service != up.def.service {
+            return Slot::Gone(format!(
+                "node {node_id} does not run {} v{}",
+                up.def.service, up.def.from
+            ));
+        }
+        let rollout = Rollout {
+            upgrade: &up,
+            nodes: self
+                .content
+                .nodes
+                .values()
+                .filter(|n| n.info.service == up.def.service)
+                .collect(),
+            now_ms: self.now,
+        };
+        match schedules.decide(&up.def.schedule, &node, &rollout) {
+            Decision::Go => {
+                self.node(NodeRecord {
+                    state: NodeState::Upgrading { to: up.def.to },
+                    last_seen_ms: self.now,
+                    ..node
+                });
+                self.event(
+                    Some(&node_id),
+                    Some(upgrade),
+                    format!("slot granted for v{}", up.def.to),
+                );
+                Slot::Granted
+            }
+            Decision::Wait(why) => Slot::Wait(why),
+            Decision::Halt(reason) => {
+                self.halt(up, Some(&node_id), reason.clone());
+                Slot::Halted(reason)
+            }
+        }
+    }
+
+    /// A node reports how its upgrade went; a failure halts the rollout.
+    pub(super) fn report(&mut self, node_id: String, upgrade: u64, outcome: Outcome) {
+        let Some(mut node) = self.content.nodes.get(&node_id).cloned() else {
+            return;
+        };
+        let up = self.content.upgrades.get(&upgrade).cloned();
+        let to = up.as_ref().map_or(0, |u| u.def.to);
+        match outcome {
+            Outcome::Upgraded { version } => {
+                node.info.version = version;
+                node.state = NodeState::Running;
+                node.upgraded_at_ms = Some(self.now);
+                let service = node.info.service.clone();
+                self.node(node);
+                self.event(
+                    Some(&node_id),
+                    Some(upgrade),
+                    format!("upgraded to v{version}"),
+                );
+                self.finalize(&service);
+            }
+            Outcome::Failed { reason } => {
+                node.state = NodeState::Failed {
+                    to,
+                    reason: reason.clone(),
+                };
+                self.node(node);
+                self.event(
+                    Some(&node_id),
+                    Some(upgrade),
+                    format!("upgrade to v{to} failed: {reason}"),
+                );
+                if let Some(up) = up
+                    && up.state == RolloutState::Active
+                {
+                    self.halt(
+                        up,
+                        None,
+                        format!("node {node_id} failed to upgrade: {reason}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records a published upgrade (already checked for shape and schedule).
+    pub(super) fn publish(&mut self, def: Upgrade) -> Result<u64, PublishError> {
+        if !self
+            .content
+            .nodes
+            .values()
+            .any(|n| n.info.service == def.service)
+        {
+            let known: BTreeSet<String> = self
+                .content
+                .nodes
+                .values()
+                .map(|n| n.info.service.clone())
+                .collect();
+            return Err(PublishError::NoNodes {
+                service: def.service,
+                known: known.into_iter().collect(),
+            });
+        }
+        if let Some(open) = active_for(self.content, &def.service) {
+            return Err(PublishError::StillOpen {
+                open: open.id,
+                service: def.service,
+                from: open.def.from,
+                to: open.def.to,
+                state: open.state.clone(),
+            });
+        }
+        let id = self.content.upgrades.keys().last().map_or(1, |id| id + 1);
+        let what = format!(
+            "published {} v{} -> v{} ({:?})",
+            def.service, def.from, def.to, def.schedule
+        );
+        let service = def.service.clone();
+        self.upgrade(UpgradeRecord {
+            id,
+            def,
+            state: RolloutState::Active,
+            published_ms: self.now,
+        });
+        self.event(None, Some(id), what);
+        self.finalize(&service);
+        Ok(id)
+    }
+
+    /// An operator pauses, resumes or aborts a rollout.
+    pub(super) fn control(&mut self, upgrade: u64, action: Control) -> Result<(), ControlError> {
+        let up = self
+            .content
+            .upgrades
+            .get(&upgrade)
+            .cloned()
+            .ok_or(ControlError::NoSuchUpgrade(upgrade))?;
+        let state = match (action, &up.state) {
+            (Control::Pause, RolloutState::Active) => RolloutState::Paused,
+            (Control::Resume, RolloutState::Paused | RolloutState::Halted { .. }) => {
+                RolloutState::Active
+            }
+            (
+                Control::Abort,
+                RolloutState::Active | RolloutState::Paused | RolloutState::Halted { .. },
+            ) => RolloutState::Aborted,
+            (action, state) => {
+                return Err(ControlError::NotNow {
+                    upgrade,
+                    action,
+                    state: state.clone(),
+                });
+            }
+        };
+        if matches!(action, Control::Resume) {
+            // Nodes whose upgrade failed may try again.
+            let failed: Vec<NodeRecord> = self
+                .content
+                .nodes
+                .values()
+                .filter(|n| matches!(n.state, NodeState::Failed { to, .. } if to == up.def.to))
+                .cloned()
+                .collect();
+            for n in failed {
+                self.node(NodeRecord {
+                    state: NodeState::Running,
+                    ..n
+                });
+            }
+        }
+        self.upgrade(UpgradeRecord { state, ..up });
+        self.event(None, Some(upgrade), format!("operator: {action:?}"));
+        Ok(())
+    }
+}
+
+/// The service's rollout that is not over yet (active, paused or halted).
+pub(super) fn active_for<'a>(content: &'a Content, service: &str) -> Option<&'a UpgradeRecord> {
+    content.upgrades.values().rev().find(|u| {
+        u.def.service == service
+            && matches!(
+                u.state,
+                RolloutState::Active | RolloutState::Paused | RolloutState::Halted { .. }
+            )
+    })
+}

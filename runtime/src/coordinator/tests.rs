@@ -1,0 +1,352 @@
+//! One test per rollout rule, on an in-memory UDB and a manual clock: no
+//! sockets, no sleeps. The TCP rollout tests in `tests/tests/rollout.rs`
+//! cover the same rules end to end.
+
+use std::time::Duration;
+
+use super::Coordinator;
+use crate::clock::ManualClock;
+use crate::schedule::Registry;
+use crate::udb::MemoryUdb;
+use crate::upgrade::api::v2::Coordinator as _;
+use crate::upgrade::api::{
+    Control, ControlError, Heartbeat, Outcome, PublishError, Slot, StatusView,
+};
+use crate::upgrade::{NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn run<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
+
+struct Fixture {
+    coordinator: Coordinator,
+    udb: MemoryUdb,
+    clock: ManualClock,
+}
+
+fn fixture() -> Fixture {
+    let udb = MemoryUdb::new();
+    let clock = ManualClock::at(T0);
+    let coordinator = Coordinator::open_with_clock(udb.clone(), Registry::default(), clock.clone())
+        .expect("opens")
+        .with_slot_timeout(Duration::from_secs(10));
+    Fixture {
+        coordinator,
+        udb,
+        clock,
+    }
+}
+
+fn info(id: &str, group: &str, version: u32) -> NodeInfo {
+    NodeInfo {
+        id: id.into(),
+        address: String::new(),
+        group: group.into(),
+        service: "Kv".into(),
+        version,
+    }
+}
+
+fn upgrade(schedule: &str) -> Upgrade {
+    Upgrade {
+        service: "Kv".into(),
+        from: 1,
+        to: 2,
+        schedule: schedule.parse().expect("a schedule"),
+        artifact: "in-process".into(),
+        notes: String::new(),
+    }
+}
+
+impl Fixture {
+    fn register(&self, id: &str, group: &str) {
+        run(self.coordinator.register(info(id, group, 1))).expect("recorded");
+    }
+
+    fn publish(&self, schedule: &str) -> u64 {
+        run(self.coordinator.publish(upgrade(schedule))).expect("published")
+    }
+
+    fn slot(&self, id: &str, up: u64) -> Slot {
+        run(self.coordinator.request_slot(id.into(), up)).expect("recorded")
+    }
+
+    fn report(&self, id: &str, up: u64, outcome: Outcome) {
+        run(self.coordinator.report(id.into(), up, outcome)).expect("recorded");
+    }
+
+    fn status(&self) -> StatusView {
+        run(self.coordinator.status())
+    }
+
+    fn rollout(&self, up: u64) -> RolloutState {
+        self.status().rollouts[&up].state.clone()
+    }
+}
+
+#[test]
+fn a_slot_is_granted_within_the_limit_of_each_group() {
+    let f = fixture();
+    for (id, group) in [("a1", "a"), ("a2", "a"), ("b1", "b")] {
+        f.register(id, group);
+    }
+    let up = f.publish("rolling:1");
+    assert_eq!(f.slot("a1", up), Slot::Granted);
+    assert_eq!(
+        f.slot("a2", up),
+        Slot::Wait("1 of 1 slots of group \"a\" are in use".into())
+    );
+    assert_eq!(
+        f.slot("b1", up),
+        Slot::Granted,
+        "another group has its own slot"
+    );
+    // Asking again while holding the slot is answered the same, not twice counted.
+    assert_eq!(f.slot("a1", up), Slot::Granted);
+    assert_eq!(f.status().nodes["a1"].state, NodeState::Upgrading { to: 2 });
+    f.report("a1", up, Outcome::Upgraded { version: 2 });
+    assert_eq!(f.slot("a2", up), Slot::Granted, "the slot freed");
+}
+
+#[test]
+fn a_failed_upgrade_halts_the_rollout() {
+    let f = fixture();
+    f.register("n1", "g");
+    f.register("n2", "g");
+    let up = f.publish("rolling:1");
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    f.report(
+        "n1",
+        up,
+        Outcome::Failed {
+            reason: "disk full".into(),
+        },
+    );
+    let reason = "node n1 failed to upgrade: disk full".to_string();
+    assert_eq!(
+        f.rollout(up),
+        RolloutState::Halted {
+            reason: reason.clone()
+        }
+    );
+    assert_eq!(f.slot("n2", up), Slot::Halted(reason));
+}
+
+#[test]
+fn a_slot_holder_not_heard_from_expires_and_halts_the_rollout() {
+    let f = fixture();
+    f.register("n1", "g");
+    f.register("n2", "g");
+    let up = f.publish("rolling:1");
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    // n2 keeps beating; n1 is silent for longer than the slot timeout (10 s).
+    f.clock.advance(10_001);
+    let beat = Heartbeat {
+        id: "n2".into(),
+        version: 1,
+        healthy: true,
+        calls: vec![],
+    };
+    run(f.coordinator.heartbeat(beat)).expect("recorded");
+    let status = f.status();
+    assert!(
+        matches!(&status.nodes["n1"].state, NodeState::Failed { to: 2, reason } if reason.contains("stopped reporting")),
+        "{:?}",
+        status.nodes["n1"].state
+    );
+    assert!(
+        matches!(&status.rollouts[&up].state, RolloutState::Halted { reason } if reason.contains("node n1 stopped reporting")),
+        "{:?}",
+        status.rollouts[&up].state
+    );
+    // Not a moment before the timeout.
+    let g = fixture();
+    g.register("n1", "g");
+    let up = g.publish("rolling:1");
+    assert_eq!(g.slot("n1", up), Slot::Granted);
+    g.clock.advance(10_000);
+    assert_eq!(g.status().nodes["n1"].state, NodeState::Upgrading { to: 2 });
+}
+
+#[test]
+fn the_rollout_is_final_once_every_node_runs_the_new_version() {
+    let f = fixture();
+    f.register("n1", "g");
+    f.register("n2", "g");
+    let up = f.publish("immediately");
+    for n in ["n1", "n2"] {
+        assert_eq!(f.slot(n, up), Slot::Granted);
+    }
+    f.report("n1", up, Outcome::Upgraded { version: 2 });
+    assert_eq!(f.rollout(up), RolloutState::Active, "n2 still runs v1");
+    f.report("n2", up, Outcome::Upgraded { version: 2 });
+    assert_eq!(f.rollout(up), RolloutState::Final);
+    assert_eq!(f.slot("n1", up), Slot::Gone("the upgrade is final".into()));
+}
+
+#[test]
+fn resume_reopens_a_halted_rollout_and_lets_failed_nodes_try_again() {
+    let f = fixture();
+    f.register("n1", "g");
+    let up = f.publish("rolling:1");
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    f.report("n1", up, Outcome::Failed { reason: "x".into() });
+    run(f.coordinator.control(up, Control::Resume)).expect("resumes");
+    assert_eq!(f.rollout(up), RolloutState::Active);
+    assert_eq!(f.status().nodes["n1"].state, NodeState::Running);
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    // Pause: no new slots; resume again.
+    run(f.coordinator.control(up, Control::Pause)).expect("pauses");
+    assert_eq!(
+        run(f.coordinator.control(up, Control::Pause)),
+        Err(ControlError::NotNow {
+            upgrade: up,
+            action: Control::Pause,
+            state: RolloutState::Paused
+        })
+    );
+}
+
+#[test]
+fn abort_ends_a_rollout_for_good() {
+    let f = fixture();
+    f.register("n1", "g");
+    let up = f.publish("rolling:1");
+    run(f.coordinator.control(up, Control::Abort)).expect("aborts");
+    assert_eq!(f.rollout(up), RolloutState::Aborted);
+    assert_eq!(
+        f.slot("n1", up),
+        Slot::Gone("the upgrade was aborted".into())
+    );
+    assert!(matches!(
+        run(f.coordinator.control(up, Control::Resume)),
+        Err(ControlError::NotNow { .. })
+    ));
+    assert_eq!(
+        run(f.coordinator.control(99, Control::Abort)),
+        Err(ControlError::NoSuchUpgrade(99))
+    );
+    // The service is free for a new upgrade.
+    f.publish("rolling:1");
+}
+
+#[test]
+fn publish_refusals_are_typed() {
+    let f = fixture();
+    let refused = |u: Upgrade| run(f.coordinator.publish(u)).expect_err("refused");
+    assert_eq!(
+        refused(upgrade("rolling:1")),
+        PublishError::NoNodes {
+            service: "Kv".into(),
+            known: vec![]
+        }
+    );
+    f.register("n1", "g");
+    let skip = Upgrade {
+        to: 3,
+        ..upgrade("rolling:1")
+    };
+    assert_eq!(
+        refused(skip).to_string(),
+        "an upgrade moves one version at a time: v1 -> v3 skips a version; publish v1 -> v2 first"
+    );
+    // The largest version has no next one; nothing overflows.
+    let last = Upgrade {
+        from: u32::MAX,
+        to: 0,
+        ..upgrade("rolling:1")
+    };
+    assert!(matches!(refused(last), PublishError::SkipsVersion { .. }));
+    let unknown = Upgrade {
+        schedule: ScheduleSpec::Custom("nope".into()),
+        ..upgrade("rolling:1")
+    };
+    assert!(matches!(refused(unknown), PublishError::Schedule(m) if m.contains("nope")));
+    let up = f.publish("rolling:1");
+    assert!(matches!(
+        refused(upgrade("rolling:1")),
+        PublishError::StillOpen { open, state: RolloutState::Active, .. } if open == up
+    ));
+}
+
+/// Regression: the UDB refused a write, the coordinator took the change back
+/// in memory but still answered `Granted`, so a second node got past
+/// `rolling:1` while the first upgraded on a slot nobody recorded.
+#[test]
+fn a_write_the_udb_refuses_is_never_answered_as_done() {
+    let f = fixture();
+    f.register("n1", "g");
+    f.register("n2", "g");
+    let up = f.publish("rolling:1");
+    let events = f.status().events;
+
+    f.udb.refuse_writes(true);
+    let refused = run(f.coordinator.request_slot("n1".into(), up));
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("could not record")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        run(f.coordinator.publish(Upgrade {
+            service: "Other".into(),
+            ..upgrade("rolling:1")
+        })),
+        Err(PublishError::NoNodes { .. })
+    ));
+    assert!(matches!(
+        run(f.coordinator.control(up, Control::Pause)),
+        Err(ControlError::Unrecorded(_))
+    ));
+    assert!(run(f.coordinator.register(info("n3", "g", 1))).is_err());
+    // Memory shows nothing of what was refused.
+    let status = f.status();
+    assert_eq!(status.nodes["n1"].state, NodeState::Running);
+    assert!(!status.nodes.contains_key("n3"));
+    assert_eq!(status.rollouts[&up].state, RolloutState::Active);
+    assert_eq!(status.events, events, "no event for a refused change");
+    assert_eq!(f.udb.content().nodes.len(), 2);
+
+    // Once the UDB writes again, exactly one node holds the slot.
+    f.udb.refuse_writes(false);
+    assert_eq!(f.slot("n2", up), Slot::Granted);
+    assert!(matches!(f.slot("n1", up), Slot::Wait(_)));
+    let stored = f.udb.content();
+    let holders = stored
+        .nodes
+        .values()
+        .filter(|n| n.state == NodeState::Upgrading { to: 2 })
+        .count();
+    assert_eq!(holders, 1);
+}
+
+#[test]
+fn status_carries_recent_events_and_history_is_paged() {
+    let f = fixture();
+    for i in 0..25 {
+        f.register(&format!("n{i:02}"), "g");
+    }
+    let status = f.status();
+    assert_eq!(status.events, 25);
+    assert_eq!(status.recent.len(), crate::upgrade::api::RECENT_EVENTS);
+    assert_eq!(status.recent.first().map(|e| e.seq), Some(6));
+    assert_eq!(status.recent.last().map(|e| e.seq), Some(25));
+    let page = run(f.coordinator.history(0, 10));
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    let rest = run(f.coordinator.history(20, 10));
+    assert_eq!(
+        rest.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (21..=25).collect::<Vec<_>>()
+    );
+    assert!(run(f.coordinator.history(25, 10)).is_empty());
+    // A huge limit is capped, not trusted.
+    assert_eq!(run(f.coordinator.history(0, u32::MAX)).len(), 25);
+}

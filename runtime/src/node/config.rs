@@ -1,0 +1,133 @@
+//! A node's settings and the errors of starting or upgrading it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::{StateError, StoreError};
+use crate::upgrade::ArtifactError;
+
+/// Why a node could not start or upgrade. It keeps serving its version.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state could not become the new version.
+    #[error("state transform failed: {0}")]
+    State(#[from] StateError),
+    /// The binary has no code for this version.
+    #[error("this binary has no stage for v{version}; it has {known:?}")]
+    NoStage {
+        /// The version asked for.
+        version: u32,
+        /// The versions it has.
+        known: Vec<u32>,
+    },
+    /// An upgrade must go from the running version to the next.
+    #[error("the node runs v{running}; it can only upgrade to v{}", running + 1)]
+    NotNext {
+        /// The version running.
+        running: u32,
+    },
+    /// Calls in flight did not finish in time; the upgrade was called off.
+    #[error("{0} calls were still running after {1:?}; the upgrade was called off")]
+    Busy(usize, Duration),
+    /// The upgrade's artifact is unusable.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// A stage failed to start, for the reason it gave.
+    #[error("v{version} did not start: {reason}")]
+    Start {
+        /// The version.
+        version: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A stage built a service of another version than its state's.
+    #[error(
+        "the stage for v{state} built a service that runs v{service}; a stage's service and state must have one version"
+    )]
+    VersionMismatch {
+        /// The version of the service the stage built.
+        service: u32,
+        /// The version of its state.
+        state: u32,
+    },
+    /// The state could not be encoded for a snapshot.
+    #[error("the v{version} state did not encode: {reason}")]
+    EncodeState {
+        /// The state's version.
+        version: u32,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// A restart-mode upgrade reached a node that was given no restart hook.
+    #[error(
+        "this node has no restart hook (`NodeConfig::restart`), so it cannot restart into the binary of v{version}"
+    )]
+    NoRestartHook {
+        /// The version the binary runs.
+        version: u32,
+    },
+    /// The restart hook returned instead of ending the process.
+    #[error(
+        "the restart hook returned without restarting into v{version}; the node keeps serving its version"
+    )]
+    RestartReturned {
+        /// The version the binary runs.
+        version: u32,
+    },
+}
+
+/// Settings of a node; every field but `id` has a default.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// Unique within the cluster.
+    pub id: String,
+    /// The group schedules order and limit.
+    pub group: String,
+    /// How often the agent reports to the coordinator.
+    pub heartbeat: Duration,
+    /// How long an upgrade waits for calls in flight before calling itself off.
+    pub quiesce_timeout: Duration,
+    /// The node's health check, reported with every heartbeat.
+    pub health: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// How this node restarts into a new binary (restart-mode upgrades): it
+    /// is called with the verified binary after the state is checkpointed
+    /// and should not return — typically it tells a supervisor which binary
+    /// to start next and exits. Without it, file artifacts fail.
+    pub restart: Option<Arc<dyn Fn(std::path::PathBuf) + Send + Sync>>,
+    /// Versions below this are no longer answered: their past SOs are
+    /// dropped, and their callers get `VersionUnsupported`. Set it once the
+    /// reported call counts show nobody calls them any more.
+    pub oldest_answered: Option<u32>,
+}
+
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("id", &self.id)
+            .field("group", &self.group)
+            .field("heartbeat", &self.heartbeat)
+            .field("quiesce_timeout", &self.quiesce_timeout)
+            .field("oldest_answered", &self.oldest_answered)
+            .finish()
+    }
+}
+
+impl NodeConfig {
+    /// Defaults for a node called `id`: group "default", a heartbeat every
+    /// 100 ms, 5 s to quiesce, always healthy.
+    pub fn new(id: impl Into<String>) -> Self {
+        NodeConfig {
+            id: id.into(),
+            group: "default".into(),
+            heartbeat: Duration::from_millis(100),
+            quiesce_timeout: Duration::from_secs(5),
+            health: Arc::new(|| true),
+            restart: None,
+            oldest_answered: None,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The node's upgrade layer: runs one service at version N over its state
+//! store, and moves it to N+1 inside the running process — quiesce,
+//! transform and commit the state, start the new object with its SOs,
+//! resume — on the coordinator's schedule.
+
+mod agent;
+mod config;
+mod restart;
+mod stage;
+mod upgrade;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub use config::{NodeConfig, NodeError};
+pub use stage::{Running, Stage, stage};
+
+use crate::rpc::{Listener, Server, Service};
+use crate::state::{FileStore, Snapshot, SnapshotStore};
+use crate::sync::{blocking, lock};
+use stage::retire;
+
+pub(crate) struct Current {
+    snapshot: Box<dyn Fn() -> Result<Snapshot, NodeError> + Send + Sync>,
+}
+
+struct Inner {
+    config: NodeConfig,
+    server: Server,
+    service: &'static str,
+    store: FileStore,
+    stages: BTreeMap<u32, Box<dyn Stage>>,
+    version: AtomicU32,
+    /// Held for the whole of an upgrade: one at a time.
+    current: tokio::sync::Mutex<Current>,
+    /// Wakes the agent before its next heartbeat.
+    nudge: tokio::sync::Notify,
+    /// For each upgrade: the version reached and how long calls were held.
+    pauses: std::sync::Mutex<Vec<(u32, Duration)>>,
+}
+
+/// One node: a service at its current version, its state store, and the
+/// upgrade layer that moves it to the next version.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.config.id)
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts a node at the newest version it has a stage for: the committed
+    /// snapshot, of that or any older version, is transformed and committed
+    /// at the newest version. This is how a new binary starts in a
+    /// restart-mode upgrade.
+    pub fn start_newest(
+        config: NodeConfig,
+        store: FileStore,
+        stages: Vec<Box<dyn Stage>>,
+    ) -> Result<Self, NodeError> {
+        let newest = stages
+            .iter()
+            .map(|s| s.version())
+            .max()
+            .ok_or(NodeError::NoStage {
+                version: 0,
+                known: Vec::new(),
+            })?;
+        let committed = store.read()?.map(|(s, _)| s);
+        let stage = stages
+            .iter()
+            .find(|s| s.version() == newest)
+            .ok_or(NodeError::NoStage {
+                version: newest,
+                known: Vec::new(),
+            })?;
+        if committed.as_ref().is_none_or(|s| s.version != newest) {
+            let running = stage.start(committed.as_ref())?;
+            // Commit the transformed state before serving from it.
+            store.write(&(running.snapshot)()?)?;
+        }
+        Self::start(config, store, stages, newest)
+    }
+
+    /// Starts a node from its store: at the version of the committed
+    /// snapshot, or at `initial` with fresh state when there is none.
+    pub fn start(
+        config: NodeConfig,
+        store: FileStore,
+        stages: Vec<Box<dyn Stage>>,
+        initial: u32,
+    ) -> Result<Self, NodeError> {
+        let stages: BTreeMap<u32, Box<dyn Stage>> =
+            stages.into_iter().map(|s| (s.version(), s)).collect();
+        let known = || stages.keys().copied().collect::<Vec<_>>();
+        let committed = store.read()?;
+        let version = committed.as_ref().map_or(initial, |(s, _)| s.version);
+        let stage = stages.get(&version).ok_or_else(|| NodeError::NoStage {
+            version,
+            known: known(),
+        })?;
+        let running = stage.start(committed.as_ref().map(|(s, _)| s))?;
+        if committed.is_none() {
+            store.write(&(running.snapshot)()?)?;
+        }
+        let service = running.service.name();
+        let server = Server::new(retire(running.service, config.oldest_answered));
+        Ok(Node {
+            inner: Arc::new(Inner {
+                config,
+                server,
+                service,
+                store,
+                stages,
+                version: AtomicU32::new(version),
+                current: tokio::sync::Mutex::new(Current {
+                    snapshot: running.snapshot,
+                }),
+                nudge: tokio::sync::Notify::new(),
+                pauses: std::sync::Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> &str {
+        &self.inner.config.id
+    }
+
+    /// The version the node runs.
+    pub fn version(&self) -> u32 {
+        self.inner.version.load(Ordering::SeqCst)
+    }
+
+    /// The server that answers the node's calls.
+    pub fn server(&self) -> &Server {
+        &self.inner.server
+    }
+
+    /// The service as served now.
+    pub fn service(&self) -> Arc<Service> {
+        match self.inner.server.service(self.inner.service) {
+            Some(service) => service,
+            // A node installs its service at start and only ever replaces it.
+            None => unreachable!("node {} lost its service", self.inner.config.id),
+        }
+    }
+
+    /// Serves the node on a TCP address.
+    pub async fn listen(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Listener> {
+        self.inner.server.listen(addr).await
+    }
+
+    /// For each in-process upgrade so far: the version reached, and how long
+    /// the node held calls back (from quiesce to switch) — its unavailable window.
+    pub fn pauses(&self) -> Vec<(u32, Duration)> {
+        lock(&self.inner.pauses).clone()
+    }
+
+    /// Saves the current state as the committed snapshot.
+    pub async fn checkpoint(&self) -> Result<(), NodeError> {
+        let current = self.inner.current.lock().await;
+        let snapshot = (current.snapshot)()?;
+        // Writing and syncing the file blocks for milliseconds or more, and
+        // nodes checkpoint while they serve: off the runtime's threads. The
+        // lock stays held, so checkpoints still commit in order.
+        let store = self.inner.store.clone();
+        blocking(move || store.write(&snapshot)).await?;
+        drop(current);
+        Ok(())
+    }
+}

@@ -1,0 +1,52 @@
+//! The restart-mode upgrade: verify the new binary, quiesce, checkpoint, go
+//! away, and hand over to the restart hook.
+
+use std::time::Duration;
+
+use super::{Node, NodeError};
+use crate::sync::blocking;
+use crate::upgrade::Artifact;
+
+impl Node {
+    /// Restart-mode upgrade: verify the binary, hold calls, checkpoint the
+    /// state, and hand over to the restart hook. The new binary registers
+    /// at the new version, which tells the coordinator the upgrade went.
+    pub(super) async fn restart_into(&self, artifact: Artifact) -> Result<(), NodeError> {
+        let Artifact::File { path, .. } = &artifact else {
+            return Ok(());
+        };
+        let restart = self
+            .inner
+            .config
+            .restart
+            .clone()
+            .ok_or(NodeError::NoRestartHook {
+                version: self.version() + 1,
+            })?;
+        // Hashing a large binary takes seconds (4 s for a debug kv-node):
+        // off the runtime's threads, so the node keeps serving meanwhile.
+        let checking = artifact.clone();
+        blocking(move || checking.verify()).await?;
+        let service = self.service();
+        let timeout = self.inner.config.quiesce_timeout;
+        if !service.quiesce(timeout).await {
+            let busy = service.in_flight();
+            service.reopen();
+            return Err(NodeError::Busy(busy, timeout));
+        }
+        if let Err(e) = self.checkpoint().await {
+            service.reopen();
+            return Err(e);
+        }
+        tracing::info!(node = %self.inner.config.id, binary = %path.display(), "restarting into the new binary");
+        // Close connections so that no caller has a call in flight when the
+        // process exits: every call is answered (`Upgrading`) or never sent.
+        self.inner.server.go_away(Duration::from_secs(2)).await;
+        restart(path.clone());
+        // A hook that returns did not restart: keep serving the old version.
+        service.reopen();
+        Err(NodeError::RestartReturned {
+            version: self.version() + 1,
+        })
+    }
+}

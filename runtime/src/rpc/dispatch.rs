@@ -1,0 +1,174 @@
+//! The dispatching machinery under a service: the [`Dispatch`] trait that
+//! generated dispatchers implement, the call on its way to one, and the task
+//! that answers it (exactly once, even if the service object panics).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+
+use crate::error::DispatchError;
+use crate::schema::InterfaceSchema;
+use crate::wire::{self, Outgoing, Status};
+
+/// Serves the calls of one interface version: decodes the arguments, calls
+/// the service object or SO chain, encodes the result.
+///
+/// The interface macro implements this for `vN::Dispatcher<I>`; the server
+/// holds one per version a node answers.
+pub trait Dispatch: Send + Sync + 'static {
+    /// The version this dispatcher answers.
+    fn schema(&self) -> &'static InterfaceSchema;
+
+    /// Serves method `method` with postcard-encoded `payload`, appending the
+    /// encoded return value to `out`.
+    fn call<'a>(
+        &'a self,
+        method: u16,
+        payload: &'a [u8],
+        out: &'a mut Vec<u8>,
+    ) -> impl Future<Output = Result<(), DispatchError>> + Send + 'a;
+}
+
+/// A [`Dispatch`] behind a pointer: the server spawns each call as a task of
+/// the concrete dispatcher's type, so no future is boxed per call.
+pub(crate) trait Erased: Send + Sync + 'static {
+    fn answer(self: Arc<Self>, call: Incoming);
+}
+
+impl<D: Dispatch> Erased for D {
+    fn answer(self: Arc<Self>, call: Incoming) {
+        tokio::spawn(answer(self, call));
+    }
+}
+
+/// A call on its way to a dispatcher, with everything needed to answer it.
+pub(crate) struct Incoming {
+    pub(crate) call_id: u64,
+    pub(crate) version: u32,
+    pub(crate) method: u16,
+    pub(crate) node_version: u32,
+    pub(crate) body: Vec<u8>,
+    pub(crate) payload_at: usize,
+    pub(crate) replies: mpsc::UnboundedSender<Outgoing>,
+    /// The service's gate, left when the call is answered.
+    pub(crate) gate: Option<Arc<Gate>>,
+}
+
+impl Incoming {
+    /// Answers without running the call.
+    pub(crate) fn refuse(self, status: Status, message: &str) {
+        let reply = wire::reply_with_message(self.call_id, self.node_version, status, message);
+        let _ = self.replies.send(Outgoing::Frame(reply));
+    }
+}
+
+/// Counts the calls a service is running, and closes it for a version switch.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    in_flight: AtomicUsize,
+    closed: AtomicBool,
+    idle: Notify,
+}
+
+impl Gate {
+    /// Admits a call unless the gate is closed.
+    pub(crate) fn enter(&self) -> bool {
+        // SeqCst pairs with `close`: either the call sees the gate closed, or
+        // `close` sees the call in flight and waits for it.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.leave();
+            return false;
+        }
+        true
+    }
+
+    /// A call admitted by `enter` has been answered.
+    pub(crate) fn leave(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Admits no more calls and waits up to `timeout` for those admitted;
+    /// returns whether they finished.
+    pub(crate) async fn close(&self, timeout: Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let drained = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, drained).await.is_ok()
+    }
+
+    /// Admits calls again.
+    pub(crate) fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+    }
+
+    /// Calls admitted and not yet answered.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves one call and sends its reply. If the service object panics, the
+/// guard still answers, so no caller waits for its deadline.
+async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
+    let mut guard = ReplyGuard { call, sent: false };
+    let call = &guard.call;
+    let mut out = Vec::with_capacity(64);
+    let start = wire::begin_reply(&mut out, call.call_id, call.node_version, Status::Ok);
+    let result = dispatch
+        .call(call.method, &call.body[call.payload_at..], &mut out)
+        .await;
+    let reply = match result {
+        Ok(()) => {
+            wire::finish(&mut out, start);
+            out
+        }
+        Err(e) => wire::reply_with_message(
+            call.call_id,
+            call.node_version,
+            Status::of(&e),
+            &e.to_string(),
+        ),
+    };
+    guard.sent = true;
+    let _ = guard.call.replies.send(Outgoing::Frame(reply));
+}
+
+struct ReplyGuard {
+    call: Incoming,
+    sent: bool,
+}
+
+impl Drop for ReplyGuard {
+    fn drop(&mut self) {
+        if let Some(gate) = &self.call.gate {
+            gate.leave();
+        }
+        if !self.sent {
+            let c = &self.call;
+            let msg = format!(
+                "the service object panicked while serving method {} of v{}",
+                c.method, c.version
+            );
+            tracing::error!(call_id = c.call_id, "{msg}");
+            let _ = c.replies.send(Outgoing::Frame(wire::reply_with_message(
+                c.call_id,
+                c.node_version,
+                Status::Internal,
+                &msg,
+            )));
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Calls between clients and nodes, over [`crate::wire`] frames.
+//!
+//! Inside, dependencies run one way: `dispatch` ← `service` ← `server`;
+//! `client` sees only the wire format and the errors; `memory` is the one
+//! file that sees both the server and the client.
+
+pub mod client;
+pub(crate) mod dispatch;
+mod memory;
+pub mod server;
+pub mod service;
+
+pub use client::{CallOptions, ClientConfig, Connection, RetryPolicy};
+pub use dispatch::Dispatch;
+#[cfg(unix)]
+pub use server::UnixListener;
+pub use server::{Listener, Server, ServerConfig};
+pub use service::{Route, Service};

@@ -1,0 +1,129 @@
+//! One connection on the node side: read a call frame, route it to the
+//! service's dispatcher for its version, queue the reply; and going away.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::sync::mpsc;
+
+use super::{Open, Server};
+use crate::rpc::dispatch::Incoming;
+use crate::rpc::service::Service;
+use crate::wire::{self, Frame, Outgoing, Slots, Status, UNKNOWN_VERSION};
+
+impl Server {
+    /// Serves one connection until the peer closes it or breaks the framing.
+    pub async fn serve_connection<IO>(self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let _counted: Open = self.inner.connections.enter();
+        let (read, write) = tokio::io::split(io);
+        let mut read = BufReader::with_capacity(64 * 1024, read);
+        let (replies, pending_replies) = mpsc::unbounded_channel();
+        // Bounds the calls in flight, and so the replies queued. Every call
+        // frame gets exactly one reply, so the writer frees a slot per reply.
+        let slots = Arc::new(Slots::new(self.inner.config.max_in_flight));
+        let writer = tokio::spawn(wire::write_frames(
+            write,
+            pending_replies,
+            Some(slots.clone()),
+        ));
+        let refuse = |call_id: u64, status: Status, message: &str| {
+            let reply = wire::reply_with_message(call_id, UNKNOWN_VERSION, status, message);
+            let _ = replies.send(Outgoing::Frame(reply));
+        };
+        // The service last called on this connection; installs bump the
+        // generation, so a swapped service is seen by the next call.
+        let mut cached: Option<(u64, Arc<Service>)> = None;
+        let generation = || self.inner.generation.load(Ordering::Acquire);
+        let reading = async {
+            loop {
+                let mut body = Vec::new();
+                match wire::read_frame(&mut read, self.inner.config.max_frame, &mut body).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "closing a connection");
+                        break;
+                    }
+                }
+                slots.take().await;
+                let call = match wire::decode(&body) {
+                    Ok(Frame::Call(call)) => call,
+                    Ok(Frame::Reply(reply)) => {
+                        let msg = "nodes accept only call frames, this was a reply";
+                        refuse(reply.call_id, Status::BadFrame, msg);
+                        continue;
+                    }
+                    Err(e) => match wire::peek_call_id(&body) {
+                        Some(call_id) if e.is_recoverable() => {
+                            refuse(call_id, Status::BadFrame, &e.to_string());
+                            continue;
+                        }
+                        _ => {
+                            tracing::warn!(error = %e, "closing a connection");
+                            break;
+                        }
+                    },
+                };
+                if cached
+                    .as_ref()
+                    .is_none_or(|c| c.0 != generation() || c.1.name() != call.service)
+                {
+                    // Read the generation first: a racing install then only causes a refresh.
+                    let seen = generation();
+                    cached = self.service(call.service).map(|s| (seen, s));
+                }
+                let Some((_, service)) = &cached else {
+                    let msg = format!("this node serves no service named {:?}", call.service);
+                    refuse(call.call_id, Status::UnknownService, &msg);
+                    continue;
+                };
+                let incoming = Incoming {
+                    call_id: call.call_id,
+                    version: call.version,
+                    method: call.method,
+                    payload_at: body.len() - call.payload.len(),
+                    node_version: service.version(),
+                    body,
+                    replies: replies.clone(),
+                    gate: None,
+                };
+                if let Err((call, refusal)) = service.answer(incoming.version, incoming) {
+                    call.refuse(refusal.status(), "");
+                }
+            }
+        };
+        // Going away: tell the client to send no more calls on this
+        // connection and keep answering what it already sent (with
+        // `Upgrading` once the service is quiesced). The client ends its side
+        // once no call of its waits; reading then ends, and the connection
+        // closes. `grace` bounds the wait for a client that never does.
+        let going = async {
+            let mut away = self.inner.going_away.subscribe();
+            let Ok(grace) = away
+                .wait_for(Option::is_some)
+                .await
+                .map(|g| g.unwrap_or_default())
+            else {
+                return std::future::pending().await;
+            };
+            // The writer frees a slot per frame it writes; this frame takes one too.
+            slots.take().await;
+            refuse(
+                wire::GOING_AWAY_CALL_ID,
+                Status::Upgrading,
+                "the node is going away",
+            );
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            () = reading => {}
+            () = going => {}
+        }
+        drop(replies);
+        let _ = writer.await;
+    }
+}

@@ -1,0 +1,205 @@
+//! The node side of RPC: accepts connections, reads call frames, dispatches
+//! each call by version and writes the replies.
+
+mod accept;
+mod connection;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Notify;
+
+pub use accept::Listener;
+#[cfg(unix)]
+pub use accept::UnixListener;
+
+use crate::rpc::service::Service;
+use crate::wire;
+
+/// Limits of a server; every field has a default.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest frame body accepted; a larger length prefix closes the connection.
+    pub max_frame: usize,
+    /// Calls served at once per connection; further calls wait to be read.
+    pub max_in_flight: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_frame: wire::DEFAULT_MAX_FRAME,
+            max_in_flight: 4096,
+        }
+    }
+}
+
+struct Inner {
+    services: RwLock<HashMap<&'static str, Arc<Service>>>,
+    /// Bumped by every install, so connections can cache their lookups.
+    generation: AtomicU64,
+    /// Set first when the server is going away: listeners close.
+    stop_accepting: tokio::sync::watch::Sender<bool>,
+    /// Listeners still open.
+    listening: Arc<Tally>,
+    /// Set once every listener has closed, with the grace connections get:
+    /// a client told to go away reconnects at once, and must find no
+    /// listener, or its connection would sit in the kernel's backlog and be
+    /// reset with its calls unanswered.
+    going_away: tokio::sync::watch::Sender<Option<std::time::Duration>>,
+    /// Connections being served.
+    connections: Arc<Tally>,
+    config: ServerConfig,
+}
+
+/// Serves one or more services over any number of connections.
+///
+/// Cloning is cheap and shares the services; [`Server::install`] replaces a
+/// service (for example with its next version) without touching connections.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let services = self
+            .inner
+            .services
+            .read()
+            .map(|s| s.keys().copied().collect::<Vec<_>>());
+        f.debug_struct("Server")
+            .field("services", &services.unwrap_or_default())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Server {
+    /// A server for `service` with the default limits.
+    pub fn new(service: Service) -> Self {
+        Self::with_config(service, ServerConfig::default())
+    }
+
+    /// A server for `service` with the given limits.
+    pub fn with_config(service: Service, config: ServerConfig) -> Self {
+        let server = Server {
+            inner: Arc::new(Inner {
+                services: RwLock::new(HashMap::new()),
+                generation: AtomicU64::new(0),
+                stop_accepting: tokio::sync::watch::Sender::new(false),
+                listening: Arc::default(),
+                going_away: tokio::sync::watch::Sender::new(None),
+                connections: Arc::default(),
+                config,
+            }),
+        };
+        server.install(service);
+        server
+    }
+
+    /// Serves `service`, replacing a service of the same name; returns the
+    /// replaced one. Calls already running finish on the old service.
+    pub fn install(&self, service: Service) -> Option<Arc<Service>> {
+        let mut services = self
+            .inner
+            .services
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let replaced = services.insert(service.name(), Arc::new(service));
+        // Connections cache their lookup; a new generation makes them look again.
+        self.inner.generation.fetch_add(1, Ordering::Release);
+        replaced
+    }
+
+    /// The service of this name, as it is served now.
+    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+        let services = self
+            .inner
+            .services
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        services.get(name).cloned()
+    }
+
+    /// Listens on a TCP address (port 0 picks a free port) and serves every
+    /// connection until the returned [`Listener`] is shut down or dropped,
+    /// which also closes the connections it accepted.
+    pub async fn listen(&self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Listener> {
+        Listener::bind(self, addr).await
+    }
+
+    /// Listens on a Unix domain socket at `path` (which must not exist yet)
+    /// and serves every connection until the returned [`UnixListener`] is
+    /// dropped, which also closes the connections it accepted.
+    #[cfg(unix)]
+    pub fn listen_unix(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<UnixListener> {
+        UnixListener::bind(self, path.as_ref())
+    }
+
+    /// Takes the server down gracefully: listeners stop accepting, every
+    /// connection is told to send no more calls (calls it sent before are
+    /// still answered), and each closes once its client has ended its side,
+    /// or after `grace` at the latest. Returns once they have closed. A node quiesces before this, so what it answers then
+    /// is `Upgrading`: no caller is left not knowing whether its call ran.
+    pub async fn go_away(&self, grace: std::time::Duration) {
+        // Listeners first, so no client told to go away can connect again.
+        self.inner.stop_accepting.send_replace(true);
+        let listeners_closed = self.inner.listening.until_none();
+        let _ = tokio::time::timeout(grace, listeners_closed).await;
+        self.inner.going_away.send_replace(Some(grace));
+        // Each connection closes `grace` after it learns; wait for the last,
+        // but not forever.
+        let all_closed = self.inner.connections.until_none();
+        let _ = tokio::time::timeout(
+            grace * 4 + std::time::Duration::from_millis(100),
+            all_closed,
+        )
+        .await;
+    }
+}
+
+/// How many of something are open, and a signal when none is.
+#[derive(Debug, Default)]
+struct Tally {
+    open: AtomicUsize,
+    none: Notify,
+}
+
+impl Tally {
+    /// Counts one more until the guard drops (closed, or its task aborted).
+    fn enter(self: &Arc<Self>) -> Open {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Open(self.clone())
+    }
+
+    /// Resolves once none is open.
+    async fn until_none(&self) {
+        loop {
+            // Registered before the check, so a close in between wakes it.
+            let closed = self.none.notified();
+            if self.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+/// One open thing of a [`Tally`], counted until dropped.
+struct Open(Arc<Tally>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none.notify_waiters();
+        }
+    }
+}
+
+/// Resolves once listeners must stop accepting (or the server is gone).
+async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}

@@ -1,0 +1,86 @@
+//! The glossary's upgrade and everything nodes, operators and the
+//! coordinator exchange about it: data only, no behaviour beyond parsing.
+//!
+//! The coordinator's RPC interface ([`api`]) is declared here too, with
+//! upshift's own macro, so nodes (`node`) and the coordinator
+//! (`coordinator`) both depend on it and never on each other. The records
+//! here are what the coordinator keeps; the API has shapes of its own (v1's
+//! are frozen by the lock), so a stored field can change without changing a
+//! released interface.
+
+pub mod api;
+pub mod artifact;
+mod node;
+mod schedule_spec;
+
+use serde::{Deserialize, Serialize};
+
+pub use artifact::{Artifact, ArtifactError};
+pub use node::{NodeInfo, NodeRecord, NodeState};
+pub use schedule_spec::ScheduleSpec;
+
+/// An upgrade as an operator publishes it: from-version, to-version,
+/// schedule, artifact and notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+pub struct Upgrade {
+    /// Service to upgrade.
+    pub service: String,
+    /// Version the nodes run now.
+    pub from: u32,
+    /// Version they move to; always `from + 1`.
+    pub to: u32,
+    /// When each node may upgrade.
+    pub schedule: ScheduleSpec,
+    /// Where the new code is (a binary's path and checksum in restart mode;
+    /// informational for in-process upgrades).
+    pub artifact: String,
+    /// Free text for operators.
+    pub notes: String,
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+pub enum RolloutState {
+    /// Nodes may take slots.
+    Active,
+    /// An operator paused it; no new slots.
+    Paused,
+    /// Stopped by a failure or a failed health gate; the reason says which.
+    Halted {
+        /// Why.
+        reason: String,
+    },
+    /// Abandoned by an operator.
+    Aborted,
+    /// Every node of the service runs the new version.
+    Final,
+}
+
+/// An upgrade with its identity and progress, as the coordinator keeps it
+/// (its API shows [`api::RolloutStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeRecord {
+    /// Assigned by the coordinator, ascending.
+    pub id: u64,
+    /// What was published.
+    pub def: Upgrade,
+    /// Where the rollout stands.
+    pub state: RolloutState,
+    /// When it was published, Unix milliseconds.
+    pub published_ms: u64,
+}
+
+/// One line of upgrade history, as the coordinator keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Ascending sequence number.
+    pub seq: u64,
+    /// When, Unix milliseconds.
+    pub at_ms: u64,
+    /// The node concerned, if one is.
+    pub node: Option<String>,
+    /// The upgrade concerned, if one is.
+    pub upgrade: Option<u64>,
+    /// What happened, in words.
+    pub what: String,
+}

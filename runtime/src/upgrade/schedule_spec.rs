@@ -1,0 +1,190 @@
+//! Schedules as data: what an upgrade is published with, and the command
+//! line's syntax for it. How each one decides is `crate::schedule`'s job.
+
+use serde::{Deserialize, Serialize};
+
+/// A schedule as published with an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+pub enum ScheduleSpec {
+    /// Every node may upgrade at once.
+    Immediately,
+    /// At most `max_parallel` nodes of a group upgrade at the same time.
+    Rolling {
+        /// Slots per group.
+        max_parallel: u32,
+    },
+    /// `count` nodes first; the rest once the last of them has run the new
+    /// version for `soak_secs`.
+    Canary {
+        /// Canary nodes.
+        count: u32,
+        /// Soak time after the last canary upgraded.
+        soak_secs: u64,
+    },
+    /// Groups in this order: a node waits until every node of the groups
+    /// before its own runs the new version. Groups not listed go last.
+    GroupOrder {
+        /// Group names, first to last.
+        groups: Vec<String>,
+    },
+    /// Only between these minutes of the day (UTC); `from > to` wraps midnight.
+    Window {
+        /// Start, minutes after midnight UTC.
+        from_minute: u32,
+        /// End (exclusive), minutes after midnight UTC.
+        to_minute: u32,
+    },
+    /// Each upgraded node must pass its health check for `healthy_secs`
+    /// before the next node may go; an upgraded node that reports unhealthy
+    /// halts the rollout.
+    HealthGate {
+        /// Required healthy time after an upgrade.
+        healthy_secs: u64,
+    },
+    /// All of these: waits if any waits, halts if any halts.
+    All(Vec<ScheduleSpec>),
+    /// A schedule registered with the coordinator under this name.
+    Custom(String),
+}
+
+impl ScheduleSpec {
+    /// Whether the schedule (or a term of it) gates on the health of upgraded nodes.
+    pub fn has_health_gate(&self) -> bool {
+        match self {
+            ScheduleSpec::HealthGate { .. } => true,
+            ScheduleSpec::All(specs) => specs.iter().any(ScheduleSpec::has_health_gate),
+            _ => false,
+        }
+    }
+}
+
+/// The schedule syntax of the command line: terms separated by commas, all
+/// of which must allow a node to go.
+///
+/// | term | schedule |
+/// |---|---|
+/// | `immediately` | [`ScheduleSpec::Immediately`] |
+/// | `rolling:N` | [`ScheduleSpec::Rolling`] with `max_parallel = N` |
+/// | `canary:N:SECS` | [`ScheduleSpec::Canary`] |
+/// | `groups:a>b>c` | [`ScheduleSpec::GroupOrder`] |
+/// | `window:HH:MM-HH:MM` | [`ScheduleSpec::Window`], UTC |
+/// | `health:SECS` | [`ScheduleSpec::HealthGate`] |
+/// | `custom:NAME` | [`ScheduleSpec::Custom`] |
+impl std::str::FromStr for ScheduleSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut terms = s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(parse_term)
+            .collect::<Result<Vec<_>, _>>()?;
+        match terms.len() {
+            0 => Err("empty schedule; try `rolling:1` or `immediately`".into()),
+            1 => Ok(terms.remove(0)),
+            _ => Ok(ScheduleSpec::All(terms)),
+        }
+    }
+}
+
+const TERMS: &str = "immediately, rolling:N, canary:N:SECS, groups:a>b, window:HH:MM-HH:MM, health:SECS, custom:NAME";
+
+fn parse_term(term: &str) -> Result<ScheduleSpec, String> {
+    let (name, arg) = term.split_once(':').unwrap_or((term, ""));
+    let number = |what: &str, v: &str| -> Result<u64, String> {
+        v.parse()
+            .map_err(|_| format!("`{term}`: {what} must be a whole number, got {v:?}"))
+    };
+    let minute = |v: &str| -> Result<u32, String> {
+        let (h, m) = v
+            .split_once(':')
+            .ok_or_else(|| format!("`{term}`: times are HH:MM, got {v:?}"))?;
+        let (h, m) = (number("the hour", h)?, number("the minute", m)?);
+        if h > 24 || m > 59 || (h == 24 && m > 0) {
+            return Err(format!("`{term}`: {v} is not a time of day"));
+        }
+        Ok((h * 60 + m) as u32)
+    };
+    let u32_of = |what: &str, v: &str| -> Result<u32, String> {
+        u32::try_from(number(what, v)?).map_err(|_| format!("`{term}`: {what} is too large"))
+    };
+    match (name, arg) {
+        ("immediately", "") => Ok(ScheduleSpec::Immediately),
+        ("rolling", n) => Ok(ScheduleSpec::Rolling {
+            max_parallel: u32_of("the number of parallel upgrades", n)?,
+        }),
+        ("canary", rest) => {
+            let (n, soak) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("`{term}`: write canary:COUNT:SOAK_SECS"))?;
+            Ok(ScheduleSpec::Canary {
+                count: u32_of("the canary count", n)?,
+                soak_secs: number("the soak time", soak)?,
+            })
+        }
+        ("groups", list) if !list.is_empty() => Ok(ScheduleSpec::GroupOrder {
+            groups: list.split('>').map(|g| g.trim().to_string()).collect(),
+        }),
+        ("window", range) => {
+            let (from, to) = range
+                .split_once('-')
+                .ok_or_else(|| format!("`{term}`: write window:HH:MM-HH:MM"))?;
+            Ok(ScheduleSpec::Window {
+                from_minute: minute(from)? % 1440,
+                to_minute: minute(to)?,
+            })
+        }
+        ("health", secs) => Ok(ScheduleSpec::HealthGate {
+            healthy_secs: number("the healthy time", secs)?,
+        }),
+        ("custom", n) if !n.is_empty() => Ok(ScheduleSpec::Custom(n.to_string())),
+        _ => Err(format!(
+            "unknown schedule term `{term}`; the terms are {TERMS}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse_from_the_command_line_syntax() {
+        let spec: ScheduleSpec = "rolling:2, health:30, groups:servers>clients, window:22:00-06:00"
+            .parse()
+            .expect("parses");
+        assert_eq!(
+            spec,
+            ScheduleSpec::All(vec![
+                ScheduleSpec::Rolling { max_parallel: 2 },
+                ScheduleSpec::HealthGate { healthy_secs: 30 },
+                ScheduleSpec::GroupOrder {
+                    groups: vec!["servers".into(), "clients".into()]
+                },
+                ScheduleSpec::Window {
+                    from_minute: 1320,
+                    to_minute: 360
+                },
+            ])
+        );
+        assert_eq!(
+            "canary:1:60".parse(),
+            Ok(ScheduleSpec::Canary {
+                count: 1,
+                soak_secs: 60
+            })
+        );
+        assert_eq!("immediately".parse(), Ok(ScheduleSpec::Immediately));
+        for bad in [
+            "",
+            "rolling:x",
+            "sometimes",
+            "window:25:00-01:00",
+            "canary:3",
+            "groups:",
+        ] {
+            assert!(bad.parse::<ScheduleSpec>().is_err(), "{bad:?} parsed");
+        }
+    }
+}
