@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use upshift::schema::report::{self, Definition, Entry, Outcome};
+
 use crate::Failure;
 
 /// What a run asks the macros to do.
@@ -36,20 +38,11 @@ pub struct Cargo {
     pub args: Vec<String>,
 }
 
-/// The outcome of one section, as a macro reported it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Status {
-    Changed,
-    Unlocked,
-    Added,
-    Ok,
-}
-
 /// Reports by lock file, then by section key.
-type Reports = BTreeMap<PathBuf, BTreeMap<String, (Status, String)>>;
+type Reports = BTreeMap<PathBuf, BTreeMap<String, (Outcome, String)>>;
 
-/// Schema JSON by lock file and key (`interface Kv`, `state kv`).
-type Docs = BTreeMap<(PathBuf, String), String>;
+/// Definitions by lock file and key (`interface Kv`, `state kv`).
+type Docs = BTreeMap<(PathBuf, String), Definition>;
 
 /// What one `cargo check` with reports found.
 pub struct Found {
@@ -57,8 +50,8 @@ pub struct Found {
     pub cargo_ok: bool,
     /// Lock outcomes, for this workspace's lock files only.
     reports: Reports,
-    /// Schema JSON by key (`interface Kv`, `state kv`), for `upshift docs`.
-    pub docs: BTreeMap<String, String>,
+    /// Definitions by key (`interface Kv`, `state kv`), for `upshift docs`.
+    pub docs: BTreeMap<String, Definition>,
 }
 
 pub fn run(opts: Run) -> Result<(), Failure> {
@@ -77,7 +70,7 @@ pub fn collect(mode: Mode, cargo: &Cargo) -> Result<Found, Failure> {
         cmd.arg("--manifest-path").arg(manifest);
     }
     cmd.args(&cargo.args);
-    cmd.env("UPSHIFT_LOCK_REPORT", &dir);
+    cmd.env(report::DIR_ENV, &dir);
     match mode {
         Mode::Add => cmd.env("UPSHIFT_LOCK", "add"),
         Mode::Check => cmd.env_remove("UPSHIFT_LOCK"),
@@ -106,7 +99,7 @@ pub fn collect(mode: Mode, cargo: &Cargo) -> Result<Found, Failure> {
         reports,
         docs: docs
             .into_iter()
-            .map(|((_, key), json)| (key, json))
+            .map(|((_, key), definition)| (key, definition))
             .collect(),
     })
 }
@@ -144,56 +137,56 @@ fn report_dir() -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
-/// Every macro expansion wrote a file of `status\tlock\tkey\tdetail` lines;
-/// a crate checked twice (lib and its tests) reports the same keys again.
+/// Every macro expansion wrote a report file; a crate checked twice (lib
+/// and its tests) reports the same keys again.
 fn read_reports(dir: &Path) -> Result<(Reports, Docs), Failure> {
+    let (entries, unreadable) =
+        report::read(dir).map_err(|e| Failure(format!("cannot read {}: {e}", dir.display()), 2))?;
+    if unreadable > 0 {
+        eprintln!(
+            "upshift: warning: {unreadable} report line(s) were unreadable; is this upshift CLI the same version as the crate's upshift?"
+        );
+    }
     let mut out = Reports::new();
     let mut docs = Docs::new();
     let mut warned = std::collections::BTreeSet::new();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Failure(format!("cannot read {}: {e}", dir.display()), 2))?;
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        for line in text.lines() {
-            let mut parts = line.splitn(4, '\t');
-            let (Some(status), Some(lock), Some(key), detail) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            if status == "docs" {
-                let json = detail.unwrap_or("").to_string();
-                let place = (PathBuf::from(lock), key.to_string());
+    for entry in entries {
+        match entry {
+            Entry::Docs {
+                lock,
+                key,
+                versions,
+            } => {
+                let place = (lock, key);
                 // A crate's lib and test targets report the same definition
                 // twice; two different ones under one name collide.
-                if docs.get(&place).is_some_and(|seen: &String| *seen != json)
+                if docs.get(&place).is_some_and(|seen| *seen != versions)
                     && warned.insert(place.clone())
                 {
                     eprintln!(
-                        "upshift: warning: two definitions are named `{key}` in {lock}; \
-                         their lock sections and pages collide: give one its own `lock = \"...\"` or name"
+                        "upshift: warning: two definitions are named `{}` in {}; \
+                         their lock sections and pages collide: give one its own `lock = \"...\"` or name",
+                        place.1,
+                        place.0.display()
                     );
                 }
-                docs.insert(place, json);
-                continue;
+                docs.insert(place, versions);
             }
-            let status = match status {
-                "changed" => Status::Changed,
-                "unlocked" => Status::Unlocked,
-                "added" => Status::Added,
-                "ok" => Status::Ok,
-                _ => continue,
-            };
-            let slot = out
-                .entry(PathBuf::from(lock))
-                .or_default()
-                .entry(key.to_string())
-                .or_insert((status, String::new()));
-            // The most severe outcome of a key wins.
-            if status <= slot.0 {
-                *slot = (status, detail.unwrap_or("").to_string());
+            Entry::Lock {
+                lock,
+                key,
+                outcome,
+                detail,
+            } => {
+                let slot = out
+                    .entry(lock)
+                    .or_default()
+                    .entry(key)
+                    .or_insert((outcome, String::new()));
+                // The most severe outcome of a key wins.
+                if outcome <= slot.0 {
+                    *slot = (outcome, detail);
+                }
             }
         }
     }
@@ -205,7 +198,7 @@ fn read_reports(dir: &Path) -> Result<(Reports, Docs), Failure> {
 fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failure> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let shown = |p: &Path| p.strip_prefix(&cwd).unwrap_or(p).display().to_string();
-    let count = |s: Status| {
+    let count = |s: Outcome| {
         reports
             .values()
             .flat_map(|keys| keys.values())
@@ -213,29 +206,29 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
             .count()
     };
     let (changed, unlocked, added, ok) = (
-        count(Status::Changed),
-        count(Status::Unlocked),
-        count(Status::Added),
-        count(Status::Ok),
+        count(Outcome::Changed),
+        count(Outcome::Unlocked),
+        count(Outcome::Added),
+        count(Outcome::Ok),
     );
     for (lock, keys) in reports {
         let lock_text = shown(lock);
-        let with = |s: Status| -> Vec<&str> {
+        let with = |s: Outcome| -> Vec<&str> {
             keys.iter()
                 .filter(|(_, (status, _))| *status == s)
                 .map(|(key, _)| key.as_str())
                 .collect()
         };
         for (key, (status, detail)) in keys {
-            if *status == Status::Changed {
+            if *status == Outcome::Changed {
                 println!("changed   {key} (locked in {lock_text}): {detail}");
             }
         }
-        let added_keys = with(Status::Added);
+        let added_keys = with(Outcome::Added);
         if !added_keys.is_empty() {
             println!("added     {} to {lock_text}", added_keys.join(", "));
         }
-        let unlocked_keys = with(Status::Unlocked);
+        let unlocked_keys = with(Outcome::Unlocked);
         if !unlocked_keys.is_empty() {
             let place = if lock.exists() {
                 format!("not in {lock_text}")
@@ -244,7 +237,7 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
             };
             println!("unlocked  {} ({place})", unlocked_keys.join(", "));
         }
-        let ok_keys = with(Status::Ok);
+        let ok_keys = with(Outcome::Ok);
         if !ok_keys.is_empty() {
             println!("ok        {} ({lock_text})", ok_keys.join(", "));
         }

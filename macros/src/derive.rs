@@ -8,9 +8,10 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, LitStr};
 
+use crate::canonical::shape_lines;
 use crate::ctxt::Ctxt;
 use crate::lock;
-use crate::model::{require_schemas, shape_lines};
+use crate::model::require_schemas;
 
 /// Expands `#[derive(upshift::Schema)]`.
 pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
@@ -100,7 +101,7 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         let mut seen = std::collections::BTreeSet::new();
         let where_clause = generics.make_where_clause();
         for ty in field_types {
-            if seen.insert(crate::model::type_text(ty)) {
+            if seen.insert(crate::canonical::type_text(ty)) {
                 let span = syn::spanned::Spanned::span(ty);
                 where_clause
                     .predicates

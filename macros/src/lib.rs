@@ -5,13 +5,14 @@
 //! checks (`check`, `diff`, `lock`) → expansion (`expand`, `derive`).
 
 mod attr;
+mod canonical;
 mod check;
 mod ctxt;
 mod derive;
 mod diff;
 mod expand;
-mod json;
 mod lock;
+mod metadata;
 mod model;
 mod state_model;
 

@@ -9,32 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use upshift_schema::report::{self, Entry, Outcome};
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
 use crate::ctxt::Ctxt;
-use crate::model::{Service, Version};
+use crate::model::Service;
 
 const HEADER: &str = "# upshift lock file: the schema of every released interface version, type and state version.\n\
 # Check it in. A locked version must never change: declare a new version instead.\n\
 # Add new versions with `upshift lock` (or `UPSHIFT_LOCK=add cargo check`); locked ones are never rewritten.\n";
-
-/// The canonical schema of a version: one line per method.
-pub fn canonical(v: &Version) -> Vec<String> {
-    v.methods
-        .iter()
-        .map(|m| {
-            let args: Vec<String> = m
-                .args
-                .iter()
-                .map(|a| format!("{}: {}", a.ident, a.ty_text))
-                .collect();
-            format!("method {}({}) -> {}", m.ident, args.join(", "), m.ret_text)
-        })
-        .collect()
-}
 
 /// FNV-1a over the canonical lines: stable across builds and platforms.
 pub fn fingerprint(lines: &[String]) -> u64 {
@@ -344,11 +329,16 @@ fn compare(
                     s.span,
                     format!("the lock file {} is corrupt: {message}", path.display()),
                 ));
-                report.push(("changed", &s.key, message));
+                report.push(lock_entry(&path, s, Outcome::Changed, message));
             }
             Some((_, old)) if *old != s.lines => {
                 let changed = changes(old, &s.lines).join("; ");
-                report.push(("changed", &s.key, format!("{changed}; {}", s.advice)));
+                report.push(lock_entry(
+                    &path,
+                    s,
+                    Outcome::Changed,
+                    format!("{changed}; {}", s.advice),
+                ));
                 cx.syn_error(syn::Error::new(
                     s.span,
                     format!(
@@ -359,9 +349,9 @@ fn compare(
                     ),
                 ));
             }
-            Some(_) => report.push(("ok", &s.key, String::new())),
+            Some(_) => report.push(lock_entry(&path, s, Outcome::Ok, String::new())),
             None => {
-                report.push(("unlocked", &s.key, String::new()));
+                report.push(lock_entry(&path, s, Outcome::Unlocked, String::new()));
                 additions.push_str(&format!(
                     "\n[{} fnv1a:{:016x}]\n{}\n",
                     s.key,
@@ -385,8 +375,10 @@ fn compare(
             Ok(()) => {
                 exists = true;
                 for entry in &mut report {
-                    if entry.0 == "unlocked" {
-                        entry.0 = "added";
+                    if let Entry::Lock { outcome, .. } = entry
+                        && *outcome == Outcome::Unlocked
+                    {
+                        *outcome = Outcome::Added;
                     }
                 }
             }
@@ -397,7 +389,7 @@ fn compare(
         }
     }
     drop(held);
-    write_report(&path, &report);
+    report::write(&report);
     tracking(exists.then_some(path.as_path()))
 }
 
@@ -425,26 +417,14 @@ fn rewrite(file: &mut std::fs::File, body: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Records each section's outcome as `status<TAB>lock file<TAB>key<TAB>detail`
-/// lines in a new file of the `UPSHIFT_LOCK_REPORT` directory. Many rustc
-/// processes expand macros at once, so each expansion writes its own file.
-pub fn write_report(path: &Path, entries: &[(&str, &String, String)]) {
-    static EXPANSION: AtomicU64 = AtomicU64::new(0);
-    let Some(dir) = std::env::var_os("UPSHIFT_LOCK_REPORT") else {
-        return;
-    };
-    let mut text = String::new();
-    for (status, key, detail) in entries {
-        text.push_str(&format!("{status}\t{}\t{key}\t{detail}\n", path.display()));
+/// A section's outcome as the CLI reads it.
+fn lock_entry(path: &Path, s: &Section, outcome: Outcome, detail: String) -> Entry {
+    Entry::Lock {
+        lock: path.to_path_buf(),
+        key: s.key.clone(),
+        outcome,
+        detail,
     }
-    let file = PathBuf::from(dir).join(format!(
-        "{}-{}.report",
-        std::process::id(),
-        EXPANSION.fetch_add(1, Ordering::Relaxed)
-    ));
-    // A report that cannot be written only leaves the section out of the
-    // summary; the comparison above still fails the build on a change.
-    let _ = std::fs::write(file, text);
 }
 
 /// Items that make the expanding crate depend on the lock file (when it
@@ -471,7 +451,14 @@ pub fn interface_sections(svc: &Service) -> Vec<Section> {
         .iter()
         .map(|v| Section {
             key: format!("{} v{}", svc.wire_name, v.number),
-            lines: canonical(v),
+            lines: v
+                .methods
+                .iter()
+                .map(|m| {
+                    let args = m.args.iter().map(|a| (&a.ident, a.ty_text.as_str()));
+                    crate::canonical::method_line(&m.ident, args, &m.ret_text)
+                })
+                .collect(),
             span: v.number_span,
             what: format!("v{} of `{}` is released", v.number, svc.wire_name),
             advice: format!(

@@ -2,13 +2,13 @@
 //! structs, built from the user's module and free of further syntax concerns.
 
 use proc_macro2::Span;
-use quote::ToTokens;
 use syn::{
     Attribute, FnArg, Ident, Item, ItemMod, ItemTrait, Pat, ReturnType, TraitItem, TraitItemFn,
     Type, Visibility,
 };
 
 use crate::attr::{self, InterfaceArgs};
+use crate::canonical::type_text;
 use crate::ctxt::Ctxt;
 
 /// One service: every declared version of its interface.
@@ -95,68 +95,6 @@ impl Method {
                 .iter()
                 .zip(&other.args)
                 .all(|(a, b)| a.ty_text == b.ty_text)
-    }
-}
-
-/// Type tokens as text with spacing normalized, for comparisons and metadata.
-pub fn type_text(ty: &impl ToTokens) -> String {
-    let raw = ty.to_token_stream().to_string();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ' ' {
-            let prev = out.chars().last();
-            let next = chars.peek().copied();
-            let glue =
-                |c: Option<char>| matches!(c, Some('<' | '>' | ':' | '&' | '(' | ')' | '[' | ']'));
-            if glue(prev) || glue(next) || next == Some(',') || next == Some(';') {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Fields as canonical text: ` { name: Type, .. }`, `(0: Type, ..)`, or empty.
-pub fn fields_text(fields: &syn::Fields) -> String {
-    let parts: Vec<String> = fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| match &f.ident {
-            Some(name) => format!("{name}: {}", type_text(&f.ty)),
-            None => format!("{i}: {}", type_text(&f.ty)),
-        })
-        .collect();
-    match fields {
-        syn::Fields::Named(_) => format!(" {{ {} }}", parts.join(", ")),
-        syn::Fields::Unnamed(_) => format!("({})", parts.join(", ")),
-        syn::Fields::Unit => String::new(),
-    }
-}
-
-/// A type's `Schema::SHAPE` lines: `field name: Type` per field of a
-/// struct, `variant Name(..)` per variant of an enum.
-pub fn shape_lines<'a>(
-    fields: Option<&syn::Fields>,
-    variants: impl IntoIterator<Item = &'a syn::Variant>,
-) -> Vec<String> {
-    match fields {
-        Some(fields) => fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let name = f
-                    .ident
-                    .as_ref()
-                    .map_or_else(|| i.to_string(), ToString::to_string);
-                format!("field {name}: {}", type_text(&f.ty))
-            })
-            .collect(),
-        None => variants
-            .into_iter()
-            .map(|v| format!("variant {}{}", v.ident, fields_text(&v.fields)))
-            .collect(),
     }
 }
 

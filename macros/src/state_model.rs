@@ -7,8 +7,8 @@ use quote::{ToTokens, quote};
 use syn::{Attribute, Fields, Ident, Item, ItemMod, LitStr, Path, Type, Visibility};
 
 use crate::attr;
+use crate::canonical::type_text;
 use crate::ctxt::Ctxt;
-use crate::model::type_text;
 
 /// Arguments of `#[upshift::state(...)]`.
 #[derive(Default)]

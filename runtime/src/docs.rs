@@ -19,13 +19,17 @@ pub fn markdown(versions: &[&InterfaceSchema]) -> String {
     version_table(
         &mut out,
         "methods",
-        versions
-            .iter()
-            .map(|v| (v.version, v.methods.iter().map(|m| m.name).collect(), v.doc)),
+        versions.iter().map(|v| {
+            (
+                v.version,
+                v.methods.iter().map(|m| &*m.name).collect(),
+                &*v.doc,
+            )
+        }),
     );
     for v in versions {
         let _ = writeln!(out, "\n## v{}\n", v.version);
-        for m in v.methods {
+        for m in v.methods.iter() {
             let args: Vec<String> = m
                 .args
                 .iter()
@@ -45,7 +49,7 @@ pub fn markdown(versions: &[&InterfaceSchema]) -> String {
                 m.returns
             );
         }
-        for r in v.removed {
+        for r in v.removed.iter() {
             let _ = writeln!(out, "- `{r}` — **removed**");
         }
         if v.version > first.version {
@@ -57,7 +61,7 @@ pub fn markdown(versions: &[&InterfaceSchema]) -> String {
                     p.methods
                         .iter()
                         .filter(|pm| {
-                            v.method_named(pm.name)
+                            v.method_named(&pm.name)
                                 .is_none_or(|m| m.change == Change::Changed)
                         })
                         .map(|pm| format!("`{}`", pm.name))
@@ -105,66 +109,10 @@ fn version_table<'a>(
     }
 }
 
-/// The same content as JSON, for tools.
+/// The same content as JSON, for tools: one line, in the format of
+/// `upshift::schema` (serde), the same that `upshift docs --json` writes.
 pub fn json(versions: &[&InterfaceSchema]) -> String {
-    let items: Vec<String> = versions
-        .iter()
-        .map(|v| {
-            let methods: Vec<String> = v
-                .methods
-                .iter()
-                .map(|m| {
-                    let args: Vec<String> = m
-                        .args
-                        .iter()
-                        .map(|a| format!("{{\"name\":{},\"type\":{}}}", s(a.name), s(a.ty)))
-                        .collect();
-                    format!(
-                        "{{\"name\":{},\"index\":{},\"args\":[{}],\"returns\":{},\"change\":{}}}",
-                        s(m.name),
-                        m.index,
-                        args.join(","),
-                        s(m.returns),
-                        s(&format!("{:?}", m.change).to_lowercase())
-                    )
-                })
-                .collect();
-            let removed: Vec<String> = v.removed.iter().map(|r| s(r)).collect();
-            format!(
-                "{{\"service\":{},\"version\":{},\"doc\":{},\"methods\":[{}],\"removed\":[{}]}}",
-                s(v.service),
-                v.version,
-                s(v.doc),
-                methods.join(","),
-                removed.join(",")
-            )
-        })
-        .collect();
-    format!("[{}]\n", items.join(","))
-}
-
-/// A JSON string literal.
-fn s(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A JSON array of string literals.
-fn strings(items: &[&str]) -> String {
-    let items: Vec<String> = items.iter().map(|i| s(i)).collect();
-    format!("[{}]", items.join(","))
+    upshift_schema::interface_json(versions.iter().copied())
 }
 
 /// A Markdown page for one versioned state: its versions, each version's
@@ -183,17 +131,21 @@ pub fn state_markdown(versions: &[&StateSchema]) -> String {
     version_table(
         &mut out,
         "types",
-        versions
-            .iter()
-            .map(|v| (v.version, v.types.iter().map(|t| t.name).collect(), v.doc)),
+        versions.iter().map(|v| {
+            (
+                v.version,
+                v.types.iter().map(|t| &*t.name).collect(),
+                &*v.doc,
+            )
+        }),
     );
     for v in versions {
         let _ = writeln!(out, "\n## v{}\n", v.version);
-        for t in v.types {
-            let tag = match t.origin {
+        for t in v.types.iter() {
+            let tag = match &t.origin {
                 Origin::New if v.version == first.version => String::new(),
                 Origin::New => " — **new type**".to_string(),
-                Origin::Continues { from } if from != t.name => {
+                Origin::Continues { from } if *from != t.name => {
                     format!(" — **renamed** from `{from}` (`from = \"{from}\"`)")
                 }
                 Origin::Continues { .. } => String::new(),
@@ -202,16 +154,16 @@ pub fn state_markdown(versions: &[&StateSchema]) -> String {
                 }
             };
             let _ = writeln!(out, "- `{}`{tag}", t.shape);
-            for m in t.members {
+            for m in t.members.iter() {
                 if let Some(change) = member_change(t, m) {
                     let _ = writeln!(out, "  - `{}` — {change}", m.name);
                 }
             }
-            for r in t.removed {
+            for r in t.removed.iter() {
                 let _ = writeln!(out, "  - `{r}` — **removed**");
             }
         }
-        for r in v.removed {
+        for r in v.removed.iter() {
             let _ = writeln!(out, "- `{r}` — **removed type**");
         }
     }
@@ -228,13 +180,13 @@ fn member_change(t: &TypeSchema, m: &MemberSchema) -> Option<String> {
             format!(", from `{from}` (`from = \"{from}\"`)")
         }
     };
-    Some(match m.change {
+    Some(match &m.change {
         // Members of a new type are not news of their own.
         MemberChange::New if t.kind == TypeKind::Enum && t.origin != Origin::New => {
             "**added** variant".to_string()
         }
         MemberChange::New | MemberChange::ByTransform => return None,
-        MemberChange::Kept { from } if from == m.name => return None,
+        MemberChange::Kept { from } if *from == m.name => return None,
         MemberChange::Kept { from } => format!("**renamed**{}", renamed(from)),
         MemberChange::Upgraded { from } => {
             format!(
@@ -262,85 +214,7 @@ fn member_change(t: &TypeSchema, m: &MemberSchema) -> Option<String> {
     })
 }
 
-/// The same content as [`state_markdown`], as JSON for tools.
+/// The same content as [`state_markdown`], as JSON for tools; see [`json`].
 pub fn state_json(versions: &[&StateSchema]) -> String {
-    let items: Vec<String> = versions
-        .iter()
-        .map(|v| {
-            let types: Vec<String> = v
-                .types
-                .iter()
-                .map(|t| {
-                    let origin = match t.origin {
-                        Origin::New => "{\"kind\":\"new\"}".to_string(),
-                        Origin::Continues { from } => {
-                            format!("{{\"kind\":\"continues\",\"from\":{}}}", s(from))
-                        }
-                        Origin::Transform { from, with } => format!(
-                            "{{\"kind\":\"transform\",\"from\":{},\"with\":{}}}",
-                            s(from),
-                            s(with)
-                        ),
-                    };
-                    let members: Vec<String> = t
-                        .members
-                        .iter()
-                        .map(|m| {
-                            format!(
-                                "{{\"name\":{},\"type\":{},\"change\":{}}}",
-                                s(m.name),
-                                s(m.ty),
-                                member_json(m.change)
-                            )
-                        })
-                        .collect();
-                    format!(
-                        "{{\"name\":{},\"kind\":{},\"shape\":{},\"origin\":{origin},\"members\":[{}],\"removed\":{}}}",
-                        s(t.name),
-                        s(&format!("{:?}", t.kind).to_lowercase()),
-                        s(t.shape),
-                        members.join(","),
-                        strings(t.removed)
-                    )
-                })
-                .collect();
-            format!(
-                "{{\"state\":{},\"version\":{},\"doc\":{},\"types\":[{}],\"removed\":{}}}",
-                s(v.state),
-                v.version,
-                s(v.doc),
-                types.join(","),
-                strings(v.removed)
-            )
-        })
-        .collect();
-    format!("[{}]\n", items.join(","))
-}
-
-fn member_json(change: MemberChange) -> String {
-    let kind = |k: &str, rest: &[(&str, &str)]| {
-        let mut out = format!("{{\"kind\":{}", s(k));
-        for (name, value) in rest {
-            let _ = write!(out, ",\"{name}\":{}", s(value));
-        }
-        out.push('}');
-        out
-    };
-    match change {
-        MemberChange::New => kind("new", &[]),
-        MemberChange::Kept { from } => kind("kept", &[("from", from)]),
-        MemberChange::Upgraded { from } => kind("upgraded", &[("from", from)]),
-        MemberChange::Converted {
-            from,
-            from_ty,
-            with,
-        } => kind(
-            "converted",
-            &[("from", from), ("from_type", from_ty), ("with", with)],
-        ),
-        MemberChange::Defaulted { with: None } => kind("defaulted", &[]),
-        MemberChange::Defaulted { with: Some(path) } => kind("defaulted", &[("with", path)]),
-        MemberChange::Reshaped { from } => kind("reshaped", &[("from", from)]),
-        MemberChange::ByTransform => kind("by_transform", &[]),
-    }
+    upshift_schema::state_json(versions.iter().copied())
 }

@@ -126,18 +126,23 @@ fn the_state_diff_page_names_every_change_and_its_attribute() {
 #[test]
 fn the_state_schema_records_how_each_member_came_to_be() {
     use upshift::schema::{MemberChange, Origin};
-    let v2 = ledger::v2::SCHEMA;
-    assert_eq!(v2.removed, ["Log"]);
+    let v2 = &ledger::v2::SCHEMA;
+    assert_eq!(v2.removed[..], ["Log"]);
     let book = v2.type_named("Book").expect("Book in v2");
-    assert_eq!(book.origin, Origin::Continues { from: "Account" });
+    assert_eq!(
+        book.origin,
+        Origin::Continues {
+            from: "Account".into()
+        }
+    );
     let ledger = v2.type_named("Ledger").expect("Ledger in v2");
-    assert_eq!(ledger.removed, ["scratch"]);
+    assert_eq!(ledger.removed[..], ["scratch"]);
     assert_eq!(
         ledger.members[1].change,
         MemberChange::Converted {
-            from: "log",
-            from_ty: "Log",
-            with: "count_lines"
+            from: "log".into(),
+            from_ty: "Log".into(),
+            with: "count_lines".into()
         }
     );
     let audit = v2.type_named("Audit").expect("Audit in v2");

@@ -14,6 +14,8 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use syn::{Item, ItemMod};
 
+use upshift_schema::report;
+
 use crate::attr::InterfaceArgs;
 use crate::ctxt::Ctxt;
 use crate::model::{Method, Service, Version};
@@ -39,10 +41,14 @@ pub fn interface(
     };
     check::service(&cx, &svc);
     let lock_path = crate::lock::path(lock_option.as_deref(), file);
-    let docs_json = crate::json::interface(&svc);
+    let values = schema::values(&svc);
+    let docs_json = upshift_schema::interface_json(&values);
     if let Some(path) = &lock_path {
-        let key = format!("interface {}", svc.wire_name);
-        crate::lock::write_report(path, &[("docs", &key, docs_json.trim_end().to_string())]);
+        report::write(&[report::Entry::Docs {
+            lock: path.clone(),
+            key: format!("interface {}", svc.wire_name),
+            versions: report::Definition::Interface(values),
+        }]);
     }
     let lock = crate::lock::check_sections(&cx, &crate::lock::interface_sections(&svc), lock_path);
     let lock_errors = &lock.errors;

@@ -2,42 +2,66 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use upshift_schema::{ArgSchema, Change, InterfaceSchema, MethodSchema, Text};
 
 use super::VersionGen;
 use crate::attr;
 use crate::diff::{self, Relation};
+use crate::model::{Service, Version};
+
+/// Every version's metadata, computed once from the model: the statics and
+/// the JSON report are both written from these values.
+pub fn values(svc: &Service) -> Vec<InterfaceSchema> {
+    svc.versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| value(svc, v, i.checked_sub(1).map(|p| &svc.versions[p])))
+        .collect()
+}
+
+fn value(svc: &Service, v: &Version, prev: Option<&Version>) -> InterfaceSchema {
+    let methods: Vec<MethodSchema> = v
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MethodSchema {
+            name: m.ident.to_string().into(),
+            // The model refuses more methods than a u16 indexes.
+            index: i as u16,
+            args: m
+                .args
+                .iter()
+                .map(|a| ArgSchema {
+                    name: a.ident.to_string().into(),
+                    ty: a.ty_text.clone().into(),
+                })
+                .collect::<Vec<_>>()
+                .into(),
+            returns: m.ret_text.clone().into(),
+            change: match (prev, diff::relation(m, prev)) {
+                (Some(_), Relation::Same) => Change::Unchanged,
+                (Some(_), Relation::Changed) => Change::Changed,
+                _ => Change::Added,
+            },
+        })
+        .collect();
+    let removed: Vec<Text> = diff::removed(prev, v)
+        .into_iter()
+        .map(|m| m.ident.to_string().into())
+        .collect();
+    InterfaceSchema {
+        service: svc.wire_name.clone().into(),
+        version: v.number,
+        doc: attr::doc_text(&v.docs).into(),
+        methods: methods.into(),
+        removed: removed.into(),
+    }
+}
 
 impl VersionGen<'_> {
     /// `pub static SCHEMA: upshift::schema::InterfaceSchema`.
     pub fn schema(&self) -> TokenStream {
-        let number = self.v.number;
-        let doc = attr::doc_text(&self.v.docs);
-        let methods = self.v.methods.iter().enumerate().map(|(i, m)| {
-            let name = m.ident.to_string();
-            let index = i as u16;
-            let returns = &m.ret_text;
-            let args = m.args.iter().map(|a| {
-                let (name, ty) = (a.ident.to_string(), &a.ty_text);
-                quote!(::upshift::schema::ArgSchema { name: #name, ty: #ty })
-            });
-            let change = match (self.prev, diff::relation(m, self.prev)) {
-                (Some(_), Relation::Same) => quote!(Unchanged),
-                (Some(_), Relation::Changed) => quote!(Changed),
-                _ => quote!(Added),
-            };
-            quote! {
-                ::upshift::schema::MethodSchema {
-                    name: #name,
-                    index: #index,
-                    args: &[#(#args),*],
-                    returns: #returns,
-                    change: ::upshift::schema::Change::#change,
-                }
-            }
-        });
-        let removed = diff::removed(self.prev, self.v)
-            .into_iter()
-            .map(|m| m.ident.to_string());
+        let value = crate::metadata::interface_tokens(&value(self.svc, self.v, self.prev));
         // Every type the version uses must have a schema, so that it is
         // locked with the version; the error points at the type.
         let requires = crate::model::require_schemas(
@@ -48,13 +72,7 @@ impl VersionGen<'_> {
         );
         quote! {
             /// The methods of this version and how each relates to the previous one.
-            pub static SCHEMA: ::upshift::schema::InterfaceSchema = ::upshift::schema::InterfaceSchema {
-                service: super::SERVICE,
-                version: #number,
-                doc: #doc,
-                methods: &[#(#methods),*],
-                removed: &[#(#removed),*],
-            };
+            pub static SCHEMA: ::upshift::schema::InterfaceSchema = #value;
 
             #requires
         }

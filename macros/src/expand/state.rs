@@ -5,6 +5,7 @@
 //! derived is reported on that field with the attributes that would fix it.
 
 use std::collections::BTreeSet;
+use upshift_schema::report;
 
 use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
@@ -44,22 +45,26 @@ pub fn state(
         .iter()
         .map(|v| crate::lock::Section {
             key: format!("state {} v{}", state.name, v.number),
-            lines: v.types.iter().map(|t| shape_line(&t.item)).collect(),
+            lines: v
+                .types
+                .iter()
+                .map(|t| crate::canonical::shape_line(&t.item))
+                .collect(),
             span: v.types[0].ident.span(),
             what: format!("v{} of state `{}` is released", v.number, state.name),
             advice: "keep it as it was and declare the change as a new version".into(),
         })
         .collect();
-    let docs_json = format!(
-        "[{}]\n",
-        (0..state.versions.len())
-            .map(|i| Gen::new(&cx, &state, i).json())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let values: Vec<_> = (0..state.versions.len())
+        .map(|i| Gen::new(&cx, &state, i).value())
+        .collect();
+    let docs_json = upshift_schema::state_json(&values);
     if let Some(path) = &lock_path {
-        let key = format!("state {}", state.name);
-        crate::lock::write_report(path, &[("docs", &key, docs_json.trim_end().to_string())]);
+        report::write(&[report::Entry::Docs {
+            lock: path.clone(),
+            key: format!("state {}", state.name),
+            versions: report::Definition::State(values),
+        }]);
     }
     let lock = crate::lock::check_sections(&cx, &sections, lock_path);
     let lock_errors = lock.errors;
@@ -99,23 +104,6 @@ pub fn state(
         #lock_errors
     };
     with_errors(cx, output)
-}
-
-/// One canonical line for a state type: `struct Name { field: Type, .. }`
-/// or `enum Name { Variant(Type), .. }`.
-fn shape_line(item: &Item) -> String {
-    match item {
-        Item::Struct(s) => format!("struct {}{}", s.ident, crate::model::fields_text(&s.fields)),
-        Item::Enum(e) => {
-            let variants: Vec<String> = e
-                .variants
-                .iter()
-                .map(|v| format!("{}{}", v.ident, crate::model::fields_text(&v.fields)))
-                .collect();
-            format!("enum {} {{ {} }}", e.ident, variants.join(", "))
-        }
-        _ => String::new(),
-    }
 }
 
 /// What is emitted beside errors: the module's items and each version's
@@ -307,8 +295,8 @@ impl<'a> Gen<'a> {
             *vis = syn::parse_quote!(pub(super));
         }
         let (ident, lines) = match &item {
-            Item::Struct(s) => (&s.ident, crate::model::shape_lines(Some(&s.fields), [])),
-            Item::Enum(e) => (&e.ident, crate::model::shape_lines(None, &e.variants)),
+            Item::Struct(s) => (&s.ident, crate::canonical::shape_lines(Some(&s.fields), [])),
+            Item::Enum(e) => (&e.ident, crate::canonical::shape_lines(None, &e.variants)),
             _ => return quote!(#item),
         };
         quote! {
@@ -610,7 +598,7 @@ impl<'a> Gen<'a> {
                 })
                 .collect()
         }
-        crate::model::type_text(&rename(quote!(#ty), &self.v.types))
+        crate::canonical::type_text(&rename(quote!(#ty), &self.v.types))
     }
 
     /// Whether a type names one of this version's types, so an unchanged

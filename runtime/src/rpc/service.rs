@@ -87,7 +87,7 @@ impl Service {
     pub fn new(object: impl Dispatch) -> Self {
         let schema = object.schema();
         assert!(
-            wire::valid_service_name(schema.service),
+            wire::valid_service_name(&schema.service),
             "service names are 1 to {} bytes",
             wire::MAX_SERVICE_NAME
         );
@@ -100,7 +100,7 @@ impl Service {
             },
         );
         Service {
-            name: schema.service,
+            name: service_name(schema),
             version: schema.version,
             versions,
             gate: Arc::default(),
@@ -210,5 +210,13 @@ impl Service {
     /// Calls being answered right now.
     pub fn in_flight(&self) -> usize {
         self.gate.in_flight()
+    }
+}
+
+/// The service name of a dispatcher's schema, for the life of the program.
+fn service_name(schema: &'static crate::schema::InterfaceSchema) -> &'static str {
+    match &schema.service {
+        std::borrow::Cow::Borrowed(name) => name,
+        std::borrow::Cow::Owned(name) => name.as_str(),
     }
 }

@@ -5,33 +5,14 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Item;
+use upshift_schema::{
+    MemberChange as Member, MemberSchema, Origin, StateSchema, Text, TypeKind, TypeSchema,
+};
 
 use super::{Gen, Plan};
 use crate::attr;
-use crate::model::type_text;
+use crate::canonical::type_text;
 use crate::state_model::{Default_, Shape, StateField, StateType, StateVariant};
-
-/// How one member (field or variant) of a type came from the previous version.
-enum Member {
-    New,
-    Kept(String),
-    Upgraded(String),
-    Converted {
-        from: String,
-        from_ty: String,
-        with: String,
-    },
-    Defaulted(Option<String>),
-    Reshaped(String),
-    ByTransform,
-}
-
-/// Where a type's values come from.
-enum Origin {
-    New,
-    Continues(String),
-    Transform { from: String, with: String },
-}
 
 impl Gen<'_> {
     fn old_type(&self, t: &StateType) -> Option<&StateType> {
@@ -43,24 +24,32 @@ impl Gen<'_> {
         match (self.old_type(t), &t.transform) {
             (None, _) => Origin::New,
             (Some(old), Some(with)) => Origin::Transform {
-                from: old.ident.to_string(),
-                with: type_text(with),
+                from: old.ident.to_string().into(),
+                with: type_text(with).into(),
             },
-            (Some(old), None) => Origin::Continues(old.ident.to_string()),
+            (Some(old), None) => Origin::Continues {
+                from: old.ident.to_string().into(),
+            },
         }
     }
 
     fn field_member(&self, old: &[StateField], f: &StateField) -> Member {
         match self.plan(old, f) {
-            Plan::Move(o) => Member::Kept(o.key.clone()),
-            Plan::Nested(o) => Member::Upgraded(o.key.clone()),
-            Plan::Convert(o, with) => Member::Converted {
-                from: o.key.clone(),
-                from_ty: o.ty_text.clone(),
-                with: type_text(with),
+            Plan::Move(o) => Member::Kept {
+                from: o.key.clone().into(),
             },
-            Plan::Default(Default_::Trait) => Member::Defaulted(None),
-            Plan::Default(Default_::Path(p)) => Member::Defaulted(Some(type_text(p))),
+            Plan::Nested(o) => Member::Upgraded {
+                from: o.key.clone().into(),
+            },
+            Plan::Convert(o, with) => Member::Converted {
+                from: o.key.clone().into(),
+                from_ty: o.ty_text.clone().into(),
+                with: type_text(with).into(),
+            },
+            Plan::Default(Default_::Trait) => Member::Defaulted { with: None },
+            Plan::Default(Default_::Path(p)) => Member::Defaulted {
+                with: Some(type_text(p).into()),
+            },
             Plan::DefaultDrops | Plan::Retyped(_) | Plan::Missing => Member::New,
         }
     }
@@ -79,16 +68,17 @@ impl Gen<'_> {
             .map(|f| self.field_member(&ov.fields, f))
             .collect();
         let same_fields = ov.fields.len() == v.fields.len();
-        if same_fields && plans.iter().all(|m| matches!(m, Member::Kept(_))) {
-            Member::Kept(source)
+        let from: Text = source.into();
+        if same_fields && plans.iter().all(|m| matches!(m, Member::Kept { .. })) {
+            Member::Kept { from }
         } else if same_fields
             && plans
                 .iter()
-                .all(|m| matches!(m, Member::Kept(_) | Member::Upgraded(_)))
+                .all(|m| matches!(m, Member::Kept { .. } | Member::Upgraded { .. }))
         {
-            Member::Upgraded(source)
+            Member::Upgraded { from }
         } else {
-            Member::Reshaped(source)
+            Member::Reshaped { from }
         }
     }
 
@@ -104,7 +94,7 @@ impl Gen<'_> {
                     .iter()
                     .map(|f| {
                         let change = match (&origin, old.map(|o| &o.shape)) {
-                            (Origin::Continues(_), Some(Shape::Struct(old_fields))) => {
+                            (Origin::Continues { .. }, Some(Shape::Struct(old_fields))) => {
                                 self.field_member(old_fields, f)
                             }
                             (Origin::Transform { .. }, _) => Member::ByTransform,
@@ -113,14 +103,15 @@ impl Gen<'_> {
                         (f.key.clone(), f.ty_text.clone(), change)
                     })
                     .collect();
-                if let (Origin::Continues(_), Some(Shape::Struct(old_fields))) =
+                if let (Origin::Continues { .. }, Some(Shape::Struct(old_fields))) =
                     (&origin, old.map(|o| &o.shape))
                 {
                     let taken: Vec<&str> = members
                         .iter()
                         .filter_map(|(_, _, m)| match m {
-                            Member::Kept(f) | Member::Upgraded(f) => Some(f.as_str()),
-                            Member::Converted { from, .. } => Some(from.as_str()),
+                            Member::Kept { from }
+                            | Member::Upgraded { from }
+                            | Member::Converted { from, .. } => Some(&**from),
                             _ => None,
                         })
                         .collect();
@@ -141,7 +132,7 @@ impl Gen<'_> {
                     .zip(&item.variants)
                     .map(|(v, syn_v)| {
                         let change = match (&origin, old.map(|o| &o.shape)) {
-                            (Origin::Continues(_), Some(Shape::Enum(old_variants))) => {
+                            (Origin::Continues { .. }, Some(Shape::Enum(old_variants))) => {
                                 self.variant_member(old_variants, v)
                             }
                             (Origin::Transform { .. }, _) => Member::ByTransform,
@@ -149,7 +140,7 @@ impl Gen<'_> {
                         };
                         (
                             v.ident.to_string(),
-                            crate::model::fields_text(&syn_v.fields),
+                            crate::canonical::fields_text(&syn_v.fields),
                             change,
                         )
                     })
@@ -159,122 +150,61 @@ impl Gen<'_> {
         (members, removed)
     }
 
-    /// `pub static SCHEMA: upshift::schema::StateSchema`.
-    pub(super) fn schema(&self) -> TokenStream {
-        let number = self.v.number;
-        let doc = attr::doc_text(item_attrs(&self.v.types[0].item));
-        let types = self.v.types.iter().map(|t| {
-            let name = t.ident.to_string();
-            let shape = super::shape_line(&t.item);
-            let kind = match t.shape {
-                Shape::Struct(_) => quote!(Struct),
-                Shape::Enum(_) => quote!(Enum),
-            };
-            let origin = match self.origin(t) {
-                Origin::New => quote!(::upshift::schema::Origin::New),
-                Origin::Continues(from) => {
-                    quote!(::upshift::schema::Origin::Continues { from: #from })
-                }
-                Origin::Transform { from, with } => {
-                    quote!(::upshift::schema::Origin::Transform { from: #from, with: #with })
-                }
-            };
-            let (members, removed) = self.members(t);
-            let members = members.iter().map(|(name, ty, change)| {
-                let change = member_tokens(change);
-                quote!(::upshift::schema::MemberSchema { name: #name, ty: #ty, change: #change })
-            });
-            quote! {
-                ::upshift::schema::TypeSchema {
-                    name: #name,
-                    kind: ::upshift::schema::TypeKind::#kind,
-                    shape: #shape,
-                    origin: #origin,
-                    members: &[#(#members),*],
-                    removed: &[#(#removed),*],
-                }
-            }
-        });
-        let removed = self.removed_types();
-        quote! {
-            /// This version's types and how each came from the previous version.
-            pub static SCHEMA: ::upshift::schema::StateSchema = ::upshift::schema::StateSchema {
-                state: super::NAME,
-                version: #number,
-                doc: #doc,
-                types: &[#(#types),*],
-                removed: &[#(#removed),*],
-            };
-        }
-    }
-
-    /// This version as `upshift::docs::state_json` writes it.
-    pub(super) fn json(&self) -> String {
-        use crate::json::{string, strings, tagged};
-        let types: Vec<String> = self
+    /// This version's metadata, computed once: the static and the JSON
+    /// report are both written from it.
+    pub(super) fn value(&self) -> StateSchema {
+        let types: Vec<TypeSchema> = self
             .v
             .types
             .iter()
             .map(|t| {
-                let kind = match t.shape {
-                    Shape::Struct(_) => "struct",
-                    Shape::Enum(_) => "enum",
-                };
-                let origin = match self.origin(t) {
-                    Origin::New => tagged("new", &[]),
-                    Origin::Continues(from) => tagged("continues", &[("from", &from)]),
-                    Origin::Transform { from, with } => {
-                        tagged("transform", &[("from", &from), ("with", &with)])
-                    }
-                };
                 let (members, removed) = self.members(t);
-                let members: Vec<String> = members
-                    .iter()
-                    .map(|(name, ty, change)| {
-                        let change = match change {
-                            Member::New => tagged("new", &[]),
-                            Member::Kept(from) => tagged("kept", &[("from", from)]),
-                            Member::Upgraded(from) => tagged("upgraded", &[("from", from)]),
-                            Member::Converted {
-                                from,
-                                from_ty,
-                                with,
-                            } => tagged(
-                                "converted",
-                                &[("from", from), ("from_type", from_ty), ("with", with)],
-                            ),
-                            Member::Defaulted(None) => tagged("defaulted", &[]),
-                            Member::Defaulted(Some(path)) => {
-                                tagged("defaulted", &[("with", path)])
-                            }
-                            Member::Reshaped(from) => tagged("reshaped", &[("from", from)]),
-                            Member::ByTransform => tagged("by_transform", &[]),
-                        };
-                        format!(
-                            "{{\"name\":{},\"type\":{},\"change\":{change}}}",
-                            string(name),
-                            string(ty)
-                        )
-                    })
-                    .collect();
-                format!(
-                    "{{\"name\":{},\"kind\":{},\"shape\":{},\"origin\":{origin},\"members\":[{}],\"removed\":{}}}",
-                    string(&t.ident.to_string()),
-                    string(kind),
-                    string(&super::shape_line(&t.item)),
-                    members.join(","),
-                    strings(&removed)
-                )
+                TypeSchema {
+                    name: t.ident.to_string().into(),
+                    kind: match t.shape {
+                        Shape::Struct(_) => TypeKind::Struct,
+                        Shape::Enum(_) => TypeKind::Enum,
+                    },
+                    shape: crate::canonical::shape_line(&t.item).into(),
+                    origin: self.origin(t),
+                    members: members
+                        .into_iter()
+                        .map(|(name, ty, change)| MemberSchema {
+                            name: name.into(),
+                            ty: ty.into(),
+                            change,
+                        })
+                        .collect::<Vec<_>>()
+                        .into(),
+                    removed: removed
+                        .into_iter()
+                        .map(Text::from)
+                        .collect::<Vec<_>>()
+                        .into(),
+                }
             })
             .collect();
-        format!(
-            "{{\"state\":{},\"version\":{},\"doc\":{},\"types\":[{}],\"removed\":{}}}",
-            string(&self.state.name),
-            self.v.number,
-            string(&attr::doc_text(item_attrs(&self.v.types[0].item))),
-            types.join(","),
-            strings(&self.removed_types())
-        )
+        StateSchema {
+            state: self.state.name.clone().into(),
+            version: self.v.number,
+            doc: attr::doc_text(item_attrs(&self.v.types[0].item)).into(),
+            types: types.into(),
+            removed: self
+                .removed_types()
+                .into_iter()
+                .map(Text::from)
+                .collect::<Vec<_>>()
+                .into(),
+        }
+    }
+
+    /// `pub static SCHEMA: upshift::schema::StateSchema`.
+    pub(super) fn schema(&self) -> TokenStream {
+        let value = crate::metadata::state_tokens(&self.value());
+        quote! {
+            /// This version's types and how each came from the previous version.
+            pub static SCHEMA: ::upshift::schema::StateSchema = #value;
+        }
     }
 
     /// Types of the previous version that no type of this one continues.
@@ -316,21 +246,21 @@ impl Gen<'_> {
                     ));
                     continue;
                 }
-                Origin::Continues(from) if t.ident != from => {
+                Origin::Continues { from } if t.ident != *from => {
                     format!("`{}` (renamed from `{from}`)", t.ident)
                 }
-                Origin::Continues(_) => format!("`{}`", t.ident),
+                Origin::Continues { .. } => format!("`{}`", t.ident),
             };
             for (name, ty, change) in &members {
                 match change {
-                    Member::Kept(from) if from != name => {
+                    Member::Kept { from } if from != name => {
                         parts.push(format!("`{name}` renamed from `{from}` (`from`)"));
                     }
-                    Member::Kept(_) | Member::ByTransform => {}
-                    Member::Upgraded(from) if from != name => parts.push(format!(
+                    Member::Kept { .. } | Member::ByTransform => {}
+                    Member::Upgraded { from } if from != name => parts.push(format!(
                         "`{name}` renamed from `{from}` (`from`) and upgraded through the types it holds"
                     )),
-                    Member::Upgraded(_) => {
+                    Member::Upgraded { .. } => {
                         parts.push(format!("`{name}` upgraded through the types it holds"));
                     }
                     Member::New => parts.push(format!("`{name}` added")),
@@ -341,13 +271,13 @@ impl Gen<'_> {
                     } => parts.push(format!(
                         "`{name}` retyped from `{from}: {from_ty}` to `{ty}` (`with = {with}`)"
                     )),
-                    Member::Defaulted(None) => {
+                    Member::Defaulted { with: None } => {
                         parts.push(format!("`{name}: {ty}` added (`default`)"));
                     }
-                    Member::Defaulted(Some(path)) => {
+                    Member::Defaulted { with: Some(path) } => {
                         parts.push(format!("`{name}: {ty}` added (`default = {path}`)"));
                     }
-                    Member::Reshaped(from) => {
+                    Member::Reshaped { from } => {
                         parts.push(format!("variant `{name}` (from `{from}`) changed its fields"));
                     }
                 }
@@ -365,33 +295,6 @@ impl Gen<'_> {
         } else {
             format!("Changes since v{}:\n\n{}", prev.number, lines.join("\n"))
         }
-    }
-}
-
-fn member_tokens(change: &Member) -> TokenStream {
-    match change {
-        Member::New => quote!(::upshift::schema::MemberChange::New),
-        Member::Kept(from) => quote!(::upshift::schema::MemberChange::Kept { from: #from }),
-        Member::Upgraded(from) => quote!(::upshift::schema::MemberChange::Upgraded { from: #from }),
-        Member::Converted {
-            from,
-            from_ty,
-            with,
-        } => quote!(::upshift::schema::MemberChange::Converted {
-            from: #from,
-            from_ty: #from_ty,
-            with: #with,
-        }),
-        Member::Defaulted(None) => {
-            quote!(::upshift::schema::MemberChange::Defaulted {
-                with: ::core::option::Option::None
-            })
-        }
-        Member::Defaulted(Some(path)) => {
-            quote!(::upshift::schema::MemberChange::Defaulted { with: ::core::option::Option::Some(#path) })
-        }
-        Member::Reshaped(from) => quote!(::upshift::schema::MemberChange::Reshaped { from: #from }),
-        Member::ByTransform => quote!(::upshift::schema::MemberChange::ByTransform),
     }
 }
 
