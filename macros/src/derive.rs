@@ -8,10 +8,9 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, LitStr};
 
-use crate::canonical::shape_lines;
+use crate::canonical::{shape_lines, type_text};
 use crate::ctxt::Ctxt;
 use crate::lock;
-use crate::model::require_schemas;
 
 /// Expands `#[derive(upshift::Schema)]`.
 pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
@@ -81,10 +80,21 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
     };
     let lock = lock::check_sections(&cx, &[section], path);
     let (lock_tracking, lock_errors) = (lock.tracking, lock.errors);
-    if let Err(e) = cx.check() {
-        return e.into_compile_error();
-    }
     let ident = &item.ident;
+    if let Err(e) = cx.check() {
+        // A stub beside the error, so that uses of the type (in versioned
+        // interfaces and states) do not add "has no upshift schema" errors.
+        let errors = e.into_compile_error();
+        let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+        return quote! {
+            #[automatically_derived]
+            impl #impl_generics ::upshift::schema::Schema for #ident #ty_generics #where_clause {
+                const SHAPE: &'static [&'static ::core::primitive::str] = &[];
+            }
+            #errors
+            #lock_errors
+        };
+    }
     // A field's type is locked through its own schema: require one. A
     // generic type's shape is written with its parameters (`items: Vec<T>`),
     // so it is locked once for every instance, and each instance needs
@@ -120,4 +130,21 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
         #lock_tracking
         #lock_errors
     }
+}
+
+/// `const _: () = { require::<T>(); .. };` for each distinct field type:
+/// every type inside a versioned definition must have a schema, and the
+/// error points at the field's type.
+pub fn require_schemas<'a>(
+    types: impl IntoIterator<Item = &'a syn::Type>,
+) -> proc_macro2::TokenStream {
+    let mut seen = std::collections::BTreeSet::new();
+    let requires = types
+        .into_iter()
+        .filter(|ty| seen.insert(type_text(ty)))
+        .map(|ty| {
+            let span = syn::spanned::Spanned::span(ty);
+            quote::quote_spanned!(span=> ::upshift::schema::require::<#ty>();)
+        });
+    quote::quote!(const _: () = { #(#requires)* };)
 }

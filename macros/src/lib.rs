@@ -1,20 +1,18 @@
 //! Procedural macros of upshift. Depend on the `upshift` crate, which
 //! re-exports them with their documentation.
 //!
-//! The pipeline is attributes (`attr`) → model (`model`, `state_model`) →
+//! The pipeline is attributes (`attr`) → model (`model`, `state::model`) →
 //! checks (`check`, `diff`, `lock`) → expansion (`expand`, `derive`).
 
 mod attr;
 mod canonical;
-mod check;
 mod ctxt;
 mod derive;
-mod diff;
-mod expand;
+mod fallback;
+mod interface;
 mod lock;
 mod metadata;
-mod model;
-mod state_model;
+mod state;
 
 use proc_macro::TokenStream;
 
@@ -22,14 +20,14 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
     let file = proc_macro::Span::call_site().local_file();
-    expand::interface(args.into(), input.into(), file).into()
+    interface::expand(args.into(), input.into(), file).into()
 }
 
 /// Declares every version of a node's persistent state; see the `upshift` crate.
 #[proc_macro_attribute]
 pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
     let file = proc_macro::Span::call_site().local_file();
-    expand::state::state(args.into(), input.into(), file).into()
+    state::expand(args.into(), input.into(), file).into()
 }
 
 /// Describes a user type that appears in messages or state, and locks its

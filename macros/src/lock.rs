@@ -15,7 +15,6 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
 use crate::ctxt::Ctxt;
-use crate::model::Service;
 
 const HEADER: &str = "# upshift lock file: the schema of every released interface version, type and state version.\n\
 # Check it in. A locked version must never change: declare a new version instead.\n\
@@ -443,30 +442,6 @@ fn tracking(lock: Option<&Path>) -> TokenStream {
         const _: ::core::option::Option<&::core::primitive::str> =
             ::core::option_env!("UPSHIFT_LOCK_REPORT");
     }
-}
-
-/// The lock sections of every version of an interface.
-pub fn interface_sections(svc: &Service) -> Vec<Section> {
-    svc.versions
-        .iter()
-        .map(|v| Section {
-            key: format!("{} v{}", svc.wire_name, v.number),
-            lines: v
-                .methods
-                .iter()
-                .map(|m| {
-                    let args = m.args.iter().map(|a| (&a.ident, a.ty_text.as_str()));
-                    crate::canonical::method_line(&m.ident, args, &m.ret_text)
-                })
-                .collect(),
-            span: v.number_span,
-            what: format!("v{} of `{}` is released", v.number, svc.wire_name),
-            advice: format!(
-                "keep v{} as it was and declare the change as a new version",
-                v.number
-            ),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -39,9 +39,9 @@ fn expand_first(source: &str) -> Result<TokenStream, String> {
                 };
                 let tokens = module.into_token_stream();
                 return Ok(if is(&attr, "interface") {
-                    crate::expand::interface(args, tokens, None)
+                    crate::interface::expand(args, tokens, None)
                 } else {
-                    crate::expand::state::state(args, tokens, None)
+                    crate::state::expand(args, tokens, None)
                 });
             }
             syn::Item::Struct(syn::ItemStruct { ref attrs, .. })

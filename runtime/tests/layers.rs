@@ -368,6 +368,27 @@ fn the_macro_and_cli_crates_have_no_import_cycle() {
     }
 }
 
+/// In the macro crate, expansion reads the model and the plan and never
+/// reports a user error: every error is found before anything is generated.
+#[test]
+fn macro_expansion_reports_no_errors() {
+    let files = sources(&crate_src("macros"));
+    let expanding: Vec<_> = files
+        .iter()
+        .filter(|(_, module, _)| module.get(1).is_some_and(|m| m == "expand"))
+        .collect();
+    assert!(expanding.len() >= 8, "expansion files read: {}", expanding.len());
+    for (rel, _, code) in expanding {
+        for word in ["Ctxt", "error_spanned_by", "syn_error", "syn::Error"] {
+            assert!(
+                !code.contains(word),
+                "{}: expansion names `{word}`; report the error in the model, check or plan stage instead",
+                rel.display()
+            );
+        }
+    }
+}
+
 /// The checker itself: an upward import, a sibling import and a circle are found.
 #[test]
 fn the_checker_finds_upward_and_sibling_imports_and_circles() {

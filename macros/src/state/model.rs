@@ -6,44 +6,10 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::{Attribute, Fields, Ident, Item, ItemMod, LitStr, Path, Type, Visibility};
 
+use super::args::{Place, StateArgs, options, reject_serde_derive, strip};
 use crate::attr;
 use crate::canonical::type_text;
 use crate::ctxt::Ctxt;
-
-/// Arguments of `#[upshift::state(...)]`.
-#[derive(Default)]
-pub struct StateArgs {
-    /// `name = "..."`: the name in snapshot headers and file names.
-    pub name: Option<LitStr>,
-    /// `lock = "..."`: the lock file, relative to the source file.
-    pub lock: Option<LitStr>,
-}
-
-impl StateArgs {
-    /// Parses the attribute's arguments; problems are recorded in `cx`.
-    pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
-        let allowed = [
-            ("name", "the name in snapshot files"),
-            (
-                "lock",
-                "the lock file of released versions, relative to this source file",
-            ),
-        ];
-        let mut map = attr::string_args(cx, args, "state", &allowed);
-        let name = map.remove("name").filter(|lit| {
-            let v = lit.value();
-            let valid = (1..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !valid {
-                cx.error_spanned_by(lit, "the state name must be 1 to 255 letters, digits, '-', '_' or '.': it names the snapshot files");
-            }
-            valid
-        });
-        StateArgs {
-            name,
-            lock: map.remove("lock"),
-        }
-    }
-}
 
 /// A state: every declared version.
 pub struct State {
@@ -233,106 +199,6 @@ fn item_ident(item: &Item) -> &Ident {
     }
 }
 
-/// The `#[upshift(...)]` options of one place, parsed.
-#[derive(Default)]
-struct Options {
-    from: Option<LitStr>,
-    transform: Option<Path>,
-    default: Option<Default_>,
-    with: Option<Path>,
-}
-
-/// Where an `#[upshift(...)]` attribute stands, which decides its options.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Type,
-    Field,
-    Variant,
-}
-
-impl Place {
-    fn valid(self) -> &'static str {
-        match self {
-            Place::Type => "`from = \"OldName\"` and `transform = path`",
-            Place::Field => "`default`, `default = path`, `from = \"old_name\"` and `with = path`",
-            Place::Variant => "`from = \"OldName\"`",
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Place::Type => "a state type",
-            Place::Field => "a field",
-            Place::Variant => "a variant",
-        }
-    }
-}
-
-fn options(cx: &Ctxt, attrs: &[Attribute], place: Place) -> Options {
-    let mut out = Options::default();
-    for a in attrs.iter().filter(|a| attr::is_upshift(a)) {
-        let result = a.parse_nested_meta(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            match (key.as_str(), place) {
-                ("from", _) => {
-                    let lit: LitStr = meta.value()?.parse()?;
-                    if out.from.replace(lit).is_some() {
-                        cx.error_spanned_by(&meta.path, "duplicate `from` option");
-                    }
-                }
-                ("transform", Place::Type) => {
-                    let path: Path = meta.value()?.parse()?;
-                    if out.transform.replace(path).is_some() {
-                        cx.error_spanned_by(&meta.path, "duplicate `transform` option");
-                    }
-                }
-                ("with", Place::Field) => {
-                    let path: Path = meta.value()?.parse()?;
-                    if out.with.replace(path).is_some() {
-                        cx.error_spanned_by(&meta.path, "duplicate `with` option");
-                    }
-                }
-                ("default", Place::Field) => {
-                    let value = if meta.input.peek(syn::Token![=]) {
-                        Default_::Path(meta.value()?.parse()?)
-                    } else {
-                        Default_::Trait
-                    };
-                    if out.default.replace(value).is_some() {
-                        cx.error_spanned_by(&meta.path, "duplicate `default` option");
-                    }
-                }
-                _ => {
-                    return Err(meta.error(format!(
-                        "unknown option `{key}` for {}; the options here are {}",
-                        place.what(),
-                        place.valid()
-                    )));
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            cx.syn_error(e);
-        }
-    }
-    if let (Some(_), Some(with)) = (&out.default, &out.with) {
-        cx.error_spanned_by(
-            with,
-            "a field takes either `default` (it is new) or `with` (it converts an old value), not both",
-        );
-    }
-    out
-}
-
-fn strip(attrs: &mut Vec<Attribute>) {
-    attrs.retain(|a| !attr::is_upshift(a) && !attr::is_version(a));
-}
-
 fn fields(cx: &Ctxt, fields: &mut Fields) -> Vec<StateField> {
     fields
         .iter_mut()
@@ -372,25 +238,6 @@ fn fields(cx: &Ctxt, fields: &mut Fields) -> Vec<StateField> {
             }
         })
         .collect()
-}
-
-fn reject_serde_derive(cx: &Ctxt, attrs: &[Attribute]) {
-    for a in attrs.iter().filter(|a| a.path().is_ident("derive")) {
-        let _ = a.parse_nested_meta(|meta| {
-            if let Some(last) = meta.path.segments.last()
-                && (last.ident == "Serialize" || last.ident == "Deserialize")
-            {
-                cx.error_spanned_by(
-                    &meta.path,
-                    format!(
-                        "#[upshift::state] derives `{}` for every state type; remove it from #[derive]",
-                        last.ident
-                    ),
-                );
-            }
-            Ok(())
-        });
-    }
 }
 
 impl StateType {

@@ -9,66 +9,57 @@ use upshift_schema::{
     MemberChange as Member, MemberSchema, Origin, StateSchema, Text, TypeKind, TypeSchema,
 };
 
-use super::{Gen, Plan};
+use super::Gen;
 use crate::attr;
 use crate::canonical::type_text;
-use crate::state_model::{Default_, Shape, StateField, StateType, StateVariant};
+use crate::state::model::{Default_, Shape, StateType, StateVariant};
+use crate::state::plan::{Arm, FieldPlan, Source, Step};
 
 impl Gen<'_> {
-    fn old_type(&self, t: &StateType) -> Option<&StateType> {
-        let old = t.old_name();
-        self.prev?.types.iter().find(|p| p.ident == old)
-    }
-
     fn origin(&self, t: &StateType) -> Origin {
-        match (self.old_type(t), &t.transform) {
-            (None, _) => Origin::New,
-            (Some(old), Some(with)) => Origin::Transform {
+        match &self.plan.of(t).step {
+            Step::New | Step::Invalid => Origin::New,
+            Step::Transform { old, with } => Origin::Transform {
                 from: old.ident.to_string().into(),
                 with: type_text(with).into(),
             },
-            (Some(old), None) => Origin::Continues {
+            Step::Fields { old, .. } | Step::Variants { old, .. } => Origin::Continues {
                 from: old.ident.to_string().into(),
             },
         }
     }
 
-    fn field_member(&self, old: &[StateField], f: &StateField) -> Member {
-        match self.plan(old, f) {
-            Plan::Move(o) => Member::Kept {
+    /// What a field plan says in the metadata.
+    fn field_member(plan: &FieldPlan<'_>) -> Member {
+        match &plan.source {
+            Source::Move(o) => Member::Kept {
                 from: o.key.clone().into(),
             },
-            Plan::Nested(o) => Member::Upgraded {
+            Source::Nested(o) => Member::Upgraded {
                 from: o.key.clone().into(),
             },
-            Plan::Convert(o, with) => Member::Converted {
+            Source::Convert(o, with) => Member::Converted {
                 from: o.key.clone().into(),
                 from_ty: o.ty_text.clone().into(),
                 with: type_text(with).into(),
             },
-            Plan::Default(Default_::Trait) => Member::Defaulted { with: None },
-            Plan::Default(Default_::Path(p)) => Member::Defaulted {
+            Source::Default(Default_::Trait) => Member::Defaulted { with: None },
+            Source::Default(Default_::Path(p)) => Member::Defaulted {
                 with: Some(type_text(p).into()),
             },
-            Plan::DefaultDrops | Plan::Retyped(_) | Plan::Missing => Member::New,
+            Source::Invalid => Member::New,
         }
     }
 
-    fn variant_member(&self, old: &[StateVariant], v: &StateVariant) -> Member {
-        let source = v
-            .from
-            .as_ref()
-            .map_or_else(|| v.ident.to_string(), |f| f.value());
-        let Some(ov) = old.iter().find(|o| o.ident == source) else {
+    /// What a new variant's arm says in the metadata: kept, upgraded through
+    /// its fields, reshaped, or new (no old variant becomes it).
+    fn variant_member(arms: &[Arm<'_>], v: &StateVariant) -> Member {
+        let Some(arm) = arms.iter().find(|a| std::ptr::eq(a.new, v)) else {
             return Member::New;
         };
-        let plans: Vec<Member> = v
-            .fields
-            .iter()
-            .map(|f| self.field_member(&ov.fields, f))
-            .collect();
-        let same_fields = ov.fields.len() == v.fields.len();
-        let from: Text = source.into();
+        let plans: Vec<Member> = arm.fields.iter().map(Self::field_member).collect();
+        let same_fields = arm.old.fields.len() == v.fields.len();
+        let from: Text = arm.old.ident.to_string().into();
         if same_fields && plans.iter().all(|m| matches!(m, Member::Kept { .. })) {
             Member::Kept { from }
         } else if same_fields
@@ -85,57 +76,56 @@ impl Gen<'_> {
     /// Each member of `t` with its text and how it came from the previous
     /// version; then the old members nothing takes a value from.
     fn members(&self, t: &StateType) -> (Vec<(String, String, Member)>, Vec<String>) {
-        let origin = self.origin(t);
-        let old = self.old_type(t);
-        let mut removed = Vec::new();
-        let members = match &t.shape {
-            Shape::Struct(fields) => {
-                let members: Vec<_> = fields
+        let step = &self.plan.of(t).step;
+        match (&t.shape, step) {
+            (Shape::Struct(fields), _) => {
+                let members: Vec<(String, String, Member)> = fields
                     .iter()
-                    .map(|f| {
-                        let change = match (&origin, old.map(|o| &o.shape)) {
-                            (Origin::Continues { .. }, Some(Shape::Struct(old_fields))) => {
-                                self.field_member(old_fields, f)
-                            }
-                            (Origin::Transform { .. }, _) => Member::ByTransform,
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let change = match step {
+                            Step::Fields { fields: plans, .. } => Self::field_member(&plans[i]),
+                            Step::Transform { .. } => Member::ByTransform,
                             _ => Member::New,
                         };
                         (f.key.clone(), f.ty_text.clone(), change)
                     })
                     .collect();
-                if let (Origin::Continues { .. }, Some(Shape::Struct(old_fields))) =
-                    (&origin, old.map(|o| &o.shape))
-                {
-                    let taken: Vec<&str> = members
-                        .iter()
-                        .filter_map(|(_, _, m)| match m {
-                            Member::Kept { from }
-                            | Member::Upgraded { from }
-                            | Member::Converted { from, .. } => Some(&**from),
-                            _ => None,
-                        })
-                        .collect();
-                    removed = old_fields
-                        .iter()
-                        .filter(|o| !taken.contains(&o.key.as_str()))
-                        .map(|o| o.key.clone())
-                        .collect();
-                }
-                members
+                let removed = match step {
+                    Step::Fields { old, .. } => {
+                        let Shape::Struct(old_fields) = &old.shape else {
+                            return (members, Vec::new());
+                        };
+                        let taken: Vec<&str> = members
+                            .iter()
+                            .filter_map(|(_, _, m)| match m {
+                                Member::Kept { from }
+                                | Member::Upgraded { from }
+                                | Member::Converted { from, .. } => Some(&**from),
+                                _ => None,
+                            })
+                            .collect();
+                        old_fields
+                            .iter()
+                            .filter(|o| !taken.contains(&o.key.as_str()))
+                            .map(|o| o.key.clone())
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                (members, removed)
             }
-            Shape::Enum(variants) => {
+            (Shape::Enum(variants), _) => {
                 let Item::Enum(item) = &t.item else {
                     return (Vec::new(), Vec::new());
                 };
-                variants
+                let members = variants
                     .iter()
                     .zip(&item.variants)
                     .map(|(v, syn_v)| {
-                        let change = match (&origin, old.map(|o| &o.shape)) {
-                            (Origin::Continues { .. }, Some(Shape::Enum(old_variants))) => {
-                                self.variant_member(old_variants, v)
-                            }
-                            (Origin::Transform { .. }, _) => Member::ByTransform,
+                        let change = match step {
+                            Step::Variants { arms, .. } => Self::variant_member(arms, v),
+                            Step::Transform { .. } => Member::ByTransform,
                             _ => Member::New,
                         };
                         (
@@ -144,15 +134,15 @@ impl Gen<'_> {
                             change,
                         )
                     })
-                    .collect()
+                    .collect();
+                (members, Vec::new())
             }
-        };
-        (members, removed)
+        }
     }
 
     /// This version's metadata, computed once: the static and the JSON
     /// report are both written from it.
-    pub(super) fn value(&self) -> StateSchema {
+    pub fn value(&self) -> StateSchema {
         let types: Vec<TypeSchema> = self
             .v
             .types

@@ -6,8 +6,8 @@ use upshift_schema::{ArgSchema, Change, InterfaceSchema, MethodSchema, Text};
 
 use super::VersionGen;
 use crate::attr;
-use crate::diff::{self, Relation};
-use crate::model::{Service, Version};
+use crate::interface::diff::{self, Relation};
+use crate::interface::model::{Service, Version};
 
 /// Every version's metadata, computed once from the model: the statics and
 /// the JSON report are both written from these values.
@@ -64,7 +64,7 @@ impl VersionGen<'_> {
         let value = crate::metadata::interface_tokens(&value(self.svc, self.v, self.prev));
         // Every type the version uses must have a schema, so that it is
         // locked with the version; the error points at the type.
-        let requires = crate::model::require_schemas(
+        let requires = crate::derive::require_schemas(
             self.v
                 .methods
                 .iter()

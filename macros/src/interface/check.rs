@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use syn::{Ident, Item, UseTree};
 
+use super::model::Service;
 use crate::ctxt::Ctxt;
-use crate::model::Service;
 
 /// Items generated in every version module, which user names must not shadow.
 pub const VERSION_ITEMS: &[&str] = &[

@@ -98,23 +98,6 @@ impl Method {
     }
 }
 
-/// `const _: () = { require::<T>(); .. };` for each distinct field type:
-/// every type inside a versioned definition must have a schema, and the
-/// error points at the field's type.
-pub fn require_schemas<'a>(
-    types: impl IntoIterator<Item = &'a syn::Type>,
-) -> proc_macro2::TokenStream {
-    let mut seen = std::collections::BTreeSet::new();
-    let requires = types
-        .into_iter()
-        .filter(|ty| seen.insert(type_text(ty)))
-        .map(|ty| {
-            let span = syn::spanned::Spanned::span(ty);
-            quote::quote_spanned!(span=> ::upshift::schema::require::<#ty>();)
-        });
-    quote::quote!(const _: () = { #(#requires)* };)
-}
-
 impl Service {
     /// Builds the model from the module; records every problem in `cx`.
     /// Returns `None` only when the input has no module body to work on.

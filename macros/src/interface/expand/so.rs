@@ -9,8 +9,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{VersionGen, arg_names, method_sig, so_output};
-use crate::diff::{self, Relation};
-use crate::model::Version;
+use crate::interface::diff::{self, Relation};
+use crate::interface::model::Version;
 
 /// Which side of the version the SO simulates.
 #[derive(Clone, Copy)]

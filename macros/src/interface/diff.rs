@@ -1,7 +1,7 @@
 //! The difference between neighbouring versions, which decides what an SO
 //! may delegate and what the developer must write.
 
-use crate::model::{Method, Version};
+use super::model::{Method, Version};
 
 /// How a method of one version relates to a neighbouring version.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

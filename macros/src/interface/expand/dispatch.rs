@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::VersionGen;
-use crate::model::Version;
+use crate::interface::model::Version;
 
 /// An SO chain: the version it answers, its type, and the expression that builds it.
 type Chain<'a> = (&'a Version, TokenStream, TokenStream);

@@ -1,0 +1,82 @@
+//! Each version's types as emitted: the user's item with serde derives and
+//! its `Schema` impl, `__into_parts` for the next version's transform, and
+//! the schema requirement of every field type.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+use syn::{Item, Visibility};
+
+use super::Gen;
+use crate::state::model::{Shape, StateType};
+
+impl Gen<'_> {
+    /// The user's item with serde derives; private types become `pub(super)`
+    /// so the next version's transform can name them.
+    pub(super) fn item(&self, t: &StateType) -> TokenStream {
+        let mut item = t.item.clone();
+        let vis = match &mut item {
+            Item::Struct(s) => &mut s.vis,
+            Item::Enum(e) => &mut e.vis,
+            _ => return quote!(#item),
+        };
+        if matches!(vis, Visibility::Inherited) {
+            *vis = syn::parse_quote!(pub(super));
+        }
+        let (ident, lines) = match &item {
+            Item::Struct(s) => (&s.ident, crate::canonical::shape_lines(Some(&s.fields), [])),
+            Item::Enum(e) => (&e.ident, crate::canonical::shape_lines(None, &e.variants)),
+            _ => return quote!(#item),
+        };
+        quote! {
+            #[derive(::upshift::__private::serde::Serialize, ::upshift::__private::serde::Deserialize)]
+            #[serde(crate = "::upshift::__private::serde")]
+            #item
+
+            #[automatically_derived]
+            impl ::upshift::schema::Schema for #ident {
+                const SHAPE: &'static [&'static ::core::primitive::str] = &[#(#lines),*];
+            }
+        }
+    }
+
+    /// Every field type of this version must have a schema, so a user type
+    /// stored in the state is locked with it.
+    pub(super) fn require_schemas(&self) -> TokenStream {
+        let mut types = Vec::new();
+        for t in &self.v.types {
+            match &t.item {
+                Item::Struct(s) => types.extend(s.fields.iter().map(|f| &f.ty)),
+                Item::Enum(e) => types.extend(
+                    e.variants
+                        .iter()
+                        .flat_map(|v| v.fields.iter().map(|f| &f.ty)),
+                ),
+                _ => {}
+            }
+        }
+        crate::derive::require_schemas(types)
+    }
+
+    /// `__into_parts`: a struct's fields by value, for the next version's
+    /// transform, which cannot see private fields.
+    pub(super) fn parts_fn(&self, t: &StateType) -> Option<TokenStream> {
+        let Shape::Struct(fields) = &t.shape else {
+            return None;
+        };
+        let ident = &t.ident;
+        let members = fields.iter().map(|f| &f.member);
+        let bindings: Vec<Ident> = (0..fields.len())
+            .map(|i| format_ident!("__f{}", i))
+            .collect();
+        let tys = fields.iter().map(|f| &f.ty);
+        Some(quote! {
+            impl #ident {
+                #[doc(hidden)]
+                pub fn __into_parts(self) -> (#(#tys,)*) {
+                    let #ident { #(#members: #bindings),* } = self;
+                    (#(#bindings,)*)
+                }
+            }
+        })
+    }
+}
