@@ -377,7 +377,11 @@ fn macro_expansion_reports_no_errors() {
         .iter()
         .filter(|(_, module, _)| module.get(1).is_some_and(|m| m == "expand"))
         .collect();
-    assert!(expanding.len() >= 8, "expansion files read: {}", expanding.len());
+    assert!(
+        expanding.len() >= 8,
+        "expansion files read: {}",
+        expanding.len()
+    );
     for (rel, _, code) in expanding {
         for word in ["Ctxt", "error_spanned_by", "syn_error", "syn::Error"] {
             assert!(

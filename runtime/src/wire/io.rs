@@ -108,6 +108,11 @@ impl Slots {
 
     /// Takes a slot, waiting while all are in use.
     pub async fn take(&self) {
+        // The common case, a free slot, without registering for a wake-up.
+        if self.used.fetch_add(1, Ordering::AcqRel) < self.max {
+            return;
+        }
+        self.used.fetch_sub(1, Ordering::AcqRel);
         loop {
             // Registered before the check, so a slot freed in between wakes it.
             let freed = self.freed.notified();

@@ -112,14 +112,24 @@ impl<'a> VersionGen<'a> {
         }
     }
 
-    /// `Dispatcher<I>`: serves decoded calls through any `Interface`.
+    /// `Dispatcher<I>`: serves calls through any `Interface`.
     pub fn dispatcher(&self) -> TokenStream {
-        let arms = self.v.methods.iter().map(|m| {
-            let (variant, name) = (m.variant(), &m.ident);
+        let count = self.v.methods.len();
+        // Each arm decodes its arguments, awaits the method and encodes its
+        // return value: the per-call future holds one method's state, not
+        // the `Request` and `Response` enums of every method.
+        let arms = self.v.methods.iter().enumerate().map(|(i, m)| {
+            let i = i as u16;
+            let (name, text) = (&m.ident, m.ident.to_string());
             let args: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
+            let tys = m.args.iter().map(|a| &a.ty);
             quote! {
-                Request::#variant { #(#args),* } =>
-                    Response::#variant(Interface::#name(&self.0, #(#args),*).await?)
+                #i => {
+                    let (#(#args,)*): (#(#tys,)*) =
+                        ::upshift::__private::decode_args(super::SERVICE, VERSION, #text, __payload)?;
+                    let __value = Interface::#name(&self.0, #(#args),*).await?;
+                    ::upshift::__private::encode_return(&__value, __out)
+                }
             }
         });
         quote! {
@@ -134,7 +144,7 @@ impl<'a> VersionGen<'a> {
                     &SCHEMA
                 }
 
-                // A version without methods has an empty match: no unreachable-code warning for it.
+                // A version without methods has only the unknown-method arm.
                 #[allow(unreachable_code)]
                 fn call<'__a>(
                     &'__a self,
@@ -145,10 +155,15 @@ impl<'a> VersionGen<'a> {
                        + ::core::marker::Send
                        + '__a {
                     async move {
-                        let __response: Response = match Request::decode(__method, __payload)? {
-                            #(#arms,)*
-                        };
-                        __response.encode(__out)
+                        match __method {
+                            #(#arms)*
+                            _ => ::core::result::Result::Err(::upshift::DispatchError::UnknownMethod {
+                                service: super::SERVICE,
+                                version: VERSION,
+                                method: __method,
+                                count: #count,
+                            }),
+                        }
                     }
                 }
             }

@@ -82,7 +82,18 @@ impl Endpoint {
         let Some(addr) = self.addr.filter(|_| current.is_closed()) else {
             return Ok(current);
         };
-        let config = (*current.config).clone();
+        // Reconnecting is rare: boxed, its state (a TCP connect and a timer)
+        // does not enlarge every call's future.
+        Box::pin(self.reconnect(addr, &current, remaining)).await
+    }
+
+    async fn reconnect(
+        &self,
+        addr: SocketAddr,
+        closed: &Link,
+        remaining: Duration,
+    ) -> Result<Link, CallError> {
+        let config = (*closed.config).clone();
         // A node that does not answer the SYN would hold the call past its
         // deadline; the connect is part of the call.
         let fresh = match tokio::time::timeout(remaining, Link::connect_with(addr, config)).await {
