@@ -83,20 +83,27 @@ pub fn run(opts: Run) -> Result<(), Failure> {
     pages.sort_by(|a, b| (a.state, &a.name).cmp(&(b.state, &b.name)));
     let Some(out) = &opts.out else {
         if opts.json {
-            // One document: {"interfaces":{name:[..]},"states":{name:[..]}}.
-            let entries = |state: bool| {
-                pages
-                    .iter()
-                    .filter(|p| p.state == state)
-                    .map(|p| format!("{}:{}", quote(&p.name), p.text.trim_end()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            println!(
-                "{{\"interfaces\":{{{}}},\"states\":{{{}}}}}",
-                entries(false),
-                entries(true)
-            );
+            // One document: {"interfaces":{name:[..]},"states":{name:[..]}},
+            // each page parsed back so the document is built by serde.
+            let section =
+                |state: bool| -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+                    pages
+                        .iter()
+                        .filter(|p| p.state == state)
+                        .map(|p| {
+                            serde_json::from_str(&p.text)
+                                .map(|value| (p.name.clone(), value))
+                                .map_err(|e| {
+                                    Failure(format!("page {} is not JSON: {e}", p.file), 2)
+                                })
+                        })
+                        .collect()
+                };
+            let document = serde_json::json!({
+                "interfaces": section(false)?,
+                "states": section(true)?,
+            });
+            println!("{document}");
         } else {
             let texts: Vec<&str> = pages.iter().map(|p| p.text.as_str()).collect();
             print!("{}", texts.join("\n"));
@@ -138,9 +145,4 @@ pub fn run(opts: Run) -> Result<(), Failure> {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// A JSON string literal for a name (service and state names are plain).
-fn quote(name: &str) -> String {
-    serde_json::Value::String(name.to_string()).to_string()
 }

@@ -54,6 +54,17 @@ impl Default for Options {
     }
 }
 
+/// Successful calls by route: a client's version against the node's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Served {
+    /// Same version: the service object answered.
+    pub object: u64,
+    /// An older client: a chain of past SOs answered.
+    pub past_so: u64,
+    /// A newer client: a chain of future SOs answered.
+    pub future_so: u64,
+}
+
 /// What the scenario measured.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -61,8 +72,8 @@ pub struct Report {
     pub calls: u64,
     /// Calls that failed, as `what: error`.
     pub failures: Vec<String>,
-    /// Successful calls served by the object, past SO chains, future SO chains.
-    pub by_route: [u64; 3],
+    /// Successful calls by how the node served them.
+    pub served: Served,
     /// Latencies of calls before the first upgrade, sorted.
     pub before: Vec<Duration>,
     /// Latencies of calls during the upgrades, sorted.
@@ -108,7 +119,9 @@ impl Report {
 struct Observed {
     calls: AtomicU64,
     failed: AtomicU64,
-    by_route: [AtomicU64; 3], // object, past SO, future SO
+    object: AtomicU64,
+    past_so: AtomicU64,
+    future_so: AtomicU64,
     failures: Mutex<Vec<String>>,
     latencies: Mutex<(Vec<Duration>, Vec<Duration>)>, // before, during
     slowest_during: Mutex<BTreeMap<usize, Duration>>, // by node
@@ -142,12 +155,13 @@ impl Shared {
         match result {
             Ok(()) => {
                 let node = conn.node_version().unwrap_or(client_version);
+                let o = &self.observed;
                 let route = match node.cmp(&client_version) {
-                    std::cmp::Ordering::Equal => 0,
-                    std::cmp::Ordering::Greater => 1,
-                    std::cmp::Ordering::Less => 2,
+                    std::cmp::Ordering::Equal => &o.object,
+                    std::cmp::Ordering::Greater => &o.past_so,
+                    std::cmp::Ordering::Less => &o.future_so,
                 };
-                self.observed.by_route[route].fetch_add(1, Ordering::Relaxed);
+                route.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 self.observed.failed.fetch_add(1, Ordering::Relaxed);
@@ -260,9 +274,9 @@ async fn progress(start: Instant, label: &str, operator: &api::v2::Client, share
         start.elapsed().as_secs_f64(),
         versions.join(" "),
         o.calls.load(Ordering::Relaxed),
-        o.by_route[0].load(Ordering::Relaxed),
-        o.by_route[1].load(Ordering::Relaxed),
-        o.by_route[2].load(Ordering::Relaxed),
+        o.object.load(Ordering::Relaxed),
+        o.past_so.load(Ordering::Relaxed),
+        o.future_so.load(Ordering::Relaxed),
         o.failed.load(Ordering::Relaxed),
     );
 }
@@ -443,7 +457,11 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     let report = Report {
         calls: o.calls.load(Ordering::Relaxed),
         failures: lock(&o.failures).clone(),
-        by_route: [0, 1, 2].map(|i| o.by_route[i].load(Ordering::Relaxed)),
+        served: Served {
+            object: o.object.load(Ordering::Relaxed),
+            past_so: o.past_so.load(Ordering::Relaxed),
+            future_so: o.future_so.load(Ordering::Relaxed),
+        },
         before,
         during,
         nodes,

@@ -38,8 +38,11 @@ async fn main() -> ExitCode {
     println!("\n== summary ==");
     println!("calls made       {}", report.calls);
     println!("calls failed     {}", report.failures.len());
-    let [object, past, future] = report.by_route;
-    println!("served by        object {object}, past SO chains {past}, future SO chains {future}");
+    let s = report.served;
+    println!(
+        "served by        object {}, past SO chains {}, future SO chains {}",
+        s.object, s.past_so, s.future_so
+    );
     for (label, lat) in [("before", &report.before), ("during", &report.during)] {
         println!(
             "latency {label}   p50 {:?}  p99 {:?}  ({} calls)",
