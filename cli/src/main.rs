@@ -170,6 +170,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    upshift::logs::init();
     let cli = Cli::parse();
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,

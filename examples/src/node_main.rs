@@ -56,6 +56,7 @@ impl Options {
 
 /// Runs a node process with the stages of versions 1 to `newest`.
 pub async fn run(newest: u32) -> Result<(), String> {
+    upshift::logs::init();
     let options = Options::parse(std::env::args().skip(1))?;
     let mut store =
         FileStore::open(&options.state, crate::kv::state::NAME).map_err(|e| e.to_string())?;

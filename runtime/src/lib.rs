@@ -22,7 +22,7 @@
 //!
 //! | layer | modules | job |
 //! |---|---|---|
-//! | L0 | [`error`], [`clock`], [`sync`], [`schema`] | what callers see; time; locks and blocking work; version metadata |
+//! | L0 | [`error`], [`clock`], [`sync`], [`schema`], `logs` | what callers see; time; locks and blocking work; version metadata; a log subscriber for binaries (feature `logs`) |
 //! | L1 | [`wire`] | the frame format shared by clients and nodes |
 //! | L2 | [`rpc`] | calls: dispatch ← service ← server; the client; in-memory pairs |
 //! | L2 | [`state`](mod@state) | transforms between state versions and the crash-safe snapshot store |
@@ -44,6 +44,8 @@ pub mod clock;
 pub mod coordinator;
 pub mod docs;
 pub mod error;
+#[cfg(feature = "logs")]
+pub mod logs;
 pub mod node;
 pub mod rpc;
 pub mod schedule;

@@ -18,7 +18,7 @@ fn allowed(unit: &str) -> Option<Vec<&'static str>> {
     };
     Some(match unit {
         // Leaves: nothing from the crate.
-        "error" | "clock" | "sync" | "schema" => vec![],
+        "error" | "clock" | "sync" | "schema" | "logs" => vec![],
         "wire" => with_l0(&[]),
         "rpc" => with_l0(&["wire"]),
         "state" => with_l0(&[]),

@@ -10,6 +10,7 @@ use upshift_examples::demo::{self, Options, percentile};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    upshift::logs::init();
     let mut options = Options::default();
     match std::env::args().nth(1).as_deref() {
         None => {}

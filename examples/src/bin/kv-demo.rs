@@ -8,6 +8,7 @@ use upshift_examples::kv::{self, interface::v1, interface::v2, interface::v3};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    upshift::logs::init();
     println!(
         "upshift demo: three key-value nodes, one per version, each with past and future SOs\n"
     );

@@ -3,6 +3,7 @@
 //! `book/src/reference/kv-versions.md`; a test fails when it is stale.
 
 fn main() {
+    upshift::logs::init();
     let json = std::env::args().any(|a| a == "--json");
     print!("{}", upshift_examples::kv::versions_page(json));
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use upshift_examples::node_main::RESTART_EXIT_CODE;
 
 fn main() -> ExitCode {
+    upshift::logs::init();
     let mut args = std::env::args().skip(1);
     let Some(mut binary) = args.next().map(PathBuf::from) else {
         eprintln!("error: usage: kv-supervisor BINARY NODE-ARGS...");

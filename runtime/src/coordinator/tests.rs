@@ -350,3 +350,64 @@ fn status_carries_recent_events_and_history_is_paged() {
     // A huge limit is capped, not trusted.
     assert_eq!(run(f.coordinator.history(0, u32::MAX)).len(), 25);
 }
+
+/// The largest schedule publish accepts, stored in a real UDB file: the
+/// coordinator restarts on it and decides with it (a schedule nested a
+/// thousand deep once crashed every start).
+#[test]
+fn the_worst_legal_schedule_survives_a_restart_and_decides() {
+    use crate::udb::RedbUdb;
+    use crate::upgrade::schedule_spec::{MAX_DEPTH, MAX_TERMS};
+
+    let dir = std::env::temp_dir().join(format!("upshift-worst-schedule-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut worst = ScheduleSpec::Rolling { max_parallel: 1 };
+    for _ in 0..MAX_DEPTH {
+        worst = ScheduleSpec::All(vec![worst]);
+    }
+    let ScheduleSpec::All(top) = &mut worst else {
+        unreachable!("built as All")
+    };
+    while {
+        let mut terms = 0;
+        count(&ScheduleSpec::All(top.clone()), &mut terms);
+        terms < MAX_TERMS
+    } {
+        top.push(ScheduleSpec::GroupOrder {
+            groups: vec!["g".repeat(255)],
+        });
+    }
+    fn count(s: &ScheduleSpec, n: &mut usize) {
+        *n += 1;
+        if let ScheduleSpec::All(specs) = s {
+            specs.iter().for_each(|s| count(s, n));
+        }
+    }
+    assert_eq!(worst.check_size(), Ok(()));
+    let id = {
+        let udb = RedbUdb::open(dir.join("udb.redb")).expect("open");
+        let c = Coordinator::open(udb, Registry::default()).expect("opens");
+        run(c.register(info("n1", "g", 1))).expect("recorded");
+        run(c.publish(Upgrade {
+            schedule: worst.clone(),
+            ..upgrade("rolling:1")
+        }))
+        .expect("the largest legal schedule is published")
+    };
+    let udb = RedbUdb::open(dir.join("udb.redb")).expect("reopen");
+    let c = Coordinator::open(udb, Registry::default()).expect("restarts");
+    assert_eq!(
+        run(c.request_slot("n1".into(), id)).expect("recorded"),
+        Slot::Granted
+    );
+    let deeper = ScheduleSpec::All(vec![worst]);
+    assert!(matches!(
+        run(c.publish(Upgrade {
+            schedule: deeper,
+            ..upgrade("rolling:1")
+        })),
+        Err(PublishError::Schedule(m)) if m.contains("levels deep")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::error::DispatchError;
 use crate::schema::InterfaceSchema;
-use crate::wire::{self, Outgoing, Status};
+use crate::wire::{self, Outgoing, Slots, Status};
 
 /// Serves the calls of one interface version: decodes the arguments, calls
 /// the service object or SO chain, encodes the result.
@@ -44,6 +44,30 @@ impl<D: Dispatch> Erased for D {
     }
 }
 
+/// Where a connection's replies go: the writer's queue, with each frame's
+/// bytes counted against the connection's bound until it is written.
+#[derive(Clone)]
+pub(crate) struct Replies {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    slots: Arc<Slots>,
+}
+
+impl Replies {
+    pub(crate) fn new(tx: mpsc::UnboundedSender<Outgoing>, slots: Arc<Slots>) -> Self {
+        Replies { tx, slots }
+    }
+
+    /// Waits for room in the connection's reply queue.
+    pub(crate) async fn room(&self) {
+        self.slots.room().await;
+    }
+
+    /// Queues a complete reply frame.
+    pub(crate) fn send(&self, frame: Vec<u8>) {
+        self.slots.queue(&self.tx, frame);
+    }
+}
+
 /// A call on its way to a dispatcher, with everything needed to answer it.
 pub(crate) struct Incoming {
     pub(crate) call_id: u64,
@@ -52,7 +76,7 @@ pub(crate) struct Incoming {
     pub(crate) node_version: u32,
     pub(crate) body: Vec<u8>,
     pub(crate) payload_at: usize,
-    pub(crate) replies: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) replies: Replies,
     /// The service's gate, left when the call is answered.
     pub(crate) gate: Option<Arc<Gate>>,
 }
@@ -61,7 +85,7 @@ impl Incoming {
     /// Answers without running the call.
     pub(crate) fn refuse(self, status: Status, message: &str) {
         let reply = wire::reply_with_message(self.call_id, self.node_version, status, message);
-        let _ = self.replies.send(Outgoing::Frame(reply));
+        self.replies.send(reply);
     }
 }
 
@@ -125,6 +149,7 @@ impl Gate {
 async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
     let mut guard = ReplyGuard { call, sent: false };
     let call = &guard.call;
+    call.replies.room().await;
     let mut out = Vec::with_capacity(64);
     let start = wire::begin_reply(&mut out, call.call_id, call.node_version, Status::Ok);
     let result = dispatch
@@ -143,7 +168,7 @@ async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
         ),
     };
     guard.sent = true;
-    let _ = guard.call.replies.send(Outgoing::Frame(reply));
+    guard.call.replies.send(reply);
 }
 
 struct ReplyGuard {
@@ -163,12 +188,12 @@ impl Drop for ReplyGuard {
                 c.method, c.version
             );
             tracing::error!(call_id = c.call_id, "{msg}");
-            let _ = c.replies.send(Outgoing::Frame(wire::reply_with_message(
+            c.replies.send(wire::reply_with_message(
                 c.call_id,
                 c.node_version,
                 Status::Internal,
                 &msg,
-            )));
+            ));
         }
     }
 }

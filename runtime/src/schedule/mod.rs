@@ -86,6 +86,11 @@ impl Registry {
     /// Checks that every custom schedule `spec` names is registered and that
     /// the built-ins' numbers make sense.
     pub fn validate(&self, spec: &ScheduleSpec) -> Result<(), String> {
+        spec.check_size()?;
+        self.validate_terms(spec)
+    }
+
+    fn validate_terms(&self, spec: &ScheduleSpec) -> Result<(), String> {
         match spec {
             ScheduleSpec::Rolling { max_parallel: 0 } => {
                 Err("rolling with max_parallel = 0 never upgrades a node".into())
@@ -96,7 +101,7 @@ impl Registry {
             } if *from_minute >= 1440 || *to_minute > 1440 => Err(format!(
                 "window minutes must be within a day (0..1440), got {from_minute}..{to_minute}"
             )),
-            ScheduleSpec::All(specs) => specs.iter().try_for_each(|s| self.validate(s)),
+            ScheduleSpec::All(specs) => specs.iter().try_for_each(|s| self.validate_terms(s)),
             ScheduleSpec::Custom(name) if !self.custom.contains_key(name) => Err(format!(
                 "no custom schedule named {name:?} is registered; registered: {:?}",
                 self.custom.keys().collect::<Vec<_>>()

@@ -28,14 +28,49 @@ impl std::fmt::Debug for RedbUdb {
 }
 
 impl RedbUdb {
-    /// Opens the UDB file at `path`, creating it if missing.
+    /// Opens the UDB file at `path`, creating it if missing. A file that
+    /// exists but is empty or corrupt is an error, never an empty UDB: the
+    /// coordinator would forget every rollout and node without a word.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, UdbError> {
         let path = path.as_ref().to_path_buf();
-        let db = redb::Database::create(&path).map_err(|e| err(&path, "open", e))?;
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(err(
+                &path,
+                "open",
+                "the file is empty, so it holds no UDB; restore it from a backup, or move it away to start a new UDB",
+            ));
+        }
+        let db = guarded(&path, "open", || {
+            redb::Database::create(&path).map_err(|e| err(&path, "open", e))
+        })?;
         let udb = RedbUdb { db, path };
         // Create the tables so that reads of a fresh file find them.
         udb.write(&Batch::default())?;
         Ok(udb)
+    }
+}
+
+/// Runs a redb operation, turning its error and any panic on a corrupt file
+/// into a typed error naming the file.
+fn guarded<T>(
+    path: &Path,
+    what: &str,
+    op: impl FnOnce() -> Result<T, UdbError>,
+) -> Result<T, UdbError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(err(
+                path,
+                what,
+                format!("the file looks corrupt (redb panicked: {detail})"),
+            ))
+        }
     }
 }
 
@@ -48,6 +83,16 @@ fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> UdbError {
 
 impl Udb for RedbUdb {
     fn read_all(&self) -> Result<Content, UdbError> {
+        guarded(&self.path, "read", || self.read_all_unguarded())
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), UdbError> {
+        guarded(&self.path, "write", || self.write_unguarded(batch))
+    }
+}
+
+impl RedbUdb {
+    fn read_all_unguarded(&self) -> Result<Content, UdbError> {
         use redb::{ReadableDatabase, ReadableTable};
         let p = &self.path;
         let txn = self.db.begin_read().map_err(|e| err(p, "begin read", e))?;
@@ -80,7 +125,7 @@ impl Udb for RedbUdb {
         Ok(content)
     }
 
-    fn write(&self, batch: &Batch) -> Result<(), UdbError> {
+    fn write_unguarded(&self, batch: &Batch) -> Result<(), UdbError> {
         let p = &self.path;
         let txn = self
             .db
@@ -116,4 +161,86 @@ impl Udb for RedbUdb {
 
 fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, UdbError> {
     postcard::to_allocvec(value).map_err(|e| err(path, "encode", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("upshift-redb-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    #[test]
+    fn an_empty_file_is_an_error_not_an_empty_udb() {
+        let d = dir("empty");
+        let path = d.join("udb.redb");
+        std::fs::write(&path, b"").expect("write");
+        let e = RedbUdb::open(&path).expect_err("refused");
+        assert!(e.to_string().contains("the file is empty"), "{e}");
+        assert_eq!(
+            std::fs::metadata(&path).expect("kept").len(),
+            0,
+            "left as it was"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_typed_error_never_a_panic() {
+        let d = dir("corrupt");
+        let good = d.join("good.redb");
+        {
+            let udb = RedbUdb::open(&good).expect("open");
+            let record = NodeRecord {
+                info: crate::upgrade::NodeInfo {
+                    id: "n1".into(),
+                    address: "a".into(),
+                    group: "g".into(),
+                    service: "Kv".into(),
+                    version: 1,
+                },
+                state: crate::upgrade::NodeState::Running,
+                last_seen_ms: 1,
+                healthy: true,
+                healthy_since_ms: None,
+                upgraded_at_ms: None,
+                calls: Default::default(),
+            };
+            udb.write(&Batch {
+                nodes: vec![record],
+                ..Batch::default()
+            })
+            .expect("write");
+        }
+        let bytes = std::fs::read(&good).expect("read");
+        // Deterministic damage: truncations and byte flips across the file.
+        let mut outcomes = (0, 0);
+        for i in 0..40usize {
+            let mut damaged = bytes.clone();
+            let at = (i * 7919) % damaged.len();
+            if i % 2 == 0 {
+                damaged.truncate(at.max(1));
+            } else {
+                for b in &mut damaged[at..(at + 64).min(bytes.len())] {
+                    *b ^= 0xA5;
+                }
+            }
+            let path = d.join(format!("damaged-{i}.redb"));
+            std::fs::write(&path, &damaged).expect("write");
+            // Either it opens and reads, or it says why: never a panic.
+            match RedbUdb::open(&path).and_then(|u| u.read_all()) {
+                Ok(_) => outcomes.0 += 1,
+                Err(e) => {
+                    assert!(e.to_string().contains("damaged"), "names the file: {e}");
+                    outcomes.1 += 1;
+                }
+            }
+        }
+        assert!(outcomes.1 > 0, "some damage is detected: {outcomes:?}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

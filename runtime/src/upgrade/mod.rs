@@ -11,7 +11,7 @@
 pub mod api;
 pub mod artifact;
 mod node;
-mod schedule_spec;
+pub mod schedule_spec;
 
 use serde::{Deserialize, Serialize};
 

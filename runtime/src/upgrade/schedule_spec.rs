@@ -41,13 +41,75 @@ pub enum ScheduleSpec {
         /// Required healthy time after an upgrade.
         healthy_secs: u64,
     },
-    /// All of these: waits if any waits, halts if any halts.
-    All(Vec<ScheduleSpec>),
+    /// All of these: waits if any waits, halts if any halts. Nests at most
+    /// [`MAX_DEPTH`] deep, refused already when decoded.
+    All(#[serde(deserialize_with = "nested_terms")] Vec<ScheduleSpec>),
     /// A schedule registered with the coordinator under this name.
     Custom(String),
 }
 
+/// How deep `All` may nest (a published schedule, and one being decoded).
+pub const MAX_DEPTH: usize = 4;
+/// How many terms a schedule may have in all, `All`s included.
+pub const MAX_TERMS: usize = 64;
+/// The longest group or custom schedule name, in bytes.
+pub const MAX_NAME: usize = 255;
+
+thread_local! {
+    /// `All`s being decoded on this thread, outermost first.
+    static DECODING_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Decodes the terms of an `All`, refusing to nest past [`MAX_DEPTH`]: the
+/// decoder recurses per level, so a deep value from the network would
+/// otherwise overflow the stack before any check could see it.
+fn nested_terms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScheduleSpec>, D::Error> {
+    let depth = DECODING_DEPTH.with(|c| c.get()) + 1;
+    if depth > MAX_DEPTH {
+        return Err(serde::de::Error::custom(format!(
+            "schedule nested deeper than {MAX_DEPTH} levels of `All`"
+        )));
+    }
+    DECODING_DEPTH.with(|c| c.set(depth));
+    let terms = Vec::<ScheduleSpec>::deserialize(d);
+    DECODING_DEPTH.with(|c| c.set(depth - 1));
+    terms
+}
+
 impl ScheduleSpec {
+    /// Checks the schedule's size: `All` nested at most [`MAX_DEPTH`] deep,
+    /// at most [`MAX_TERMS`] terms, names of at most [`MAX_NAME`] bytes.
+    pub fn check_size(&self) -> Result<(), String> {
+        fn walk(spec: &ScheduleSpec, depth: usize, terms: &mut usize) -> Result<(), String> {
+            *terms += 1;
+            if *terms > MAX_TERMS {
+                return Err(format!("a schedule has at most {MAX_TERMS} terms"));
+            }
+            let long = |name: &str| name.len() > MAX_NAME;
+            match spec {
+                ScheduleSpec::All(specs) => {
+                    if depth >= MAX_DEPTH {
+                        return Err(format!(
+                            "a schedule nests `All` at most {MAX_DEPTH} levels deep"
+                        ));
+                    }
+                    specs.iter().try_for_each(|s| walk(s, depth + 1, terms))
+                }
+                ScheduleSpec::GroupOrder { groups } if groups.iter().any(|g| long(g)) => Err(
+                    format!("group names in a schedule are at most {MAX_NAME} bytes"),
+                ),
+                ScheduleSpec::GroupOrder { groups } if groups.len() > MAX_TERMS => {
+                    Err(format!("a group order lists at most {MAX_TERMS} groups"))
+                }
+                ScheduleSpec::Custom(name) if long(name) => Err(format!(
+                    "custom schedule names are at most {MAX_NAME} bytes"
+                )),
+                _ => Ok(()),
+            }
+        }
+        walk(self, 0, &mut 0)
+    }
+
     /// Whether the schedule (or a term of it) gates on the health of upgraded nodes.
     pub fn has_health_gate(&self) -> bool {
         match self {
@@ -186,5 +248,52 @@ mod tests {
         ] {
             assert!(bad.parse::<ScheduleSpec>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn a_deeply_nested_schedule_is_refused_when_decoded_without_overflowing() {
+        // postcard: `All` is variant 6, then a one-term list, 100,000 times.
+        let mut bytes = Vec::new();
+        for _ in 0..100_000 {
+            bytes.extend_from_slice(&[6, 1]);
+        }
+        bytes.push(0);
+        let e = postcard::from_bytes::<ScheduleSpec>(&bytes).expect_err("refused");
+        assert!(matches!(e, postcard::Error::SerdeDeCustom), "{e:?}");
+        // The deepest legal value still decodes, and the depth is reset after.
+        let mut spec = ScheduleSpec::Immediately;
+        for _ in 0..MAX_DEPTH {
+            spec = ScheduleSpec::All(vec![spec]);
+        }
+        let legal = postcard::to_allocvec(&spec).expect("encodes");
+        assert_eq!(
+            postcard::from_bytes::<ScheduleSpec>(&legal),
+            Ok(spec.clone())
+        );
+        assert_eq!(
+            postcard::from_bytes::<ScheduleSpec>(&legal),
+            Ok(spec.clone())
+        );
+        assert_eq!(spec.check_size(), Ok(()));
+        let deeper = ScheduleSpec::All(vec![spec]);
+        assert!(deeper.check_size().is_err());
+        assert!(
+            postcard::from_bytes::<ScheduleSpec>(&postcard::to_allocvec(&deeper).expect("encodes"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn schedules_have_a_size_limit() {
+        let many = ScheduleSpec::All(vec![ScheduleSpec::Immediately; MAX_TERMS]);
+        assert!(many.check_size().unwrap_err().contains("at most 64 terms"));
+        let long = ScheduleSpec::GroupOrder {
+            groups: vec!["g".repeat(MAX_NAME + 1)],
+        };
+        assert!(long.check_size().is_err());
+        assert_eq!(
+            ScheduleSpec::Custom("c".repeat(MAX_NAME)).check_size(),
+            Ok(())
+        );
     }
 }

@@ -8,8 +8,15 @@ use tokio::sync::{Notify, mpsc};
 
 use super::FrameError;
 
+/// The most a frame's announced length reserves before its bytes arrive;
+/// the buffer then doubles as they come, up to the length.
+const FIRST_CHUNK: usize = 64 * 1024;
+
 /// Reads one frame body into `buf`. Returns `Ok(false)` on a clean end of
 /// stream before the first byte of a frame.
+///
+/// Memory follows the bytes that arrive, not the length prefix: a peer that
+/// announces the maximum and sends nothing costs [`FIRST_CHUNK`] at most.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
@@ -33,12 +40,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::Oversized { len, max });
     }
     buf.clear();
-    buf.resize(len, 0);
-    match r.read_exact(buf).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
-        Err(e) => Err(e.into()),
+    buf.reserve_exact(len.min(FIRST_CHUNK));
+    let mut body = r.take(len as u64);
+    while buf.len() < len {
+        if buf.len() == buf.capacity() {
+            buf.reserve_exact(buf.len().min(len - buf.len()));
+        }
+        if body.read_buf(buf).await? == 0 {
+            return Err(FrameError::Truncated);
+        }
     }
+    Ok(true)
 }
 
 /// What a connection's writer task is handed.
@@ -71,7 +83,7 @@ pub async fn write_frames<W: AsyncWrite>(
                 }
             };
             if let Some(slots) = &slots {
-                slots.free();
+                slots.free(frame.len());
             }
             if write.write_all(&frame).await.is_err() {
                 return;
@@ -85,49 +97,159 @@ pub async fn write_frames<W: AsyncWrite>(
     let _ = write.shutdown().await;
 }
 
-/// The calls a connection may have in flight: taken by the reader per frame,
-/// freed by the writer per reply. A plain counter rather than a semaphore:
-/// taking a free slot never yields, so a burst of calls read in one go is
-/// dispatched in one go and its replies leave in one write.
+/// What a connection may have outstanding: calls in flight (taken by the
+/// reader per frame, freed by the writer per reply) and the bytes of replies
+/// queued but not yet written. A peer that sends calls and never reads the
+/// replies stops being read once either bound is reached, so its memory is
+/// bounded and TCP pushes back on it. A plain counter rather than a
+/// semaphore: taking a free slot never yields, so a burst of calls read in one
+/// go is dispatched in one go and its replies leave in one write.
 #[derive(Debug)]
 pub struct Slots {
     used: AtomicUsize,
     max: usize,
+    bytes: AtomicUsize,
+    max_bytes: usize,
     freed: Notify,
 }
 
 impl Slots {
-    /// At most `max` slots (at least one).
-    pub fn new(max: usize) -> Self {
+    /// At most `max` calls (at least one) and `max_bytes` of queued replies.
+    pub fn new(max: usize, max_bytes: usize) -> Self {
         Slots {
             used: AtomicUsize::new(0),
             max: max.max(1),
+            bytes: AtomicUsize::new(0),
+            max_bytes: max_bytes.max(1),
             freed: Notify::new(),
         }
     }
 
-    /// Takes a slot, waiting while all are in use.
-    pub async fn take(&self) {
-        // The common case, a free slot, without registering for a wake-up.
+    /// Takes a slot if one is free and the queued replies are under their bound.
+    fn try_take(&self) -> bool {
+        if self.bytes.load(Ordering::Acquire) >= self.max_bytes {
+            return false;
+        }
         if self.used.fetch_add(1, Ordering::AcqRel) < self.max {
-            return;
+            return true;
         }
         self.used.fetch_sub(1, Ordering::AcqRel);
+        false
+    }
+
+    /// Takes a slot, waiting while none is free or too many reply bytes wait.
+    pub async fn take(&self) {
+        // The common case without registering for a wake-up.
+        if self.try_take() {
+            return;
+        }
         loop {
             // Registered before the check, so a slot freed in between wakes it.
             let freed = self.freed.notified();
-            if self.used.fetch_add(1, Ordering::AcqRel) < self.max {
+            if self.try_take() {
                 return;
             }
-            self.used.fetch_sub(1, Ordering::AcqRel);
             freed.await;
         }
     }
 
-    /// Frees a slot.
-    pub fn free(&self) {
-        if self.used.fetch_sub(1, Ordering::AcqRel) >= self.max {
+    /// Waits until the replies queued are under their bound. A call runs
+    /// only then: calls read in one burst would otherwise all build their
+    /// replies before the first is counted.
+    pub async fn room(&self) {
+        loop {
+            let freed = self.freed.notified();
+            if self.bytes.load(Ordering::Acquire) < self.max_bytes {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    /// Queues `frame` for the writer, counting its bytes until written.
+    pub fn queue(&self, to: &mpsc::UnboundedSender<Outgoing>, frame: Vec<u8>) {
+        self.bytes.fetch_add(frame.len(), Ordering::AcqRel);
+        if let Err(mpsc::error::SendError(Outgoing::Frame(frame))) = to.send(Outgoing::Frame(frame))
+        {
+            // The writer is gone: nothing will free these bytes but this.
+            self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        }
+    }
+
+    /// A frame of `len` bytes was written: frees its slot and its bytes.
+    pub fn free(&self, len: usize) {
+        let used = self.used.fetch_sub(1, Ordering::AcqRel);
+        let bytes = self.bytes.fetch_sub(len, Ordering::AcqRel);
+        if used >= self.max || bytes >= self.max_bytes {
             self.freed.notify_waiters();
         }
+    }
+
+    /// Calls in flight and replies not yet written.
+    pub fn in_use(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_length_prefix_alone_reserves_one_chunk_not_the_frame() {
+        let (mut peer, node) = tokio::io::duplex(1024);
+        let mut node = node;
+        peer.write_all(&(8u32 << 20).to_be_bytes())
+            .await
+            .expect("write");
+        peer.write_all(&[7; 10]).await.expect("write");
+        let mut buf = Vec::new();
+        let reading = read_frame(&mut node, 8 << 20, &mut buf);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), reading)
+                .await
+                .is_err(),
+            "the rest of the frame never comes"
+        );
+        assert_eq!(buf.len(), 10);
+        assert!(
+            buf.capacity() <= FIRST_CHUNK,
+            "{} bytes reserved",
+            buf.capacity()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_arrives_whole_as_its_buffer_grows() {
+        let (mut peer, mut node) = tokio::io::duplex(4096);
+        let body: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let sent = body.clone();
+        let writer = tokio::spawn(async move {
+            peer.write_all(&(sent.len() as u32).to_be_bytes())
+                .await
+                .expect("write");
+            peer.write_all(&sent).await.expect("write");
+            peer
+        });
+        let mut buf = Vec::new();
+        assert!(
+            read_frame(&mut node, 1 << 20, &mut buf)
+                .await
+                .expect("reads")
+        );
+        assert_eq!(buf, body);
+        drop(writer.await);
+        // A truncated one is an error, not a short frame.
+        let (mut peer, mut node) = tokio::io::duplex(64);
+        peer.write_all(&[0, 0, 0, 9, 1, 2]).await.expect("write");
+        drop(peer);
+        assert!(matches!(
+            read_frame(&mut node, 64, &mut buf).await,
+            Err(FrameError::Truncated)
+        ));
     }
 }

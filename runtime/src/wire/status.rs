@@ -25,6 +25,9 @@ pub enum Status {
     Internal = 7,
     /// The node is switching versions; the call did not run. Retry shortly.
     Upgrading = 8,
+    /// Sent with call id 0 instead of serving a new connection (too many
+    /// connections); the payload says why. No call on it ran.
+    Refused = 9,
 }
 
 impl Status {
@@ -40,6 +43,7 @@ impl Status {
             6 => Status::BadFrame,
             7 => Status::Internal,
             8 => Status::Upgrading,
+            9 => Status::Refused,
             other => return Err(FrameError::UnknownStatus(other)),
         })
     }
@@ -78,6 +82,9 @@ impl Status {
             Status::BadFrame => CallError::BadFrame(message()),
             Status::Internal => CallError::Internal(message()),
             Status::Upgrading => CallError::Upgrading { node: node_version },
+            Status::Refused => {
+                CallError::Unreachable(format!("the node refused the connection: {}", message()))
+            }
         })
     }
 }

@@ -45,14 +45,26 @@ impl Shared {
         lock(&self.pending)
     }
 
+    /// The node refused the link before reading anything: every waiting
+    /// call certainly did not run.
+    fn refuse(&self, reason: String) {
+        self.fail(reason, CallError::Unreachable);
+    }
+
+    /// The link closed: a waiting call may or may not have run.
     fn close(&self, reason: String) {
+        self.fail(reason, CallError::ConnectionClosed);
+    }
+
+    /// Marks the link closed and fails every waiting call with `error`.
+    fn fail(&self, reason: String, error: fn(String) -> CallError) {
         let waiters = {
             let mut pending = self.pending();
             pending.closed.get_or_insert(reason.clone());
             std::mem::take(&mut pending.waiters)
         };
         for (_, waiter) in waiters {
-            let _ = waiter.send(Err(CallError::ConnectionClosed(reason.clone())));
+            let _ = waiter.send(Err(error(reason.clone())));
         }
     }
 }
@@ -296,6 +308,12 @@ async fn read_replies<R: AsyncRead>(
             Ok(Frame::Call(_)) => break "the node sent a call frame; nodes only reply".to_string(),
             Err(e) => break format!("the node sent a malformed frame: {e}"),
         };
+        if reply.call_id == GOING_AWAY_CALL_ID && reply.status == Status::Refused {
+            // Refused before anything was read: no call on this link ran.
+            let message = String::from_utf8_lossy(reply.payload);
+            shared.refuse(format!("the node refused the connection: {message}"));
+            return;
+        }
         if reply.call_id == GOING_AWAY_CALL_ID {
             // The node is going away: no new calls on this link (they
             // reconnect); the calls already sent still get their replies.

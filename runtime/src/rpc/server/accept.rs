@@ -2,30 +2,37 @@
 //! listener owns the connections it accepted, so dropping it closes them,
 //! and going away stops it before any client is told to reconnect.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::{Open, Server, stopping};
+use crate::sync::lock;
+use crate::wire::{self, GOING_AWAY_CALL_ID, Status, UNKNOWN_VERSION};
 
 /// A listening socket of some transport.
 trait Accept: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Send + 'static;
     /// The transport's name, for logs.
     const NAME: &'static str;
-    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+    /// The next connection, and its peer's IP address if it has one.
+    fn accept(
+        &self,
+    ) -> impl Future<Output = std::io::Result<(Self::Stream, Option<IpAddr>)>> + Send;
 }
 
 impl Accept for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
     const NAME: &'static str = "TCP";
 
-    async fn accept(&self) -> std::io::Result<Self::Stream> {
-        let (stream, _) = tokio::net::TcpListener::accept(self).await?;
+    async fn accept(&self) -> std::io::Result<(Self::Stream, Option<IpAddr>)> {
+        let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
         // Replies are small and latency-bound.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Ok((stream, Some(peer.ip())))
     }
 }
 
@@ -34,10 +41,10 @@ impl Accept for tokio::net::UnixListener {
     type Stream = tokio::net::UnixStream;
     const NAME: &'static str = "Unix";
 
-    async fn accept(&self) -> std::io::Result<Self::Stream> {
+    async fn accept(&self) -> std::io::Result<(Self::Stream, Option<IpAddr>)> {
         tokio::net::UnixListener::accept(self)
             .await
-            .map(|(stream, _)| stream)
+            .map(|(stream, _)| (stream, None))
     }
 }
 
@@ -61,9 +68,19 @@ fn spawn_accept_loop<L: Accept>(server: Server, listener: L) -> JoinHandle<()> {
                     return;
                 }
                 accepted = listener.accept() => match accepted {
-                    Ok(stream) => {
-                        connections.spawn(server.clone().serve_connection(stream));
-                    }
+                    Ok((stream, peer)) => match admit(&server, peer) {
+                        Ok(admitted) => {
+                            let serving = server.clone().serve_connection(stream);
+                            connections.spawn(async move {
+                                serving.await;
+                                drop(admitted);
+                            });
+                        }
+                        Err(why) => {
+                            tracing::warn!(peer = ?peer, "refusing a connection: {why}");
+                            connections.spawn(refuse(stream, why));
+                        }
+                    },
                     // Out of file descriptors and similar: back off instead of spinning.
                     Err(e) => {
                         tracing::warn!(error = %e, transport = L::NAME, "accepting a connection failed; retrying");
@@ -75,6 +92,68 @@ fn spawn_accept_loop<L: Accept>(server: Server, listener: L) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// A connection admitted under the limits; counted per peer until dropped.
+struct Admitted {
+    server: Server,
+    peer: Option<IpAddr>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(ip) = self.peer {
+            let mut peers = lock(&self.server.inner.peers);
+            if let Some(n) = peers.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    peers.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Admits a new connection, or says which limit it would pass.
+fn admit(server: &Server, peer: Option<IpAddr>) -> Result<Admitted, String> {
+    let config = &server.inner.config;
+    let open = server.inner.connections.open.load(Ordering::SeqCst);
+    if open >= config.max_connections {
+        return Err(format!(
+            "the node serves {open} connections, its limit (ServerConfig::max_connections); try again later"
+        ));
+    }
+    if let Some(ip) = peer {
+        let mut peers = lock(&server.inner.peers);
+        let n = peers.entry(ip).or_default();
+        if *n >= config.max_connections_per_peer {
+            return Err(format!(
+                "{ip} has {n} connections open, the limit per peer (ServerConfig::max_connections_per_peer); reuse a connection, calls multiplex"
+            ));
+        }
+        *n += 1;
+    }
+    Ok(Admitted {
+        server: server.clone(),
+        peer,
+    })
+}
+
+/// Tells a connection over the limits why it is refused, then closes it,
+/// without reading anything from it: no call on it runs.
+async fn refuse<S: AsyncRead + AsyncWrite>(stream: S, why: String) {
+    let frame =
+        wire::reply_with_message(GOING_AWAY_CALL_ID, UNKNOWN_VERSION, Status::Refused, &why);
+    let (read, mut write) = tokio::io::split(stream);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        write.write_all(&frame).await?;
+        write.shutdown().await?;
+        // Whatever the peer sent is discarded, not run; reading it until the
+        // peer closes keeps the kernel from resetting the connection before
+        // the peer has read why.
+        tokio::io::copy(&mut read.take(64 * 1024), &mut tokio::io::sink()).await
+    })
+    .await;
 }
 
 /// A running TCP listener; dropping it stops accepting and closes the

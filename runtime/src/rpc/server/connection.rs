@@ -1,16 +1,17 @@
 //! One connection on the node side: read a call frame, route it to the
-//! service's dispatcher for its version, queue the reply; and going away.
+//! service's dispatcher for its version, queue the reply; going away; and the
+//! timeouts that close a connection that is idle or feeds a frame too slowly.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::mpsc;
 
 use super::{Open, Server};
-use crate::rpc::dispatch::Incoming;
+use crate::rpc::dispatch::{Incoming, Replies};
 use crate::rpc::service::Service;
-use crate::wire::{self, Frame, Outgoing, Slots, Status, UNKNOWN_VERSION};
+use crate::wire::{self, Frame, Slots, Status, UNKNOWN_VERSION};
 
 impl Server {
     /// Serves one connection until the peer closes it or breaks the framing.
@@ -19,20 +20,29 @@ impl Server {
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
         let _counted: Open = self.inner.connections.enter();
+        let config = &self.inner.config;
         let (read, write) = tokio::io::split(io);
         let mut read = BufReader::with_capacity(64 * 1024, read);
-        let (replies, pending_replies) = mpsc::unbounded_channel();
-        // Bounds the calls in flight, and so the replies queued. Every call
-        // frame gets exactly one reply, so the writer frees a slot per reply.
-        let slots = Arc::new(Slots::new(self.inner.config.max_in_flight));
+        let (tx, pending_replies) = mpsc::unbounded_channel();
+        // Bounds the calls in flight and the bytes of replies queued. Every
+        // call frame gets exactly one reply, so the writer frees a slot per reply.
+        let slots = Arc::new(Slots::new(
+            config.max_in_flight,
+            config.max_queued_reply_bytes,
+        ));
         let writer = tokio::spawn(wire::write_frames(
             write,
             pending_replies,
             Some(slots.clone()),
         ));
+        let replies = Replies::new(tx, slots.clone());
         let refuse = |call_id: u64, status: Status, message: &str| {
-            let reply = wire::reply_with_message(call_id, UNKNOWN_VERSION, status, message);
-            let _ = replies.send(Outgoing::Frame(reply));
+            replies.send(wire::reply_with_message(
+                call_id,
+                UNKNOWN_VERSION,
+                status,
+                message,
+            ));
         };
         // The service last called on this connection; installs bump the
         // generation, so a swapped service is seen by the next call.
@@ -40,13 +50,39 @@ impl Server {
         let generation = || self.inner.generation.load(Ordering::Acquire);
         let reading = async {
             loop {
+                // Wait for a frame to begin: as long as calls are in flight,
+                // else up to the idle timeout. (Waiting for buffered bytes
+                // consumes nothing, so the wait can be cut short.)
+                loop {
+                    match tokio::time::timeout(config.idle_timeout, read.fill_buf()).await {
+                        Ok(Ok([])) => return,
+                        Ok(Ok(_)) => break,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "closing a connection");
+                            return;
+                        }
+                        Err(_) if slots.in_use() > 0 => {}
+                        Err(_) => {
+                            tracing::debug!(idle = ?config.idle_timeout, "closing an idle connection");
+                            return;
+                        }
+                    }
+                }
                 let mut body = Vec::new();
-                match wire::read_frame(&mut read, self.inner.config.max_frame, &mut body).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
+                let frame = wire::read_frame(&mut read, config.max_frame, &mut body);
+                match tokio::time::timeout(config.frame_timeout, frame).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => return,
+                    Ok(Err(e)) => {
                         tracing::warn!(error = %e, "closing a connection");
-                        break;
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            timeout = ?config.frame_timeout,
+                            "closing a connection whose peer sent a frame too slowly"
+                        );
+                        return;
                     }
                 }
                 slots.take().await;
@@ -64,7 +100,7 @@ impl Server {
                         }
                         _ => {
                             tracing::warn!(error = %e, "closing a connection");
-                            break;
+                            return;
                         }
                     },
                 };

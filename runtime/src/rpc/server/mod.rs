@@ -18,13 +18,28 @@ pub use accept::UnixListener;
 use crate::rpc::service::Service;
 use crate::wire;
 
-/// Limits of a server; every field has a default.
+/// Limits of a server; every field has a default. They bound what one peer,
+/// hostile or unlucky, can make a node hold: memory per connection, time per
+/// frame, connections in all and per peer address.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Largest frame body accepted; a larger length prefix closes the connection.
+    /// Largest frame body accepted; a larger length prefix closes the
+    /// connection. Buffers grow with the bytes that arrive, not with the prefix.
     pub max_frame: usize,
     /// Calls served at once per connection; further calls wait to be read.
     pub max_in_flight: usize,
+    /// Bytes of replies queued per connection and not yet written; past it,
+    /// no more calls are read from that connection until its peer reads.
+    pub max_queued_reply_bytes: usize,
+    /// Connections served at once; one more is refused with a `Refused` frame.
+    pub max_connections: usize,
+    /// Connections served at once from one IP address.
+    pub max_connections_per_peer: usize,
+    /// Time from a frame's first byte to its last; a slower peer is closed.
+    pub frame_timeout: std::time::Duration,
+    /// A connection with no call in flight and no frame for this long is
+    /// closed (clients reconnect on their next call).
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +47,11 @@ impl Default for ServerConfig {
         ServerConfig {
             max_frame: wire::DEFAULT_MAX_FRAME,
             max_in_flight: 4096,
+            max_queued_reply_bytes: 16 * 1024 * 1024,
+            max_connections: 4096,
+            max_connections_per_peer: 512,
+            frame_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -51,6 +71,8 @@ struct Inner {
     going_away: tokio::sync::watch::Sender<Option<std::time::Duration>>,
     /// Connections being served.
     connections: Arc<Tally>,
+    /// Connections being served per peer IP address.
+    peers: std::sync::Mutex<HashMap<std::net::IpAddr, usize>>,
     config: ServerConfig,
 }
 
@@ -93,6 +115,7 @@ impl Server {
                 listening: Arc::default(),
                 going_away: tokio::sync::watch::Sender::new(None),
                 connections: Arc::default(),
+                peers: std::sync::Mutex::default(),
                 config,
             }),
         };
