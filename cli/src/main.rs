@@ -311,6 +311,11 @@ async fn control(addr: SocketAddr, upgrade: u64, action: Control) -> Result<(), 
 
 fn render_status(status: &StatusView) -> String {
     let mut out = String::new();
+    if let Some(why) = &status.udb_failing {
+        out.push_str(&format!(
+            "COORDINATOR UNHEALTHY: its UDB refuses writes, so it records nothing: {why}\n"
+        ));
+    }
     let now = now_ms();
     if status.nodes.is_empty() {
         out.push_str("no nodes registered\n");

@@ -296,7 +296,8 @@ impl v2::Kv for StoreV2 {
     }
 
     async fn put(&self, key: String, value: String, ttl_secs: Option<u64>) {
-        let expires_at_ms = ttl_secs.map(|s| now_ms() + s * 1000);
+        // A TTL past the end of time never expires rather than overflowing.
+        let expires_at_ms = ttl_secs.map(|s| now_ms().saturating_add(s.saturating_mul(1000)));
         lock(&self.state).items.insert(
             key,
             state::v2::Entry {
@@ -367,7 +368,7 @@ impl v3::Kv for StoreV3 {
 
     async fn put(&self, key: String, value: String, ttl_secs: Option<u64>) {
         let expiry = ttl_secs.map_or(state::v3::Expiry::Never, |s| {
-            state::v3::Expiry::AtUnixMs(now_ms() + s * 1000)
+            state::v3::Expiry::AtUnixMs(now_ms().saturating_add(s.saturating_mul(1000)))
         });
         lock(&self.state).entries.insert(
             key,

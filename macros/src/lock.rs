@@ -446,6 +446,15 @@ fn tracking(lock: Option<&Path>) -> TokenStream {
 
 #[cfg(test)]
 mod tests {
+
+    /// Property-test cases: `PROPTEST_CASES` when set (a deeper local run, say
+    /// `PROPTEST_CASES=1000000`), else `default`, the budget the suite keeps.
+    fn cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
     use proptest::prelude::*;
 
     use super::{HEADER, changes, fingerprint, parse};
@@ -486,7 +495,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(500))]
+        #![proptest_config(ProptestConfig::with_cases(cases(500)))]
 
         #[test]
         fn parsing_never_panics(text in "(\\PC|\n|\\[|\\]){0,300}") {

@@ -44,7 +44,7 @@ fn bodies() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(2000)))]
 
     #[test]
     fn decode_never_panics_and_calls_round_trip(body in bodies()) {
@@ -93,7 +93,7 @@ fn check_dispatch(d: &impl Dispatch, method: u16, payload: &[u8]) -> Result<(), 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(1000)))]
 
     #[test]
     fn dispatch_takes_any_method_and_payload(method in 0u16..8, payload in prop::collection::vec(any::<u8>(), 0..40)) {
@@ -132,4 +132,13 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// Property-test cases: `PROPTEST_CASES` when set (a deeper local run, say
+/// `PROPTEST_CASES=1000000`), else `default`, the budget the suite keeps.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

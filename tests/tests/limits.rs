@@ -219,3 +219,20 @@ fn rss_bytes() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }
+
+/// A TTL past the end of time is kept forever: no overflow, no panic (it was
+/// `now + ttl * 1000`).
+#[tokio::test]
+async fn a_ttl_past_the_end_of_time_never_expires() {
+    let (_server, listener) = kv_server(ServerConfig::default()).await;
+    let c = v3::Client::new(
+        Connection::connect(listener.local_addr())
+            .await
+            .expect("connect"),
+    );
+    c.put("k".into(), "v".into(), Some(u64::MAX))
+        .await
+        .expect("stored");
+    let got = c.get("k".into()).await.expect("get").expect("kept");
+    assert_eq!(got.value, "v");
+}

@@ -466,7 +466,7 @@ fn an_unfinished_save_is_discarded_on_read() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
 
     /// Every key written at v1 is readable, with its value, from a v3 node.
     #[test]
@@ -507,4 +507,13 @@ fn generated_transforms_reach_through_maps() {
     );
     let new: BTreeMap<String, state::v3::Entry> = Upgrade::upgrade(old).expect("transform");
     assert_eq!(new["a"].expiry, state::v3::Expiry::AtUnixMs(5));
+}
+
+/// Property-test cases: `PROPTEST_CASES` when set (a deeper local run, say
+/// `PROPTEST_CASES=1000000`), else `default`, the budget the suite keeps.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -4,26 +4,77 @@
 use super::Coordinator;
 use crate::sync::lock;
 use crate::upgrade::api::{
-    self, Control, ControlError, Event, Heartbeat, MAX_HISTORY_PAGE, Outcome, Pending,
-    PublishError, RECENT_EVENTS, Slot, StatusView, Unrecorded,
+    self, Control, ControlError, Event, Heartbeat, MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME,
+    MAX_TEXT, Outcome, Pending, PublishError, RECENT_EVENTS, RequestError, Slot, StatusView,
 };
-use crate::upgrade::{NodeInfo, Upgrade};
+use crate::upgrade::{Artifact, NodeInfo, Upgrade};
+
+/// A field over its limit: (field, max, len).
+type Over = (&'static str, usize, usize);
+
+/// Checks each (field, value, limit); the first over its limit is the error.
+fn limits(fields: &[(&'static str, &str, usize)]) -> Result<(), Over> {
+    fields
+        .iter()
+        .find(|(_, value, max)| value.len() > *max)
+        .map_or(Ok(()), |(field, value, max)| {
+            Err((*field, *max, value.len()))
+        })
+}
+
+fn too_long((field, max, len): Over) -> RequestError {
+    RequestError::TooLong {
+        field: field.into(),
+        max: max as u32,
+        len: len as u64,
+    }
+}
+
+fn node_limits(node: &NodeInfo) -> Result<(), RequestError> {
+    limits(&[
+        ("id", &node.id, MAX_NAME),
+        ("group", &node.group, MAX_NAME),
+        ("service", &node.service, MAX_NAME),
+        ("address", &node.address, MAX_NAME),
+    ])
+    .map_err(too_long)
+}
 
 impl api::v2::Coordinator for Coordinator {
-    async fn register(&self, node: NodeInfo) -> Result<(), Unrecorded> {
+    async fn register(&self, node: NodeInfo) -> Result<(), RequestError> {
+        node_limits(&node)?;
         self.transact(|t| t.register(node))
+            .map_err(RequestError::Unrecorded)
     }
 
-    async fn heartbeat(&self, beat: Heartbeat) -> Result<Option<Pending>, Unrecorded> {
+    async fn heartbeat(&self, beat: Heartbeat) -> Result<Option<Pending>, RequestError> {
+        limits(&[("id", &beat.id, MAX_NAME)]).map_err(too_long)?;
+        if beat.calls.len() > MAX_CALL_COUNTS {
+            return Err(too_long(("calls", MAX_CALL_COUNTS, beat.calls.len())));
+        }
         self.transact(|t| t.heartbeat(beat))
+            .map_err(RequestError::Unrecorded)
     }
 
-    async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, Unrecorded> {
+    async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError> {
+        limits(&[("node", &node, MAX_NAME)]).map_err(too_long)?;
         self.transact(|t| t.request_slot(&self.schedules, node, upgrade))
+            .map_err(RequestError::Unrecorded)
     }
 
-    async fn report(&self, node: String, upgrade: u64, outcome: Outcome) -> Result<(), Unrecorded> {
+    async fn report(
+        &self,
+        node: String,
+        upgrade: u64,
+        outcome: Outcome,
+    ) -> Result<(), RequestError> {
+        let reason = match &outcome {
+            Outcome::Failed { reason } => reason.as_str(),
+            Outcome::Upgraded { .. } => "",
+        };
+        limits(&[("node", &node, MAX_NAME), ("reason", reason, MAX_TEXT)]).map_err(too_long)?;
         self.transact(|t| t.report(node, upgrade, outcome))
+            .map_err(RequestError::Unrecorded)
     }
 
     async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError> {
@@ -33,6 +84,19 @@ impl api::v2::Coordinator for Coordinator {
                 to: upgrade.to,
             });
         }
+        limits(&[
+            ("service", &upgrade.service, MAX_NAME),
+            ("artifact", &upgrade.artifact, MAX_TEXT),
+            ("notes", &upgrade.notes, MAX_TEXT),
+        ])
+        .map_err(|(field, max, len)| PublishError::TooLong {
+            field: field.into(),
+            max: max as u32,
+            len: len as u64,
+        })?;
+        // An artifact nodes cannot parse would halt the rollout on the first
+        // node; refuse it here. (Whether the file exists is each node's to see.)
+        Artifact::parse(&upgrade.artifact).map_err(|e| PublishError::Artifact(e.to_string()))?;
         self.schedules
             .validate(&upgrade.schedule)
             .map_err(PublishError::Schedule)?;
@@ -68,6 +132,7 @@ impl api::v2::Coordinator for Coordinator {
                 .map(Event::from)
                 .collect(),
             events: content.events.len() as u64,
+            udb_failing: lock(&self.udb_failing).clone(),
         }
     }
 

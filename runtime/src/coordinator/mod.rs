@@ -30,6 +30,8 @@ pub struct Coordinator {
     schedules: Registry,
     slot_timeout: Duration,
     clock: Arc<dyn Clock>,
+    /// Why the latest UDB write failed, until one succeeds.
+    udb_failing: Mutex<Option<String>>,
 }
 
 /// How long a node may hold a slot without a heartbeat or report before it
@@ -72,6 +74,7 @@ impl Coordinator {
             schedules,
             slot_timeout: DEFAULT_SLOT_TIMEOUT,
             clock: Arc::new(clock),
+            udb_failing: Mutex::new(None),
         })
     }
 
@@ -108,10 +111,16 @@ impl Coordinator {
             return Ok(answer);
         }
         match self.udb.write(&txn.batch) {
-            Ok(()) => Ok(answer),
+            Ok(()) => {
+                if lock(&self.udb_failing).take().is_some() {
+                    tracing::warn!("the UDB records again; the coordinator is healthy");
+                }
+                Ok(answer)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the UDB refused a write; the change is taken back and the request fails");
                 txn.undo();
+                *lock(&self.udb_failing) = Some(e.to_string());
                 Err(Unrecorded {
                     detail: e.to_string(),
                 })

@@ -411,3 +411,49 @@ fn the_worst_legal_schedule_survives_a_restart_and_decides() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn oversized_fields_and_bad_artifacts_are_refused_before_anything_is_stored() {
+    use crate::upgrade::api::{MAX_NAME, MAX_TEXT, RequestError};
+    let f = fixture();
+    let huge = info("n1", &"g".repeat(256 * 1024), 1);
+    assert_eq!(
+        run(f.coordinator.register(huge)),
+        Err(RequestError::TooLong {
+            field: "group".into(),
+            max: MAX_NAME as u32,
+            len: 256 * 1024
+        })
+    );
+    assert!(f.status().nodes.is_empty());
+    assert!(f.udb.content().events.is_empty(), "nothing stored");
+    f.register("n1", "g");
+    let refused = run(f.coordinator.report(
+        "n1".into(),
+        1,
+        Outcome::Failed {
+            reason: "r".repeat(MAX_TEXT + 1),
+        },
+    ));
+    assert!(
+        matches!(refused, Err(RequestError::TooLong { .. })),
+        "{refused:?}"
+    );
+    let bad_artifact = Upgrade {
+        artifact: "ftp://somewhere".into(),
+        ..upgrade("rolling:1")
+    };
+    assert!(matches!(
+        run(f.coordinator.publish(bad_artifact)),
+        Err(PublishError::Artifact(m)) if m.contains("neither `in-process`")
+    ));
+    let long_notes = Upgrade {
+        notes: "n".repeat(MAX_TEXT + 1),
+        ..upgrade("rolling:1")
+    };
+    assert!(matches!(
+        run(f.coordinator.publish(long_notes)),
+        Err(PublishError::TooLong { field, .. }) if field == "notes"
+    ));
+    assert!(f.status().rollouts.is_empty());
+}

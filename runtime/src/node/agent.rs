@@ -95,8 +95,8 @@ impl Node {
         };
         // A request the coordinator could not record did nothing: this round
         // ends, and the next heartbeat asks again.
-        let unrecorded = |e: api::Unrecorded| {
-            tracing::warn!(node = %self.id(), error = %e, "the coordinator did not record a request; asking again at the next heartbeat");
+        let unrecorded = |e: api::RequestError| {
+            tracing::warn!(node = %self.id(), error = %e, "the coordinator did not take a request; asking again at the next heartbeat");
         };
         let Some(pending) = client.heartbeat(beat).await?.unwrap_or_else(|e| {
             unrecorded(e);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{Batch, Content, Udb, UdbError};
+use crate::sync::lock;
 use crate::upgrade::{NodeRecord, UpgradeRecord};
 
 const NODES: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("nodes");
@@ -17,7 +18,9 @@ const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("ev
 /// is durable and atomic, a crash leaves the last committed transaction, and
 /// it needs no server or C library.
 pub struct RedbUdb {
-    db: redb::Database,
+    /// `None` after a write failed: redb refuses everything after an I/O
+    /// error until the file is opened again, which the next use does.
+    db: std::sync::Mutex<Option<redb::Database>>,
     path: PathBuf,
 }
 
@@ -40,10 +43,11 @@ impl RedbUdb {
                 "the file is empty, so it holds no UDB; restore it from a backup, or move it away to start a new UDB",
             ));
         }
-        let db = guarded(&path, "open", || {
-            redb::Database::create(&path).map_err(|e| err(&path, "open", e))
-        })?;
-        let udb = RedbUdb { db, path };
+        let db = open_file(&path)?;
+        let udb = RedbUdb {
+            db: std::sync::Mutex::new(Some(db)),
+            path,
+        };
         // Create the tables so that reads of a fresh file find them.
         udb.write(&Batch::default())?;
         Ok(udb)
@@ -83,19 +87,49 @@ fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> UdbError {
 
 impl Udb for RedbUdb {
     fn read_all(&self) -> Result<Content, UdbError> {
-        guarded(&self.path, "read", || self.read_all_unguarded())
+        self.with_db("read", |db| self.read_all_unguarded(db))
     }
 
     fn write(&self, batch: &Batch) -> Result<(), UdbError> {
-        guarded(&self.path, "write", || self.write_unguarded(batch))
+        self.with_db("write", |db| self.write_unguarded(db, batch))
     }
 }
 
+/// Opens (creating) a redb file, with its panics turned into errors.
+fn open_file(path: &Path) -> Result<redb::Database, UdbError> {
+    guarded(path, "open", || {
+        redb::Database::create(path).map_err(|e| err(path, "open", e))
+    })
+}
+
 impl RedbUdb {
-    fn read_all_unguarded(&self) -> Result<Content, UdbError> {
+    /// Runs `op` on the database, its panics turned into errors. A failed
+    /// commit (a full disk, say) leaves redb refusing every later one, so
+    /// after any failure the next use opens the file again: the coordinator
+    /// recovers once the cause is gone, without a restart.
+    fn with_db<T>(
+        &self,
+        what: &str,
+        op: impl FnOnce(&redb::Database) -> Result<T, UdbError>,
+    ) -> Result<T, UdbError> {
+        let mut held = lock(&self.db);
+        if held.is_none() {
+            *held = Some(open_file(&self.path)?);
+        }
+        let Some(db) = held.as_ref() else {
+            return Err(err(&self.path, what, "the database is closed"));
+        };
+        let result = guarded(&self.path, what, || op(db));
+        if result.is_err() {
+            *held = None;
+        }
+        result
+    }
+
+    fn read_all_unguarded(&self, db: &redb::Database) -> Result<Content, UdbError> {
         use redb::{ReadableDatabase, ReadableTable};
         let p = &self.path;
-        let txn = self.db.begin_read().map_err(|e| err(p, "begin read", e))?;
+        let txn = db.begin_read().map_err(|e| err(p, "begin read", e))?;
         let mut content = Content::default();
         let nodes = txn.open_table(NODES).map_err(|e| err(p, "open nodes", e))?;
         for row in nodes.iter().map_err(|e| err(p, "read nodes", e))? {
@@ -125,12 +159,9 @@ impl RedbUdb {
         Ok(content)
     }
 
-    fn write_unguarded(&self, batch: &Batch) -> Result<(), UdbError> {
+    fn write_unguarded(&self, db: &redb::Database, batch: &Batch) -> Result<(), UdbError> {
         let p = &self.path;
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(|e| err(p, "begin write", e))?;
+        let txn = db.begin_write().map_err(|e| err(p, "begin write", e))?;
         {
             let mut nodes = txn.open_table(NODES).map_err(|e| err(p, "open nodes", e))?;
             for n in &batch.nodes {

@@ -176,6 +176,26 @@ pub mod coordinator {
         pub detail: String,
     }
 
+    /// Why the coordinator did not take a node's request.
+    #[derive(
+        Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema, thiserror::Error,
+    )]
+    pub enum RequestError {
+        /// The UDB refused the write; nothing changed.
+        #[error(transparent)]
+        Unrecorded(Unrecorded),
+        /// A field is longer than the coordinator keeps.
+        #[error("`{field}` is {len} bytes; the coordinator accepts at most {max}")]
+        TooLong {
+            /// The field.
+            field: String,
+            /// Its limit in bytes (or entries, for lists).
+            max: u32,
+            /// Its length.
+            len: u64,
+        },
+    }
+
     /// Why an upgrade was not published.
     #[derive(
         Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema, thiserror::Error,
@@ -218,6 +238,19 @@ pub mod coordinator {
             to: u32,
             /// Where it stands.
             state: RolloutState,
+        },
+        /// The artifact is neither `in-process` nor `file:PATH?sha256=HEX`.
+        #[error("{0}")]
+        Artifact(String),
+        /// A field is longer than the coordinator keeps.
+        #[error("`{field}` is {len} bytes; the coordinator accepts at most {max}")]
+        TooLong {
+            /// The field.
+            field: String,
+            /// Its limit in bytes.
+            max: u32,
+            /// Its length.
+            len: u64,
         },
         /// The UDB refused the write; nothing was published.
         #[error(transparent)]
@@ -272,7 +305,17 @@ pub mod coordinator {
         pub recent: Vec<Event>,
         /// How many events the history holds in all.
         pub events: u64,
+        /// Why the UDB refused the latest write, while writes fail: the
+        /// coordinator is unhealthy and records nothing until one succeeds.
+        pub udb_failing: Option<String>,
     }
+
+    /// The longest node id, group, service name or address the coordinator keeps.
+    pub const MAX_NAME: usize = 255;
+    /// The longest reason, note or artifact the coordinator keeps.
+    pub const MAX_TEXT: usize = 4096;
+    /// The most per-version call counts a heartbeat carries.
+    pub const MAX_CALL_COUNTS: usize = 1024;
 
     /// How many of the newest events v2's `status` includes.
     pub const RECENT_EVENTS: usize = 20;
@@ -304,19 +347,19 @@ pub mod coordinator {
     #[version(2)]
     pub trait Coordinator {
         /// Records a node (again, after a restart).
-        async fn register(&self, node: NodeInfo) -> Result<(), Unrecorded>;
+        async fn register(&self, node: NodeInfo) -> Result<(), RequestError>;
         /// Reports liveness, health and call counts; returns the upgrade the
         /// node should take part in, if any.
-        async fn heartbeat(&self, beat: Heartbeat) -> Result<Option<Pending>, Unrecorded>;
+        async fn heartbeat(&self, beat: Heartbeat) -> Result<Option<Pending>, RequestError>;
         /// Asks for a slot to upgrade now.
-        async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, Unrecorded>;
+        async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError>;
         /// Reports how the node's upgrade went.
         async fn report(
             &self,
             node: String,
             upgrade: u64,
             outcome: Outcome,
-        ) -> Result<(), Unrecorded>;
+        ) -> Result<(), RequestError>;
         /// Publishes an upgrade; returns its id.
         async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError>;
         /// Pauses, resumes or aborts a rollout.
