@@ -16,7 +16,7 @@ const FIRST_CHUNK: usize = 64 * 1024;
 /// stream before the first byte of a frame.
 ///
 /// Memory follows the bytes that arrive, not the length prefix: a peer that
-/// announces the maximum and sends nothing costs [`FIRST_CHUNK`] at most.
+/// announces the maximum and sends nothing costs 64 KiB at most.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
