@@ -102,6 +102,9 @@ pub struct NodeConfig {
     /// dropped, and their callers get `VersionUnsupported`. Set it once the
     /// reported call counts show nobody calls them any more.
     pub oldest_answered: Option<u32>,
+    /// Limits of the node's server: frame size, calls and reply bytes per
+    /// connection, connections, timeouts.
+    pub server: crate::rpc::ServerConfig,
 }
 
 impl fmt::Debug for NodeConfig {
@@ -112,6 +115,7 @@ impl fmt::Debug for NodeConfig {
             .field("heartbeat", &self.heartbeat)
             .field("quiesce_timeout", &self.quiesce_timeout)
             .field("oldest_answered", &self.oldest_answered)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -128,6 +132,7 @@ impl NodeConfig {
             health: Arc::new(|| true),
             restart: None,
             oldest_answered: None,
+            server: crate::rpc::ServerConfig::default(),
         }
     }
 }

@@ -114,7 +114,10 @@ impl Node {
             store.write(&(running.snapshot)()?)?;
         }
         let service = running.service.name();
-        let server = Server::new(retire(running.service, config.oldest_answered));
+        let server = Server::with_config(
+            retire(running.service, config.oldest_answered),
+            config.server.clone(),
+        );
         Ok(Node {
             inner: Arc::new(Inner {
                 config,

@@ -31,7 +31,10 @@ pub struct ServerConfig {
     /// Bytes of replies queued per connection and not yet written; past it,
     /// no more calls are read from that connection until its peer reads.
     pub max_queued_reply_bytes: usize,
-    /// Connections served at once; one more is refused with a `Refused` frame.
+    /// Connections served at once; one more is refused with a `Refused`
+    /// frame. The default is 4,096, or three quarters of the process's
+    /// open-file limit if that is lower, so a flood of connections cannot
+    /// take the descriptors that state files and the node's own calls need.
     pub max_connections: usize,
     /// Connections served at once from one IP address.
     pub max_connections_per_peer: usize,
@@ -48,12 +51,27 @@ impl Default for ServerConfig {
             max_frame: wire::DEFAULT_MAX_FRAME,
             max_in_flight: 4096,
             max_queued_reply_bytes: 16 * 1024 * 1024,
-            max_connections: 4096,
+            max_connections: default_max_connections(),
             max_connections_per_peer: 512,
             frame_timeout: std::time::Duration::from_secs(30),
             idle_timeout: std::time::Duration::from_secs(600),
         }
     }
+}
+
+/// 4,096, or three quarters of the soft open-file limit when that is lower.
+fn default_max_connections() -> usize {
+    // Linux says it in /proc; elsewhere the fixed default stands.
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<usize>().ok())
+        });
+    soft.map_or(4096, |soft| (soft / 4 * 3).clamp(16, 4096))
 }
 
 struct Inner {
