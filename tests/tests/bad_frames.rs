@@ -179,6 +179,18 @@ async fn malformed_headers_get_bad_frame_and_the_connection_goes_on() {
             b"service name is empty, longer than 255 bytes, or not UTF-8".to_vec()
         )
     );
+    // Good magic and wire version, but too short to hold a call id: answered
+    // on the connection (call id 0), which goes on.
+    raw.send(&frame(b"US\x01\x01abcd")).await;
+    assert_eq!(
+        raw.reply().await,
+        (
+            0,
+            0,
+            Status::BadFrame,
+            b"frame body of 8 bytes is shorter than its 12-byte header".to_vec()
+        )
+    );
     // A reply frame sent to a node.
     raw.send(&wire::reply_with_message(8, 1, Status::Ok, ""))
         .await;

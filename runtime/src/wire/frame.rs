@@ -80,8 +80,7 @@ fn be_u64(b: &[u8]) -> u64 {
 /// Reads the call id of a body whose magic and wire version are valid, so a
 /// malformed call can still be answered.
 pub fn peek_call_id(body: &[u8]) -> Option<u64> {
-    (body.len() >= COMMON_HEADER && body[..2] == MAGIC && body[2] == WIRE_VERSION)
-        .then(|| be_u64(&body[4..12]))
+    (body.len() >= COMMON_HEADER && super::speaks_upshift(body)).then(|| be_u64(&body[4..12]))
 }
 
 /// Decodes one frame body (without its length prefix).

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Decoding never panics: every malformed body maps to a [`FrameError`].
-//! Two values are in-band signals, named here: [`GOING_AWAY_CALL_ID`] and
+//! Two values are in-band signals, named here: [`CONNECTION_CALL_ID`] and
 //! [`UNKNOWN_VERSION`].
 
 mod frame;
@@ -30,10 +30,19 @@ pub const MAGIC: [u8; 2] = *b"US";
 pub const WIRE_VERSION: u8 = 1;
 /// Default upper bound on a frame body, in bytes.
 pub const DEFAULT_MAX_FRAME: usize = 8 * 1024 * 1024;
-/// The call id of the reply a node sends when it is going away: send no new
-/// calls on this connection; calls already sent are still answered. Clients
-/// number their calls from 1, so no call is ever answered with it.
-pub const GOING_AWAY_CALL_ID: u64 = 0;
+/// The call id of a reply about the connection rather than a call: going
+/// away (`Upgrading`: send no new calls here; calls already sent are still
+/// answered), refused (`Refused`), or a frame too short to carry a call id
+/// (`BadFrame`). Clients number their calls from 1, so no call is ever
+/// answered with it.
+pub const CONNECTION_CALL_ID: u64 = 0;
+
+/// Whether `body` starts with the magic bytes and this wire version: a
+/// malformed frame from a peer that speaks upshift, which is answered, not
+/// hung up on.
+pub fn speaks_upshift(body: &[u8]) -> bool {
+    body.len() >= 3 && body[..2] == MAGIC && body[2] == WIRE_VERSION
+}
 /// The node version of a reply that no service could be attributed to (an
 /// unknown service, a malformed call, going away).
 pub const UNKNOWN_VERSION: u32 = 0;

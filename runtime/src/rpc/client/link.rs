@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::ClientConfig;
 use crate::error::CallError;
 use crate::sync::lock;
-use crate::wire::{self, Frame, GOING_AWAY_CALL_ID, Outgoing, Status, UNKNOWN_VERSION};
+use crate::wire::{self, CONNECTION_CALL_ID, Frame, Outgoing, Status, UNKNOWN_VERSION};
 
 /// A reply as the reader task hands it to the waiting call.
 struct OwnedReply {
@@ -308,13 +308,19 @@ async fn read_replies<R: AsyncRead>(
             Ok(Frame::Call(_)) => break "the node sent a call frame; nodes only reply".to_string(),
             Err(e) => break format!("the node sent a malformed frame: {e}"),
         };
-        if reply.call_id == GOING_AWAY_CALL_ID && reply.status == Status::Refused {
+        if reply.call_id == CONNECTION_CALL_ID && reply.status == Status::BadFrame {
+            // A frame of ours the node could not even attribute to a call:
+            // this client and the node disagree on the wire format.
+            let message = String::from_utf8_lossy(reply.payload);
+            break format!("the node could not read a frame of ours: {message}");
+        }
+        if reply.call_id == CONNECTION_CALL_ID && reply.status == Status::Refused {
             // Refused before anything was read: no call on this link ran.
             let message = String::from_utf8_lossy(reply.payload);
             shared.refuse(format!("the node refused the connection: {message}"));
             return;
         }
-        if reply.call_id == GOING_AWAY_CALL_ID {
+        if reply.call_id == CONNECTION_CALL_ID {
             // The node is going away: no new calls on this link (they
             // reconnect); the calls already sent still get their replies.
             shared

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::{Open, Server, stopping};
 use crate::sync::lock;
-use crate::wire::{self, GOING_AWAY_CALL_ID, Status, UNKNOWN_VERSION};
+use crate::wire::{self, CONNECTION_CALL_ID, Status, UNKNOWN_VERSION};
 
 /// A listening socket of some transport.
 trait Accept: Send + 'static {
@@ -143,7 +143,7 @@ fn admit(server: &Server, peer: Option<IpAddr>) -> Result<Admitted, String> {
 /// without reading anything from it: no call on it runs.
 async fn refuse<S: AsyncRead + AsyncWrite>(stream: S, why: String) {
     let frame =
-        wire::reply_with_message(GOING_AWAY_CALL_ID, UNKNOWN_VERSION, Status::Refused, &why);
+        wire::reply_with_message(CONNECTION_CALL_ID, UNKNOWN_VERSION, Status::Refused, &why);
     let (read, mut write) = tokio::io::split(stream);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         write.write_all(&frame).await?;

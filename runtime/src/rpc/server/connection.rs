@@ -98,6 +98,12 @@ impl Server {
                             refuse(call_id, Status::BadFrame, &e.to_string());
                             continue;
                         }
+                        // Too short for a call id, but the peer speaks upshift
+                        // and the framing is intact: say so on the connection.
+                        None if e.is_recoverable() && wire::speaks_upshift(&body) => {
+                            refuse(wire::CONNECTION_CALL_ID, Status::BadFrame, &e.to_string());
+                            continue;
+                        }
                         _ => {
                             tracing::warn!(error = %e, "closing a connection");
                             return;
@@ -149,7 +155,7 @@ impl Server {
             // The writer frees a slot per frame it writes; this frame takes one too.
             slots.take().await;
             refuse(
-                wire::GOING_AWAY_CALL_ID,
+                wire::CONNECTION_CALL_ID,
                 Status::Upgrading,
                 "the node is going away",
             );
