@@ -25,13 +25,20 @@ impl Drop for CoordinatorProcess {
 }
 
 fn start_coordinator(label: &str) -> CoordinatorProcess {
+    start_coordinator_with(label, Stdio::inherit())
+}
+
+/// The same, with the coordinator's standard error going to `stderr`.
+fn start_coordinator_with(label: &str, stderr: Stdio) -> CoordinatorProcess {
     let dir = std::env::temp_dir().join(format!("upshift-cli-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut child = Command::new(BIN)
         .args(["coordinator", "--listen", "127.0.0.1:0", "--udb"])
         .arg(dir.join("udb.redb"))
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("start the coordinator");
     let mut line = String::new();
@@ -212,42 +219,26 @@ fn bad_arguments_are_rejected_by_the_parser() {
 #[test]
 fn the_coordinator_logs_warnings_by_default() {
     use std::io::{Read, Write};
-    let dir = std::env::temp_dir().join(format!("upshift-cli-logs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut child = Command::new(BIN)
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--udb"])
-        .arg(dir.join("udb.redb"))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the coordinator");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read its first line");
-    let addr = line.split_whitespace().nth(3).expect("address").to_string();
-    let mut raw = std::net::TcpStream::connect(&addr).expect("connect");
+    let mut coordinator = start_coordinator_with("logs", Stdio::piped());
+    let mut raw = std::net::TcpStream::connect(&coordinator.addr).expect("connect");
     raw.write_all(&[0, 0, 0, 4, b'H', b'T', b'T', b'P'])
         .expect("send a frame that is not upshift");
     let mut rest = Vec::new();
     let _ = raw.read_to_end(&mut rest);
     std::thread::sleep(Duration::from_millis(200));
-    let _ = child.kill();
+    let _ = coordinator.child.kill();
     let mut stderr = String::new();
-    child
+    coordinator
+        .child
         .stderr
         .take()
         .expect("stderr")
         .read_to_string(&mut stderr)
         .expect("read stderr");
-    let _ = child.wait();
     assert!(
         stderr.contains("WARN") && stderr.contains("closing a connection"),
         "stderr: {stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A zero-length UDB file is refused at start, not taken for an empty UDB.
