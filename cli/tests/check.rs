@@ -58,8 +58,13 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Self::named("fixture")
+    }
+
+    /// A fixture crate of its own under `target/tests/upshift-check/NAME`.
+    fn named(name: &str) -> Fixture {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let dir = root.join("target/tests/upshift-check/fixture");
+        let dir = root.join("target/tests/upshift-check").join(name);
         let _ = std::fs::remove_dir_all(dir.join("src"));
         let _ = std::fs::remove_file(dir.join("upshift.lock"));
         std::fs::create_dir_all(dir.join("src")).expect("fixture dir");
@@ -312,4 +317,46 @@ fn check_and_lock_guard_released_versions() {
     assert_eq!(versions[0]["doc"], "v1: says hello.");
     assert_eq!(versions[2]["removed"][0], "bye");
     assert_eq!(json["states"]["greetings"][0]["types"][0]["name"], "Store");
+}
+
+/// `lock = "…"` names a lock file beside the source file that declares the
+/// definition, in a crate built by real cargo (it once resolved against the
+/// path rustc was given, so the build looked for `src/src/extra.lock`).
+#[test]
+fn the_lock_option_names_a_file_beside_its_source() {
+    let f = Fixture::named("lock-option");
+    f.write(&format!("{LIB}\nmod extra;\n"));
+    let extra = r#"
+#[upshift::interface(lock = "extra.lock")]
+pub mod extra_api {
+    #[version(1)]
+    pub trait Extra {
+        async fn ping(&self) -> u64;
+    }
+}
+"#;
+    std::fs::write(f.dir.join("src/extra.rs"), extra).expect("extra.rs");
+    let _ = std::fs::remove_file(f.dir.join("src/extra.lock"));
+    let (code, out, err) = f.upshift(&["lock"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("added     Extra v1 to src/extra.lock"),
+        "{out}"
+    );
+    let locked = std::fs::read_to_string(f.dir.join("src/extra.lock")).expect("src/extra.lock");
+    assert!(locked.contains("method ping() -> u64"), "{locked}");
+    let (ok, err) = f.cargo_check();
+    assert!(ok, "plain cargo check with the lock file present: {err}");
+    std::fs::write(
+        f.dir.join("src/extra.rs"),
+        extra.replace("-> u64", "-> u32"),
+    )
+    .expect("edit");
+    let (code, out, err) = f.upshift(&["check"]);
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("changed   Extra v1 (locked in src/extra.lock)"),
+        "{out}"
+    );
+    assert!(out.contains("ping() -> u32"), "{out}");
 }

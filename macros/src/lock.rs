@@ -33,7 +33,19 @@ pub fn fingerprint(lines: &[String]) -> u64 {
 /// Where the lock file is, given the macro's `lock = "..."` option.
 pub fn path(option: Option<&str>, call_site_file: Option<PathBuf>) -> Option<PathBuf> {
     match option {
-        Some(relative) => Some(call_site_file?.parent()?.join(relative)),
+        Some(relative) => {
+            // rustc names the source file as cargo passed it, relative to
+            // rustc's working directory (the macro's too); the generated
+            // `include_str!` resolves against the source file instead, so
+            // the path must be absolute.
+            let file = call_site_file?;
+            let file = if file.is_absolute() {
+                file
+            } else {
+                std::env::current_dir().ok()?.join(file)
+            };
+            Some(file.parent()?.join(relative))
+        }
         None => Some(PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?).join("upshift.lock")),
     }
 }
