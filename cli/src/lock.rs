@@ -211,6 +211,27 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
         count(Outcome::Added),
         count(Outcome::Ok),
     );
+    // Released sections no definition reports any more: a renamed trait or
+    // service, a moved or deleted type, a removed derive. Gone unnoticed,
+    // they would never be checked again.
+    let missing: Vec<(String, String)> = reports
+        .iter()
+        .flat_map(|(lock, keys)| {
+            let text = std::fs::read_to_string(lock).unwrap_or_default();
+            let (sections, _) = upshift::schema::lock::parse(&text);
+            let lock_text = shown(lock);
+            sections
+                .into_keys()
+                .filter(|key| !keys.contains_key(key))
+                .map(move |key| (key, lock_text.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (key, lock) in &missing {
+        println!(
+            "missing   {key} (locked in {lock}, but no definition reports it: a renamed trait or `name = ...`, a moved or deleted type, or a removed derive)"
+        );
+    }
     for (lock, keys) in reports {
         let lock_text = shown(lock);
         let with = |s: Outcome| -> Vec<&str> {
@@ -242,7 +263,10 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
             println!("ok        {} ({lock_text})", ok_keys.join(", "));
         }
     }
-    println!("{changed} changed, {ok} match the lock, {added} added, {unlocked} not locked");
+    println!(
+        "{changed} changed, {ok} match the lock, {added} added, {unlocked} not locked, {} missing",
+        missing.len()
+    );
     if changed > 0 {
         return Err(Failure(
             format!(
@@ -255,6 +279,15 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
         return Err(Failure(
             "cargo check failed (see its errors above); crates that depend on a failing one were not checked".into(),
             2,
+        ));
+    }
+    if !missing.is_empty() {
+        return Err(Failure(
+            format!(
+                "{} released section(s) are no longer reported by any definition; restore the definition (its name, its module, its derive), or, to retire a version on purpose, delete its section from the lock file in the same change",
+                missing.len()
+            ),
+            1,
         ));
     }
     if reports.is_empty() {

@@ -359,4 +359,22 @@ pub mod extra_api {
         "{out}"
     );
     assert!(out.contains("ping() -> u32"), "{out}");
+
+    // A renamed trait: the released section is no longer reported by any
+    // definition, which is an error naming it, not a silent "unlocked".
+    std::fs::write(
+        f.dir.join("src/extra.rs"),
+        extra.replace("trait Extra", "trait Pinger"),
+    )
+    .expect("rename");
+    let (code, out, err) = f.upshift(&["check"]);
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("missing   Extra v1 (locked in src/extra.lock, but no definition reports it"),
+        "{out}"
+    );
+    assert!(
+        error_line(&err).contains("to retire a version on purpose, delete its section"),
+        "{err}"
+    );
 }

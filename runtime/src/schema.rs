@@ -11,9 +11,10 @@ pub use upshift_schema::{
     states_from_json,
 };
 
-/// What the macros report to `upshift check`, `lock` and `docs` (internal to upshift's tools).
+/// What the macros report to `upshift check`, `lock` and `docs`, and the
+/// lock file's format (internal to upshift's tools).
 #[doc(hidden)]
-pub use upshift_schema::report;
+pub use upshift_schema::{lock, report};
 
 /// The shape of a user type that appears in messages or state, as
 /// `#[derive(upshift::Schema)]` records it: one line per field or variant.

@@ -11,6 +11,7 @@
 //! Text and lists are [`Cow`]s: borrowed `'static` data in the statics the
 //! macros generate, owned data after deserialising.
 
+pub mod lock;
 pub mod report;
 
 use std::borrow::Cow;

@@ -1,0 +1,87 @@
+//! The lock file's format: sections of canonical lines, each under a header
+//! with its fingerprint. The macros read and write it; `upshift check` reads
+//! it to find released sections no definition reports any more.
+
+use std::collections::BTreeMap;
+
+/// The comment every lock file starts with.
+pub const HEADER: &str = "# upshift lock file: the schema of every released interface version, type and state version.\n\
+# Check it in. A locked version must never change: declare a new version instead.\n\
+# Add new versions with `upshift lock` (or `UPSHIFT_LOCK=add cargo check`); locked ones are never rewritten.\n";
+
+/// FNV-1a over the canonical lines: stable across builds and platforms.
+pub fn fingerprint(lines: &[String]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in lines.join("\n").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// One section of a lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locked {
+    /// Its canonical lines.
+    pub lines: Vec<String>,
+    /// The fingerprint its header records.
+    pub fingerprint: u64,
+    /// The header's line number, for messages.
+    pub line: usize,
+}
+
+/// Sections of a lock file, by their header without the fingerprint
+/// (`Kv v1`, `type Entry`, `state kv v1`); and every way the file is
+/// malformed, each naming its line.
+pub fn parse(text: &str) -> (BTreeMap<String, Locked>, Vec<String>) {
+    let mut out: BTreeMap<String, Locked> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut current: Option<String> = None;
+    // After a header that is reported, its lines are not reported again.
+    let mut skipping = false;
+    for (i, line) in text.lines().enumerate() {
+        let (n, line) = (i + 1, line.trim());
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let mut words: Vec<&str> = header.split_whitespace().collect();
+            let fingerprint = words
+                .pop()
+                .and_then(|w| w.strip_prefix("fnv1a:"))
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            current = None;
+            skipping = true;
+            match fingerprint {
+                Some(fingerprint) if words.len() >= 2 => {
+                    let key = words.join(" ");
+                    if let Some(first) = out.get(&key) {
+                        problems.push(format!(
+                            "line {n}: section `[{key}]` appears again (first at line {})",
+                            first.line
+                        ));
+                    } else {
+                        out.insert(
+                            key.clone(),
+                            Locked {
+                                lines: Vec::new(),
+                                fingerprint,
+                                line: n,
+                            },
+                        );
+                        current = Some(key);
+                        skipping = false;
+                    }
+                }
+                _ => problems.push(format!(
+                    "line {n}: `{line}` is not a section header such as `[Kv v1 fnv1a:0123456789abcdef]`"
+                )),
+            }
+        } else if let Some(section) = current.as_ref().and_then(|k| out.get_mut(k)) {
+            section.lines.push(line.to_string());
+        } else if !skipping {
+            problems.push(format!("line {n}: `{line}` is outside any section"));
+        }
+    }
+    (out, problems)
+}
