@@ -125,7 +125,6 @@ impl FileStore {
 
     /// Calls `hook` at each [`Step`] of every save. Crash tests use it to
     /// stop a process at a chosen point.
-    #[doc(hidden)]
     pub fn with_step_hook(mut self, hook: impl Fn(Step) + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
         self
