@@ -1,7 +1,10 @@
 //! Small synchronisation helpers every layer uses: a lock that survives a
-//! poisoned mutex, and blocking work moved off the runtime's threads.
+//! poisoned mutex, waiting for a condition a `Notify` signals, and blocking
+//! work moved off the runtime's threads.
 
 use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::Notify;
 
 /// Locks `mutex`, also when a panicking holder poisoned it: every value
 /// upshift guards stays consistent between statements, so the data is usable.
@@ -20,5 +23,22 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
             // nothing waits for this answer.
             Err(_) => std::future::pending().await,
         },
+    }
+}
+
+/// Waits until `ready()` holds, woken by `notify` (`notify_waiters` after a
+/// change that may make it hold). A condition that holds already costs one
+/// check and no registration.
+pub async fn until(notify: &Notify, mut ready: impl FnMut() -> bool) {
+    if ready() {
+        return;
+    }
+    loop {
+        // Registered before the check, so a change in between wakes it.
+        let changed = notify.notified();
+        if ready() {
+            return;
+        }
+        changed.await;
     }
 }

@@ -94,16 +94,6 @@ impl<'a> VersionPlan<'a> {
                 .collect(),
         }
     }
-
-    /// The plan of type `t`.
-    pub fn of(&self, t: &StateType) -> &TypePlan<'a> {
-        let at = self
-            .types
-            .iter()
-            .position(|p| std::ptr::eq(p.ty, t))
-            .unwrap_or_default();
-        &self.types[at]
-    }
 }
 
 struct Planner<'a, 'c> {

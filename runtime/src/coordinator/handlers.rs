@@ -9,24 +9,42 @@ use crate::upgrade::api::{
 };
 use crate::upgrade::{Artifact, NodeInfo, Upgrade};
 
-/// A field over its limit: (field, max, len).
-type Over = (&'static str, usize, usize);
+/// A field over its limit.
+struct Over {
+    field: &'static str,
+    max: usize,
+    len: usize,
+}
 
 /// Checks each (field, value, limit); the first over its limit is the error.
 fn limits(fields: &[(&'static str, &str, usize)]) -> Result<(), Over> {
-    fields
-        .iter()
-        .find(|(_, value, max)| value.len() > *max)
-        .map_or(Ok(()), |(field, value, max)| {
-            Err((*field, *max, value.len()))
-        })
+    match fields.iter().find(|(_, value, max)| value.len() > *max) {
+        Some(&(field, value, max)) => Err(Over {
+            field,
+            max,
+            len: value.len(),
+        }),
+        None => Ok(()),
+    }
 }
 
-fn too_long((field, max, len): Over) -> RequestError {
-    RequestError::TooLong {
-        field: field.into(),
-        max: max as u32,
-        len: len as u64,
+impl From<Over> for RequestError {
+    fn from(o: Over) -> Self {
+        RequestError::TooLong {
+            field: o.field.into(),
+            max: o.max as u32,
+            len: o.len as u64,
+        }
+    }
+}
+
+impl From<Over> for PublishError {
+    fn from(o: Over) -> Self {
+        PublishError::TooLong {
+            field: o.field.into(),
+            max: o.max as u32,
+            len: o.len as u64,
+        }
     }
 }
 
@@ -36,8 +54,8 @@ fn node_limits(node: &NodeInfo) -> Result<(), RequestError> {
         ("group", &node.group, MAX_NAME),
         ("service", &node.service, MAX_NAME),
         ("address", &node.address, MAX_NAME),
-    ])
-    .map_err(too_long)
+    ])?;
+    Ok(())
 }
 
 impl api::v2::Coordinator for Coordinator {
@@ -48,16 +66,21 @@ impl api::v2::Coordinator for Coordinator {
     }
 
     async fn heartbeat(&self, beat: Heartbeat) -> Result<Option<Pending>, RequestError> {
-        limits(&[("id", &beat.id, MAX_NAME)]).map_err(too_long)?;
+        limits(&[("id", &beat.id, MAX_NAME)])?;
         if beat.calls.len() > MAX_CALL_COUNTS {
-            return Err(too_long(("calls", MAX_CALL_COUNTS, beat.calls.len())));
+            return Err(Over {
+                field: "calls",
+                max: MAX_CALL_COUNTS,
+                len: beat.calls.len(),
+            }
+            .into());
         }
         self.transact(|t| t.heartbeat(beat))
             .map_err(RequestError::Unrecorded)
     }
 
     async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError> {
-        limits(&[("node", &node, MAX_NAME)]).map_err(too_long)?;
+        limits(&[("node", &node, MAX_NAME)])?;
         self.transact(|t| t.request_slot(&self.schedules, node, upgrade))
             .map_err(RequestError::Unrecorded)
     }
@@ -72,7 +95,7 @@ impl api::v2::Coordinator for Coordinator {
             Outcome::Failed { reason } => reason.as_str(),
             Outcome::Upgraded { .. } => "",
         };
-        limits(&[("node", &node, MAX_NAME), ("reason", reason, MAX_TEXT)]).map_err(too_long)?;
+        limits(&[("node", &node, MAX_NAME), ("reason", reason, MAX_TEXT)])?;
         self.transact(|t| t.report(node, upgrade, outcome))
             .map_err(RequestError::Unrecorded)
     }
@@ -88,12 +111,7 @@ impl api::v2::Coordinator for Coordinator {
             ("service", &upgrade.service, MAX_NAME),
             ("artifact", &upgrade.artifact, MAX_TEXT),
             ("notes", &upgrade.notes, MAX_TEXT),
-        ])
-        .map_err(|(field, max, len)| PublishError::TooLong {
-            field: field.into(),
-            max: max as u32,
-            len: len as u64,
-        })?;
+        ])?;
         // An artifact nodes cannot parse would halt the rollout on the first
         // node; refuse it here. (Whether the file exists is each node's to see.)
         Artifact::parse(&upgrade.artifact).map_err(|e| PublishError::Artifact(e.to_string()))?;

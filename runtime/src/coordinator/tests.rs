@@ -366,24 +366,17 @@ fn the_worst_legal_schedule_survives_a_restart_and_decides() {
     for _ in 0..MAX_DEPTH {
         worst = ScheduleSpec::All(vec![worst]);
     }
+    // The chain holds MAX_DEPTH `All`s and one `Rolling`; the outermost
+    // `All` takes group orders with the longest names up to MAX_TERMS.
     let ScheduleSpec::All(top) = &mut worst else {
         unreachable!("built as All")
     };
-    while {
-        let mut terms = 0;
-        count(&ScheduleSpec::All(top.clone()), &mut terms);
-        terms < MAX_TERMS
-    } {
-        top.push(ScheduleSpec::GroupOrder {
+    top.extend(std::iter::repeat_n(
+        ScheduleSpec::GroupOrder {
             groups: vec!["g".repeat(255)],
-        });
-    }
-    fn count(s: &ScheduleSpec, n: &mut usize) {
-        *n += 1;
-        if let ScheduleSpec::All(specs) = s {
-            specs.iter().for_each(|s| count(s, n));
-        }
-    }
+        },
+        MAX_TERMS - (MAX_DEPTH + 1),
+    ));
     assert_eq!(worst.check_size(), Ok(()));
     let id = {
         let udb = RedbUdb::open(dir.join("udb.redb")).expect("open");

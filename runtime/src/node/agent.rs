@@ -77,8 +77,8 @@ impl Node {
         };
         match client.register(info).await {
             Ok(Ok(())) => Some(client),
-            Ok(Err(unrecorded)) => {
-                tracing::warn!(node = %self.id(), error = %unrecorded, "registration not recorded; trying again");
+            Ok(Err(refused)) => {
+                tracing::warn!(node = %self.id(), error = %refused, "registration not taken; trying again");
                 None
             }
             Err(_) => None,
@@ -95,11 +95,11 @@ impl Node {
         };
         // A request the coordinator could not record did nothing: this round
         // ends, and the next heartbeat asks again.
-        let unrecorded = |e: api::RequestError| {
+        let not_taken = |e: api::RequestError| {
             tracing::warn!(node = %self.id(), error = %e, "the coordinator did not take a request; asking again at the next heartbeat");
         };
         let Some(pending) = client.heartbeat(beat).await?.unwrap_or_else(|e| {
-            unrecorded(e);
+            not_taken(e);
             None
         }) else {
             return Ok(());
@@ -112,7 +112,7 @@ impl Node {
             Ok(Slot::Granted) => {}
             Ok(_) => return Ok(()),
             Err(e) => {
-                unrecorded(e);
+                not_taken(e);
                 return Ok(());
             }
         }
@@ -132,7 +132,7 @@ impl Node {
         // Unrecorded, the outcome still reaches the coordinator: the next
         // heartbeat carries the version the node runs.
         if let Err(e) = client.report(id, pending.upgrade, outcome).await? {
-            unrecorded(e);
+            not_taken(e);
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ use crate::state::{FileStore, Snapshot, SnapshotStore};
 use crate::sync::{blocking, lock};
 use stage::retire;
 
-pub(crate) struct Current {
+struct Current {
     snapshot: Box<dyn Fn() -> Result<Snapshot, NodeError> + Send + Sync>,
 }
 

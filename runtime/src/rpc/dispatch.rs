@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::error::DispatchError;
 use crate::schema::InterfaceSchema;
+use crate::sync::until;
 use crate::wire::{self, Outgoing, Slots, Status};
 
 /// Serves the calls of one interface version: decodes the arguments, calls
@@ -121,15 +122,7 @@ impl Gate {
     /// returns whether they finished.
     pub(crate) async fn close(&self, timeout: Duration) -> bool {
         self.closed.store(true, Ordering::SeqCst);
-        let drained = async {
-            loop {
-                let idle = self.idle.notified();
-                if self.in_flight.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
+        let drained = until(&self.idle, || self.in_flight.load(Ordering::SeqCst) == 0);
         tokio::time::timeout(timeout, drained).await.is_ok()
     }
 

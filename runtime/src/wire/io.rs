@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{Notify, mpsc};
 
 use super::FrameError;
+use crate::sync::until;
 
 /// The most a frame's announced length reserves before its bytes arrive;
 /// the buffer then doubles as they come, up to the length.
@@ -139,31 +140,17 @@ impl Slots {
 
     /// Takes a slot, waiting while none is free or too many reply bytes wait.
     pub async fn take(&self) {
-        // The common case without registering for a wake-up.
-        if self.try_take() {
-            return;
-        }
-        loop {
-            // Registered before the check, so a slot freed in between wakes it.
-            let freed = self.freed.notified();
-            if self.try_take() {
-                return;
-            }
-            freed.await;
-        }
+        until(&self.freed, || self.try_take()).await;
     }
 
     /// Waits until the replies queued are under their bound. A call runs
     /// only then: calls read in one burst would otherwise all build their
     /// replies before the first is counted.
     pub async fn room(&self) {
-        loop {
-            let freed = self.freed.notified();
-            if self.bytes.load(Ordering::Acquire) < self.max_bytes {
-                return;
-            }
-            freed.await;
-        }
+        until(&self.freed, || {
+            self.bytes.load(Ordering::Acquire) < self.max_bytes
+        })
+        .await;
     }
 
     /// Queues `frame` for the writer, counting its bytes until written.

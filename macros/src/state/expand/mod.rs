@@ -38,7 +38,7 @@ impl<'a> Gen<'a> {
         let doc = format!(" Version {number} of the `{}` state.", self.state.name);
         let types = self.v.types.iter().map(|t| self.item(t));
         let parts = self.v.types.iter().filter_map(|t| self.parts_fn(t));
-        let upgrades = self.v.types.iter().filter_map(|t| self.upgrade(t));
+        let upgrades = self.plan.types.iter().filter_map(|p| self.upgrade(p));
         let root = self.versioned();
         let requires = self.require_schemas();
         let schema = self.schema();

@@ -12,12 +12,12 @@ use upshift_schema::{
 use super::Gen;
 use crate::attr;
 use crate::canonical::type_text;
-use crate::state::model::{Default_, Shape, StateType, StateVariant};
-use crate::state::plan::{Arm, FieldPlan, Source, Step};
+use crate::state::model::{Default_, Shape, StateVariant};
+use crate::state::plan::{Arm, FieldPlan, Source, Step, TypePlan};
 
 impl Gen<'_> {
-    fn origin(&self, t: &StateType) -> Origin {
-        match &self.plan.of(t).step {
+    fn origin(plan: &TypePlan<'_>) -> Origin {
+        match &plan.step {
             Step::New | Step::Invalid => Origin::New,
             Step::Transform { old, with } => Origin::Transform {
                 from: old.ident.to_string().into(),
@@ -75,8 +75,8 @@ impl Gen<'_> {
 
     /// Each member of `t` with its text and how it came from the previous
     /// version; then the old members nothing takes a value from.
-    fn members(&self, t: &StateType) -> (Vec<(String, String, Member)>, Vec<String>) {
-        let step = &self.plan.of(t).step;
+    fn members(plan: &TypePlan<'_>) -> (Vec<(String, String, Member)>, Vec<String>) {
+        let (t, step) = (plan.ty, &plan.step);
         match (&t.shape, step) {
             (Shape::Struct(fields), _) => {
                 let members: Vec<(String, String, Member)> = fields
@@ -144,11 +144,12 @@ impl Gen<'_> {
     /// report are both written from it.
     pub fn value(&self) -> StateSchema {
         let types: Vec<TypeSchema> = self
-            .v
+            .plan
             .types
             .iter()
-            .map(|t| {
-                let (members, removed) = self.members(t);
+            .map(|plan| {
+                let t = plan.ty;
+                let (members, removed) = Self::members(plan);
                 TypeSchema {
                     name: t.ident.to_string().into(),
                     kind: match t.shape {
@@ -156,7 +157,7 @@ impl Gen<'_> {
                         Shape::Enum(_) => TypeKind::Enum,
                     },
                     shape: crate::canonical::shape_line(&t.item).into(),
-                    origin: self.origin(t),
+                    origin: Self::origin(plan),
                     members: members
                         .into_iter()
                         .map(|(name, ty, change)| MemberSchema {
@@ -221,10 +222,11 @@ impl Gen<'_> {
             return format!("The first version: {}.", names.join(", "));
         };
         let mut lines = Vec::new();
-        for t in &self.v.types {
-            let (members, removed) = self.members(t);
+        for plan in &self.plan.types {
+            let t = plan.ty;
+            let (members, removed) = Self::members(plan);
             let mut parts: Vec<String> = Vec::new();
-            let head = match self.origin(t) {
+            let head = match Self::origin(plan) {
                 Origin::New => {
                     lines.push(format!("- `{}`: new type.", t.ident));
                     continue;

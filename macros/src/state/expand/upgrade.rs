@@ -5,12 +5,13 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use super::Gen;
-use crate::state::model::{Default_, StateField, StateType};
-use crate::state::plan::{FieldPlan, Source, Step};
+use crate::state::model::{Default_, StateField};
+use crate::state::plan::{FieldPlan, Source, Step, TypePlan};
 
 impl Gen<'_> {
     /// `impl Upgrade<vP::Old> for New`, for a type with a predecessor.
-    pub(super) fn upgrade(&self, t: &StateType) -> Option<TokenStream> {
+    pub(super) fn upgrade(&self, plan: &TypePlan<'_>) -> Option<TokenStream> {
+        let t = plan.ty;
         let prev = self.prev?;
         let prev_mod = format_ident!("v{}", prev.number);
         let ident = &t.ident;
@@ -19,7 +20,7 @@ impl Gen<'_> {
             to: self.v.number,
             type_name: ident.to_string(),
         };
-        let (old, body) = match &self.plan.of(t).step {
+        let (old, body) = match &plan.step {
             Step::New | Step::Invalid => return None,
             Step::Transform { old, with } => {
                 let error = err.build(None, quote!(__reason));

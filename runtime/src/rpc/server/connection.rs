@@ -52,8 +52,9 @@ impl Server {
             loop {
                 // Wait for a frame to begin: as long as calls are in flight,
                 // else up to the idle timeout. (Waiting for buffered bytes
-                // consumes nothing, so the wait can be cut short.)
-                loop {
+                // consumes nothing, so the wait can be cut short.) Bytes
+                // already buffered need no wait and no timer.
+                while read.buffer().is_empty() {
                     match tokio::time::timeout(config.idle_timeout, read.fill_buf()).await {
                         Ok(Ok([])) => return,
                         Ok(Ok(_)) => break,
@@ -69,8 +70,15 @@ impl Server {
                     }
                 }
                 let mut body = Vec::new();
+                // A frame already whole in the buffer is read without a timer.
+                let whole = buffered_whole(read.buffer());
                 let frame = wire::read_frame(&mut read, config.max_frame, &mut body);
-                match tokio::time::timeout(config.frame_timeout, frame).await {
+                let frame = if whole {
+                    Ok(frame.await)
+                } else {
+                    tokio::time::timeout(config.frame_timeout, frame).await
+                };
+                match frame {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => return,
                     Ok(Err(e)) => {
@@ -167,5 +175,13 @@ impl Server {
         }
         drop(replies);
         let _ = writer.await;
+    }
+}
+
+/// Whether `buffered` holds a whole frame: its length prefix and its body.
+fn buffered_whole(buffered: &[u8]) -> bool {
+    match buffered {
+        [a, b, c, d, body @ ..] => body.len() >= u32::from_be_bytes([*a, *b, *c, *d]) as usize,
+        _ => false,
     }
 }

@@ -16,6 +16,7 @@ pub use accept::Listener;
 pub use accept::UnixListener;
 
 use crate::rpc::service::Service;
+use crate::sync::until;
 use crate::wire;
 
 /// Limits of a server; every field has a default. They bound what one peer,
@@ -218,14 +219,7 @@ impl Tally {
 
     /// Resolves once none is open.
     async fn until_none(&self) {
-        loop {
-            // Registered before the check, so a close in between wakes it.
-            let closed = self.none.notified();
-            if self.open.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            closed.await;
-        }
+        until(&self.none, || self.open.load(Ordering::SeqCst) == 0).await;
     }
 }
 
