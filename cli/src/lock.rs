@@ -50,45 +50,73 @@ pub struct Found {
     pub cargo_ok: bool,
     /// Lock outcomes, for this workspace's lock files only.
     reports: Reports,
+    /// Lock violations the compiler reported, with their places.
+    violations: Vec<Violation>,
     /// Definitions by key (`interface Kv`, `state kv`), for `upshift docs`.
     pub docs: BTreeMap<String, Definition>,
 }
 
 pub fn run(opts: Run) -> Result<(), Failure> {
     let found = collect(opts.mode, &opts.cargo)?;
-    summarize(&opts, found.cargo_ok, &found.reports)
+    summarize(&opts, &found)
 }
 
-/// Runs `cargo check --workspace --all-targets` with the macros reporting
-/// into a fresh directory, and reads what they wrote.
+/// Runs cargo with the macros reporting into a fresh directory, and reads
+/// what they wrote. Checking is `cargo check`; adding is `cargo test` of
+/// the tests the macros generate in that mode, which write the encodings
+/// of new sections (only compiled code can evaluate a `Schema`).
 pub fn collect(mode: Mode, cargo: &Cargo) -> Result<Found, Failure> {
     let dir = report_dir()?;
     let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(program);
-    cmd.args(["check", "--workspace", "--all-targets"]);
+    let command = match mode {
+        Mode::Check => "check",
+        Mode::Add => "test",
+    };
+    cmd.args([
+        command,
+        "--workspace",
+        "--all-targets",
+        "--message-format=json-diagnostic-rendered-ansi",
+    ]);
     if let Some(manifest) = &cargo.manifest_path {
         cmd.arg("--manifest-path").arg(manifest);
     }
     cmd.args(&cargo.args);
+    if mode == Mode::Add {
+        cmd.args(["--no-fail-fast", "--", "__upshift_lock_"]);
+    }
     cmd.env(report::DIR_ENV, &dir);
     match mode {
         Mode::Add => cmd.env("UPSHIFT_LOCK", "add"),
         Mode::Check => cmd.env_remove("UPSHIFT_LOCK"),
     };
     eprintln!(
-        "upshift: running `cargo check --workspace --all-targets` with lock reports{}",
+        "upshift: running `cargo {command} --workspace --all-targets` with lock reports{}",
         if mode == Mode::Add {
-            ", adding unlocked versions"
+            ", adding unlocked versions and their encodings"
         } else {
             ""
         }
     );
-    let status = cmd
-        .status()
-        .map_err(|e| Failure(format!("cannot run cargo: {e}"), 2));
+    cmd.stdout(std::process::Stdio::piped());
+    let run = cmd
+        .spawn()
+        .map_err(|e| Failure(format!("cannot run cargo: {e}"), 2))
+        .and_then(|mut child| {
+            let diagnostics = child
+                .stdout
+                .take()
+                .map(|out| read_messages(std::io::BufReader::new(out)))
+                .unwrap_or_default();
+            let status = child
+                .wait()
+                .map_err(|e| Failure(format!("cannot run cargo: {e}"), 2))?;
+            Ok((status, diagnostics))
+        });
     let read = read_reports(&dir);
     let _ = std::fs::remove_dir_all(&dir);
-    let (status, (mut reports, mut docs)) = (status?, read?);
+    let ((status, diagnostics), (mut reports, mut docs)) = (run?, read?);
     // Dependencies that use the macros report their own locks: not ours to judge.
     if let Some(root) = workspace_root(cargo) {
         reports.retain(|lock, _| lock.starts_with(&root));
@@ -97,11 +125,89 @@ pub fn collect(mode: Mode, cargo: &Cargo) -> Result<Found, Failure> {
     Ok(Found {
         cargo_ok: status.success(),
         reports,
+        violations: diagnostics,
         docs: docs
             .into_iter()
             .map(|((_, key), definition)| (key, definition))
             .collect(),
     })
+}
+
+/// Reads cargo's JSON messages: compiler output is shown as cargo would show
+/// it (on stderr), test output passes through, and every lock violation —
+/// the macros' and those of the encoding checks rustc evaluates — is kept
+/// with its place, once (a crate's lib and test targets report it twice).
+fn read_messages(out: impl std::io::BufRead) -> Vec<Violation> {
+    let mut found: Vec<Violation> = Vec::new();
+    for line in out.lines().map_while(Result::ok) {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+            // Not JSON: a test binary's own output.
+            println!("{line}");
+            continue;
+        };
+        if message["reason"] != "compiler-message" {
+            continue;
+        }
+        let diagnostic = &message["message"];
+        if let Some(rendered) = diagnostic["rendered"].as_str() {
+            eprint!("{rendered}");
+        }
+        let text = diagnostic["message"].as_str().unwrap_or_default();
+        if diagnostic["level"] != "error" || !is_lock_violation(text) {
+            continue;
+        }
+        let place = user_place(&diagnostic["spans"]).unwrap_or_default();
+        let text = text
+            .strip_prefix("evaluation panicked: ")
+            .unwrap_or(text)
+            .to_string();
+        let violation = Violation { place, text };
+        if !found.contains(&violation) {
+            found.push(violation);
+        }
+    }
+    found
+}
+
+/// `file:line:column` of a diagnostic in the user's code: the primary span,
+/// unless it lies in the standard library (a failed encoding check panics
+/// there), then the span that says which constant failed.
+fn user_place(spans: &serde_json::Value) -> Option<String> {
+    let spans = spans.as_array()?;
+    let primary = spans
+        .iter()
+        .find(|s| s["is_primary"] == true)
+        .or_else(|| spans.first())?;
+    // Out of the standard library's `panic!` to where it was called: the
+    // encoding check, spanned at the user's type.
+    let mut span = primary;
+    while span["file_name"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("/rustc/"))
+    {
+        span = &span["expansion"]["span"];
+    }
+    Some(format!(
+        "{}:{}:{}",
+        span["file_name"].as_str()?,
+        span["line_start"],
+        span["column_start"]
+    ))
+}
+
+/// Whether a compiler error is one of the lock's: a released section that
+/// changed, or a lock file that is corrupt or malformed.
+fn is_lock_violation(text: &str) -> bool {
+    text.contains("(locked in ") || text.starts_with("the lock file ")
+}
+
+/// A lock violation as the compiler reported it.
+#[derive(PartialEq, Eq)]
+pub struct Violation {
+    /// `src/lib.rs:12:5`.
+    place: String,
+    /// The message.
+    text: String,
 }
 
 /// The directory of the workspace's root manifest, as cargo finds it.
@@ -195,7 +301,8 @@ fn read_reports(dir: &Path) -> Result<(Reports, Docs), Failure> {
 
 /// Prints the summary; fails with exit code 1 on changed locked sections (or
 /// unlocked ones under `--all-locked`), 2 when cargo failed otherwise.
-fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failure> {
+fn summarize(opts: &Run, found: &Found) -> Result<(), Failure> {
+    let (cargo_ok, reports) = (found.cargo_ok, &found.reports);
     let cwd = std::env::current_dir().unwrap_or_default();
     let shown = |p: &Path| p.strip_prefix(&cwd).unwrap_or(p).display().to_string();
     let count = |s: Outcome| {
@@ -205,8 +312,10 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
             .filter(|(status, _)| *status == s)
             .count()
     };
-    let (changed, unlocked, added, ok) = (
-        count(Outcome::Changed),
+    // Every violation is a compiler error with its place; the macros'
+    // reports say which sections they are, but not where.
+    let changed = found.violations.len().max(count(Outcome::Changed));
+    let (unlocked, added, ok) = (
         count(Outcome::Unlocked),
         count(Outcome::Added),
         count(Outcome::Ok),
@@ -232,6 +341,9 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
             "missing   {key} (locked in {lock}, but no definition reports it: a renamed trait or `name = ...`, a moved or deleted type, or a removed derive)"
         );
     }
+    for v in &found.violations {
+        println!("changed   {}: {}", v.place, v.text);
+    }
     for (lock, keys) in reports {
         let lock_text = shown(lock);
         let with = |s: Outcome| -> Vec<&str> {
@@ -240,9 +352,11 @@ fn summarize(opts: &Run, cargo_ok: bool, reports: &Reports) -> Result<(), Failur
                 .map(|(key, _)| key.as_str())
                 .collect()
         };
-        for (key, (status, detail)) in keys {
-            if *status == Outcome::Changed {
-                println!("changed   {key} (locked in {lock_text}): {detail}");
+        if found.violations.is_empty() {
+            for (key, (status, detail)) in keys {
+                if *status == Outcome::Changed {
+                    println!("changed   {key} (locked in {lock_text}): {detail}");
+                }
             }
         }
         let added_keys = with(Outcome::Added);

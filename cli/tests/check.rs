@@ -195,7 +195,7 @@ fn check_and_lock_guard_released_versions() {
     let (ok, err) = f.cargo_check();
     assert!(!ok, "a tampered lock must fail the build");
     assert!(
-        err.contains("is corrupt: section `[Greeter v1]` (line 8) does not match its fingerprint"),
+        err.contains("is corrupt: section `[Greeter v1]` (line 9) does not match its fingerprint"),
         "cargo check output: {err}"
     );
     std::fs::write(f.dir.join("upshift.lock"), &locked).expect("restore");
@@ -212,27 +212,27 @@ fn check_and_lock_guard_released_versions() {
     f.write(&edited);
     let (code, out, err) = f.upshift(&["check"]);
     assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    // Each violation with its place: the method's, the type's, and the
+    // released version whose reply reaches the type.
+    for expected in [
+        "changed   src/lib.rs:11:15: v1 of `Greeter` is released (locked in ",
+        "upshift.lock) and must not change: method `hello` changed from `hello(name)` to \
+         `hello(name, loud)`; keep v1 as it was and declare the change as a new version",
+        "changed   src/lib.rs:3:12: type `Note` is used by released versions Greeter v1, Greeter v2 (locked in ",
+        "upshift.lock) and its encoding must not change: `Note.text` was `string`, is now `seq<u8>`; \
+         leave it as it was and give the new shape a new type in a new version",
+        "v2 of `Greeter` is released (locked in ",
+        "upshift.lock) and its encoding must not change: `hello.return.text` was `string`, is now `seq<u8>`",
+    ] {
+        assert!(out.contains(expected), "{expected}\nnot in:\n{out}");
+    }
     assert!(
-        out.contains(
-            "changed   Greeter v1 (locked in upshift.lock): method `hello` changed from \
-             `hello(name: String) -> Note` to `hello(name: String, loud: bool) -> Note`; \
-             keep v1 as it was and declare the change as a new version"
-        ),
-        "{out}"
-    );
-    assert!(
-        out.contains(
-            "changed   type Note (locked in upshift.lock): field `text` changed from `text: String` to `text: Vec<u8>`"
-        ),
-        "{out}"
-    );
-    assert!(
-        out.contains("2 changed, 2 match the lock, 0 added, 0 not locked"),
+        out.contains("3 changed, 3 match the lock, 0 added, 0 not locked"),
         "{out}"
     );
     assert_eq!(
         error_line(&err),
-        "error: 2 locked version(s) or type(s) changed; keep them as they were and declare a new version"
+        "error: 3 locked version(s) or type(s) changed; keep them as they were and declare a new version"
     );
     let (code, _, _) = f.upshift(&["lock"]);
     assert_eq!(code, Some(1));
@@ -355,10 +355,13 @@ pub mod extra_api {
     let (code, out, err) = f.upshift(&["check"]);
     assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
     assert!(
-        out.contains("changed   Extra v1 (locked in src/extra.lock)"),
+        out.contains("changed   src/extra.rs:"),
+        "the place of the changed reply: {out}"
+    );
+    assert!(
+        out.contains("src/extra.lock) and its encoding must not change: `ping.return` was `u64`, is now `u32`"),
         "{out}"
     );
-    assert!(out.contains("ping() -> u32"), "{out}");
 
     // A renamed trait: the released section is no longer reported by any
     // definition, which is an error naming it, not a silent "unlocked".

@@ -8,6 +8,7 @@ mod attr;
 mod canonical;
 mod ctxt;
 mod derive;
+mod encoding;
 mod fallback;
 mod interface;
 mod lock;

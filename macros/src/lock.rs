@@ -8,7 +8,7 @@
 //! the source is a compile error that names what changed.
 
 use std::path::{Path, PathBuf};
-use upshift_schema::lock::{HEADER, fingerprint, parse};
+use upshift_schema::lock::{ENCODING_PREFIX, HEADER, fingerprint, parse};
 use upshift_schema::report::{self, Entry, Outcome};
 
 use proc_macro2::{Span, TokenStream};
@@ -155,7 +155,35 @@ fn changes(locked: &[String], now: &[String]) -> Vec<String> {
             out.push(format!("{} `{}` was added", kind(n), method_name(n)));
         }
     }
+    // The same members in another order: postcard encodes by position
+    // (variants by index, methods by index on the wire).
+    if out.is_empty() && locked != now {
+        let names = |lines: &[String]| {
+            lines
+                .iter()
+                .map(|l| method_name(l).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push(format!(
+            "the {}s are in another order: was `{}`, is now `{}`",
+            locked.first().map_or("member", |l| kind(l)),
+            names(locked),
+            names(now)
+        ));
+    }
     out
+}
+
+/// One element of a section whose encoding the lock records: a method's
+/// argument or reply, a type, a state version's root.
+pub struct Encoded {
+    /// `get.key`, `get.return`, `Entry`, `Store`.
+    pub label: String,
+    /// An expression of type `&'static ::upshift::schema::Encoding`.
+    pub encoding: TokenStream,
+    /// Where a changed encoding is reported: the type as written.
+    pub span: Span,
 }
 
 /// One section to check against the lock file.
@@ -170,6 +198,9 @@ pub struct Section {
     pub what: String,
     /// What to do instead, ending the violation message.
     pub advice: String,
+    /// The elements whose encodings are locked, checked at build time by
+    /// evaluating their `Schema` (the macro sees only how types are spelled).
+    pub encodings: Vec<Encoded>,
 }
 
 /// Checks `sections` against the lock file at `path`: a locked section that
@@ -247,6 +278,7 @@ fn compare(
     }
     let mut additions = String::new();
     let mut report = Vec::new();
+    let mut checks = TokenStream::new();
     for s in sections {
         match locked.get(&s.key).map(|l| (l, &l.lines)) {
             Some((l, _)) if fingerprint(&l.lines) != l.fingerprint => {
@@ -262,8 +294,24 @@ fn compare(
                 ));
                 report.push(lock_entry(&path, s, Outcome::Changed, message));
             }
-            Some((_, old)) if *old != s.lines => {
-                let changed = changes(old, &s.lines).join("; ");
+            Some((_, old)) => {
+                let (written, encoded) = split_encodings(old);
+                // With encodings locked, the types are compared by what they
+                // encode (at build time, below); the lines by their names.
+                let (then, now) = if encoded.is_empty() {
+                    (written.clone(), s.lines.clone())
+                } else {
+                    (
+                        written.iter().map(|l| skeleton(l)).collect(),
+                        s.lines.iter().map(|l| skeleton(l)).collect(),
+                    )
+                };
+                if then == now {
+                    report.push(lock_entry(&path, s, Outcome::Ok, String::new()));
+                    checks.extend(encoding_checks(s, &encoded, &path));
+                    continue;
+                }
+                let changed = changes(&then, &now).join("; ");
                 report.push(lock_entry(
                     &path,
                     s,
@@ -280,7 +328,6 @@ fn compare(
                     ),
                 ));
             }
-            Some(_) => report.push(lock_entry(&path, s, Outcome::Ok, String::new())),
             None => {
                 report.push(lock_entry(&path, s, Outcome::Unlocked, String::new()));
                 additions.push_str(&format!(
@@ -321,7 +368,128 @@ fn compare(
     }
     drop(held);
     report::write(&report);
-    tracking(exists.then_some(path.as_path()))
+    let tracking = tracking(exists.then_some(path.as_path()));
+    // `upshift lock` runs the crate's tests in this mode: the test writes
+    // the encodings the macro cannot compute into the sections.
+    let fill = adding.then(|| fill_test(sections, &path));
+    quote!(#tracking #checks #fill)
+}
+
+/// A locked section's lines apart from its `encoding label: text` lines.
+fn split_encodings(lines: &[String]) -> (Vec<String>, Vec<(String, String)>) {
+    let mut written = Vec::new();
+    let mut encoded = Vec::new();
+    for line in lines {
+        match line
+            .strip_prefix(ENCODING_PREFIX)
+            .and_then(|rest| rest.split_once(": "))
+        {
+            Some((label, text)) => encoded.push((label.to_string(), text.to_string())),
+            None => written.push(line.clone()),
+        }
+    }
+    (written, encoded)
+}
+
+/// A canonical line without its types: `method get(key)`, `field value`,
+/// `struct Entry { value, hits }`. What stays is what the names promise;
+/// the types are checked by their encodings.
+fn skeleton(line: &str) -> String {
+    let line = line.split(" -> ").next().unwrap_or(line);
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&' ') {
+            // Skip the type: up to `,` or a closing bracket on this level.
+            let mut depth = 0usize;
+            while let Some(&n) = chars.peek() {
+                match n {
+                    '<' | '(' | '[' | '{' => depth += 1,
+                    '>' | ')' | ']' | '}' if depth == 0 => break,
+                    '>' | ')' | ']' | '}' => depth -= 1,
+                    ',' if depth == 0 => break,
+                    _ => {}
+                }
+                chars.next();
+            }
+            if chars.peek() == Some(&'}') {
+                out.push(' ');
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    // `Plain`, `Plain {}` and `Plain()` are one unit variant on the wire.
+    if out.starts_with("variant ") {
+        out = out
+            .replace(" {  }", "")
+            .replace(" { }", "")
+            .replace("()", "");
+    }
+    out
+}
+
+/// For each locked encoding of `s`, a constant whose evaluation fails the
+/// build, at the element's type, when today's types encode differently.
+fn encoding_checks(s: &Section, locked: &[(String, String)], path: &Path) -> TokenStream {
+    let what = format!("{} (locked in {})", s.what, path.display());
+    let advice = &s.advice;
+    locked
+        .iter()
+        .filter_map(|(label, text)| {
+            let e = s.encodings.iter().find(|e| e.label == *label)?;
+            let encoding = &e.encoding;
+            Some(quote::quote_spanned! {e.span=>
+                const _: () = if let ::core::option::Option::Some(message) =
+                    ::upshift::schema::encoding::mismatch(
+                        #encoding,
+                        ::upshift::schema::encoding::Locked {
+                            what: #what,
+                            label: #label,
+                            encoding: #text,
+                            advice: #advice,
+                        },
+                    )
+                {
+                    ::core::panic!("{}", message.as_str())
+                };
+            })
+        })
+        .collect()
+}
+
+/// The test `upshift lock` runs: it writes each section's encodings into
+/// the lock file (where they are missing) and checks those already there.
+fn fill_test(sections: &[Section], path: &Path) -> TokenStream {
+    let Some(first) = sections.first() else {
+        return TokenStream::new();
+    };
+    let name: String = first
+        .key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let test = quote::format_ident!("__upshift_lock_{}", name);
+    let path = path.display().to_string();
+    let sections = sections.iter().map(|s| {
+        let key = &s.key;
+        let labels = s.encodings.iter().map(|e| &e.label);
+        let encodings = s.encodings.iter().map(|e| &e.encoding);
+        quote!((#key, &[#((#labels, #encodings)),*]))
+    });
+    quote! {
+        #[cfg(test)]
+        #[test]
+        fn #test() {
+            ::upshift::schema::fill_lock(#path, &[#(#sections),*]);
+        }
+    }
 }
 
 /// Opens (creating) the lock file with an exclusive lock, and reads it.

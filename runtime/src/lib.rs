@@ -12,8 +12,10 @@
 //!   traits and the version dispatcher;
 //! - [`state`](macro@state): declares every version of a node's persistent state
 //!   and generates each type's transform from the previous version;
-//! - [`Schema`](macro@Schema): describes a user type inside versioned definitions,
-//!   so its shape is locked with them.
+//! - [`Schema`](macro@Schema): describes what a user type inside versioned
+//!   definitions encodes, so its encoding is locked with them; options
+//!   `#[upshift(lock = "file")]` on the type and `#[upshift(encoded_as = Type)]`
+//!   on a type or field whose own serde code writes it.
 //!
 //! # Modules, in layers
 //!

@@ -7,7 +7,12 @@ use std::collections::BTreeMap;
 /// The comment every lock file starts with.
 pub const HEADER: &str = "# upshift lock file: the schema of every released interface version, type and state version.\n\
 # Check it in. A locked version must never change: declare a new version instead.\n\
-# Add new versions with `upshift lock` (or `UPSHIFT_LOCK=add cargo check`); locked ones are never rewritten.\n";
+# Add new versions with `upshift lock`, which also records what each released element encodes; locked lines are never rewritten.\n";
+
+/// The start of a line that records an element's encoding:
+/// `encoding get.key: string`. `upshift lock` writes them (through a test
+/// the macros generate); the build compares today's types with them.
+pub const ENCODING_PREFIX: &str = "encoding ";
 
 /// FNV-1a over the canonical lines: stable across builds and platforms.
 pub fn fingerprint(lines: &[String]) -> u64 {
@@ -84,4 +89,47 @@ pub fn parse(text: &str) -> (BTreeMap<String, Locked>, Vec<String>) {
         }
     }
     (out, problems)
+}
+
+/// The header line of a section: `[Kv v1 fnv1a:0123456789abcdef]`.
+pub fn header(key: &str, lines: &[String]) -> String {
+    format!("[{key} fnv1a:{:016x}]", fingerprint(lines))
+}
+
+/// `text` with section `key`'s lines replaced by `lines` and its
+/// fingerprint renewed; everything else as it was. `None` when `text` has
+/// no such section.
+pub fn replace_section(text: &str, key: &str, lines: &[String]) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut found = false;
+    let mut skipping = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(inner) = trimmed.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let mut words: Vec<&str> = inner.split_whitespace().collect();
+            words.pop();
+            skipping = false;
+            if !found && words.join(" ") == key {
+                found = true;
+                skipping = true;
+                out.push_str(&header(key, lines));
+                out.push('\n');
+                for l in lines {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+                continue;
+            }
+        } else if skipping {
+            // The old lines go; a blank line before the next section stays.
+            if trimmed.is_empty() {
+                out.push('\n');
+                skipping = false;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    found.then_some(out)
 }

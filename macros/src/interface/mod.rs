@@ -142,6 +142,22 @@ fn lock_sections(svc: &Service) -> Vec<Section> {
                 "keep v{} as it was and declare the change as a new version",
                 v.number
             ),
+            encodings: v
+                .methods
+                .iter()
+                .flat_map(|m| {
+                    let args = m
+                        .args
+                        .iter()
+                        .map(move |a| (format!("{}.{}", m.ident, a.ident), &a.ty));
+                    args.chain(std::iter::once((format!("{}.return", m.ident), &m.ret)))
+                })
+                .map(|(label, ty)| crate::lock::Encoded {
+                    label,
+                    encoding: quote!(<#ty as ::upshift::schema::Schema>::ENCODING),
+                    span: syn::spanned::Spanned::span(ty),
+                })
+                .collect(),
         })
         .collect()
 }

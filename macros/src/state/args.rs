@@ -64,8 +64,10 @@ pub enum Place {
 impl Place {
     fn valid(self) -> &'static str {
         match self {
-            Place::Type => "`from = \"OldName\"` and `transform = path`",
-            Place::Field => "`default`, `default = path`, `from = \"old_name\"` and `with = path`",
+            Place::Type => "`from = \"OldName\"`, `transform = path` and `encoded_as = Type`",
+            Place::Field => {
+                "`default`, `default = path`, `from = \"old_name\"`, `with = path` and `encoded_as = Type`"
+            }
             Place::Variant => "`from = \"OldName\"`",
         }
     }
@@ -100,6 +102,10 @@ pub fn options(cx: &Ctxt, attrs: &[Attribute], place: Place) -> Options {
                     if out.transform.replace(path).is_some() {
                         cx.error_spanned_by(&meta.path, "duplicate `transform` option");
                     }
+                }
+                // Read by `encoding`: what a field's (or type's) own serde code writes.
+                ("encoded_as", Place::Field | Place::Type) => {
+                    let _: syn::Type = meta.value()?.parse()?;
                 }
                 ("with", Place::Field) => {
                     let path: Path = meta.value()?.parse()?;

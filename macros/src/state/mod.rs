@@ -68,6 +68,14 @@ pub fn expand(
             span: v.types[0].ident.span(),
             what: format!("v{} of state `{}` is released", v.number, state.name),
             advice: "keep it as it was and declare the change as a new version".into(),
+            encodings: {
+                let (module, root) = (format_ident!("v{}", v.number), &v.types[0].ident);
+                vec![crate::lock::Encoded {
+                    label: root.to_string(),
+                    encoding: quote!(<#module::#root as ::upshift::schema::Schema>::ENCODING),
+                    span: root.span(),
+                }]
+            },
         })
         .collect();
     let gens: Vec<Gen> = plans
@@ -136,11 +144,12 @@ fn fallback(state: &State) -> TokenStream {
         .map(|v| {
             let module = format_ident!("v{}", v.number);
             let mut names = BTreeSet::new();
+            // Without the serde derive, serde's attributes would not resolve.
             let types = v
                 .types
                 .iter()
                 .filter(|t| names.insert(t.ident.to_string()))
-                .map(|t| &t.item);
+                .map(|t| without_serde(&t.item));
             quote! {
                 #[allow(dead_code, unused_imports)]
                 pub mod #module {
@@ -157,4 +166,27 @@ fn fallback(state: &State) -> TokenStream {
             #(#versions)*
         }
     }
+}
+
+/// `item` without `#[serde(...)]` attributes on it, its fields and variants.
+fn without_serde(item: &syn::Item) -> syn::Item {
+    let mut item = item.clone();
+    let strip = |attrs: &mut Vec<syn::Attribute>| attrs.retain(|a| !a.path().is_ident("serde"));
+    let strip_fields =
+        |fields: &mut syn::Fields| fields.iter_mut().for_each(|f| strip(&mut f.attrs));
+    match &mut item {
+        syn::Item::Struct(s) => {
+            strip(&mut s.attrs);
+            strip_fields(&mut s.fields);
+        }
+        syn::Item::Enum(e) => {
+            strip(&mut e.attrs);
+            for v in &mut e.variants {
+                strip(&mut v.attrs);
+                strip_fields(&mut v.fields);
+            }
+        }
+        _ => {}
+    }
+    item
 }

@@ -41,6 +41,8 @@ pub struct StateType {
     pub ident: Ident,
     /// The item as emitted: the user's struct or enum without upshift attributes.
     pub item: Item,
+    /// The item as written, whose attributes decide its encoding.
+    pub written: Item,
     /// `#[upshift(from = "Old")]`: the previous version's name of this type.
     pub from: Option<LitStr>,
     /// `#[upshift(transform = path)]`: a function of the whole old value.
@@ -255,6 +257,21 @@ impl StateType {
         }
         reject_serde_derive(cx, &attrs);
         let opts = options(cx, &attrs, Place::Type);
+        // Serde attributes decide the encoding: each is modelled or refused.
+        let data = match &item {
+            Item::Struct(s) => Some(crate::encoding::Data::Struct(&s.fields)),
+            Item::Enum(e) => Some(crate::encoding::Data::Enum(&e.variants)),
+            _ => None,
+        };
+        for e in data
+            .map(|d| crate::encoding::errors(&attrs, d))
+            .unwrap_or_default()
+        {
+            cx.syn_error(e);
+        }
+        // `encoded_as` is read from the item as written; the emitted one
+        // loses its `#[upshift(...)]` attributes.
+        let written = item.clone();
         let shape = match &mut item {
             Item::Struct(s) => {
                 strip(&mut s.attrs);
@@ -282,6 +299,7 @@ impl StateType {
         Some(StateType {
             ident,
             item,
+            written,
             from: opts.from,
             transform: opts.transform,
             shape,

@@ -43,7 +43,11 @@ pub enum ScheduleSpec {
     },
     /// All of these: waits if any waits, halts if any halts. Nests at most
     /// [`MAX_DEPTH`] deep, refused already when decoded.
-    All(#[serde(deserialize_with = "nested_terms")] Vec<ScheduleSpec>),
+    All(
+        #[serde(deserialize_with = "nested_terms")]
+        #[upshift(encoded_as = Vec<ScheduleSpec>)]
+        Vec<ScheduleSpec>,
+    ),
     /// A schedule registered with the coordinator under this name.
     Custom(String),
 }

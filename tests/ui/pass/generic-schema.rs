@@ -24,10 +24,13 @@ pub mod catalog {
 }
 
 fn main() {
-    use upshift::schema::Schema;
+    use upshift::schema::{Schema, encoding::render};
     assert_eq!(
-        <Page<String> as Schema>::SHAPE,
-        ["field items: Vec<T>", "field next: Option<u64>"]
+        render(<Page<String> as Schema>::ENCODING).as_str(),
+        "{items: seq<string>, next: option<u64>}"
     );
-    assert_eq!(<Either<u8, u16> as Schema>::SHAPE, ["variant Left(0: A)", "variant Right(0: B)"]);
+    assert_eq!(
+        render(<Either<u8, u16> as Schema>::ENCODING).as_str(),
+        "enum {Left: {0: u8}, Right: {0: u16}}"
+    );
 }

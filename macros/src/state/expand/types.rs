@@ -7,6 +7,7 @@ use quote::{format_ident, quote};
 use syn::{Item, Visibility};
 
 use super::Gen;
+use crate::encoding::Data;
 use crate::state::model::{Shape, StateType};
 
 impl Gen<'_> {
@@ -22,11 +23,12 @@ impl Gen<'_> {
         if matches!(vis, Visibility::Inherited) {
             *vis = syn::parse_quote!(pub(super));
         }
-        let (ident, lines) = match &item {
-            Item::Struct(s) => (&s.ident, crate::canonical::shape_lines(Some(&s.fields), [])),
-            Item::Enum(e) => (&e.ident, crate::canonical::shape_lines(None, &e.variants)),
+        let (ident, attrs, data) = match &t.written {
+            Item::Struct(s) => (&s.ident, &s.attrs, Data::Struct(&s.fields)),
+            Item::Enum(e) => (&e.ident, &e.attrs, Data::Enum(&e.variants)),
             _ => return quote!(#item),
         };
+        let encoding = crate::encoding::tokens(ident, attrs, data);
         quote! {
             #[derive(::upshift::__private::serde::Serialize, ::upshift::__private::serde::Deserialize)]
             #[serde(crate = "::upshift::__private::serde")]
@@ -34,7 +36,7 @@ impl Gen<'_> {
 
             #[automatically_derived]
             impl ::upshift::schema::Schema for #ident {
-                const SHAPE: &'static [&'static ::core::primitive::str] = &[#(#lines),*];
+                const ENCODING: &'static ::upshift::schema::Encoding = #encoding;
             }
         }
     }
