@@ -48,7 +48,7 @@ pub fn fields_text(fields: &syn::Fields) -> String {
     }
 }
 
-/// A type's `Schema::SHAPE` lines: `field name: Type` per field of a
+/// A deriving type's lock-section lines: `field name: Type` per field of a
 /// struct, `variant Name(..)` per variant of an enum.
 pub fn shape_lines<'a>(
     fields: Option<&syn::Fields>,

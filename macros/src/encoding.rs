@@ -26,6 +26,9 @@ enum Rule {
     Harmless,
     /// The field is not written or read: it leaves the encoding.
     Skip,
+    /// Half a skip (`skip_serializing`, `skip_deserializing`): refused
+    /// alone, a [`Rule::Skip`] together with the other half.
+    HalfSkip,
     /// Written one way, read another: refused, with why.
     Refused(&'static str),
     /// The user's own code writes it: allowed with `encoded_as`.
@@ -89,8 +92,8 @@ const SERDE_RULES: &[(&str, At, Rule)] = &[
     ("bound", At::Field, Rule::Harmless),
     ("borrow", At::Field, Rule::Harmless),
     ("skip", At::Field, Rule::Skip),
-    ("skip_serializing", At::Field, Rule::Refused(ONE_WAY)),
-    ("skip_deserializing", At::Field, Rule::Refused(ONE_WAY)),
+    ("skip_serializing", At::Field, Rule::HalfSkip),
+    ("skip_deserializing", At::Field, Rule::HalfSkip),
     (
         "skip_serializing_if",
         At::Field,
@@ -138,7 +141,9 @@ pub fn attributes(
 ) -> (FieldEncoding, Vec<syn::Error>) {
     let mut errors = Vec::new();
     let mut custom: Option<syn::Path> = None;
-    let (mut skip_ser, mut skip_de, mut skip) = (false, false, false);
+    let mut skip = false;
+    // Each half of a skip seen, with the attribute that holds it.
+    let mut halves: Vec<(String, &Attribute)> = Vec::new();
     for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         let result = a.parse_nested_meta(|meta| {
             let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
@@ -160,13 +165,7 @@ pub fn attributes(
             match rule {
                 Some(Rule::Harmless) => {}
                 Some(Rule::Skip) => skip = true,
-                // Refused alone, a skip together with the other one.
-                Some(Rule::Refused(_)) if name == "skip_serializing" && at == At::Field => {
-                    skip_ser = true;
-                }
-                Some(Rule::Refused(_)) if name == "skip_deserializing" && at == At::Field => {
-                    skip_de = true;
-                }
+                Some(Rule::HalfSkip) => halves.push((name.clone(), a)),
                 Some(Rule::Refused(why)) => errors.push(syn::Error::new_spanned(
                     &meta.path,
                     format!("`#[serde({name})]` changes what postcard writes in a way upshift cannot lock: {why}"),
@@ -190,21 +189,14 @@ pub fn attributes(
             errors.push(e);
         }
     }
-    match (skip_ser, skip_de) {
-        (true, true) => skip = true,
-        (false, false) => {}
-        _ => {
-            let which = if skip_ser {
-                "skip_serializing"
-            } else {
-                "skip_deserializing"
-            };
-            let a = attrs.iter().find(|a| a.path().is_ident("serde"));
-            errors.push(syn::Error::new_spanned(
-                a,
-                format!("`#[serde({which})]` changes what postcard writes in a way upshift cannot lock: {ONE_WAY}"),
-            ));
-        }
+    let has = |half: &str| halves.iter().any(|(h, _)| h == half);
+    match halves.first() {
+        None => {}
+        Some(_) if has("skip_serializing") && has("skip_deserializing") => skip = true,
+        Some((which, a)) => errors.push(syn::Error::new_spanned(
+            a,
+            format!("`#[serde({which})]` changes what postcard writes in a way upshift cannot lock: {ONE_WAY}"),
+        )),
     }
     let mut encoded_as: Option<Type> = None;
     for a in attrs.iter().filter(|a| a.path().is_ident("upshift")) {

@@ -8,7 +8,7 @@
 //! the source is a compile error that names what changed.
 
 use std::path::{Path, PathBuf};
-use upshift_schema::lock::{ENCODING_PREFIX, HEADER, fingerprint, parse};
+use upshift_schema::lock::{HEADER, fingerprint, parse};
 use upshift_schema::report::{self, Entry, Outcome};
 
 use proc_macro2::{Span, TokenStream};
@@ -57,14 +57,16 @@ pub fn users(path: &Path, name: &str) -> Vec<String> {
     while i < reached.len() {
         let ty = reached[i].clone();
         for (key, section) in &sections {
+            // Types are named in the lines as written; encodings name only
+            // fields and variants.
+            let lines = section.written();
             // A state version declares its own types (`struct Entry { .. }`):
             // a name it declares is not the locked type of that name.
             let declares = key.starts_with("state ")
-                && section
-                    .lines
+                && lines
                     .iter()
                     .any(|l| l.split([' ', '{', '(']).nth(1) == Some(ty.as_str()));
-            if *key == format!("type {ty}") || declares || !mentions(&section.lines, &ty) {
+            if *key == format!("type {ty}") || declares || !mentions(&lines, &ty) {
                 continue;
             }
             match key.strip_prefix("type ") {
@@ -280,8 +282,8 @@ fn compare(
     let mut report = Vec::new();
     let mut checks = TokenStream::new();
     for s in sections {
-        match locked.get(&s.key).map(|l| (l, &l.lines)) {
-            Some((l, _)) if fingerprint(&l.lines) != l.fingerprint => {
+        match locked.get(&s.key) {
+            Some(l) if fingerprint(&l.lines) != l.fingerprint => {
                 let message = format!(
                     "section `[{}]` (line {}) does not match its fingerprint fnv1a:{:016x}: \
                      its lines were edited by hand; restore them from version control, \
@@ -294,8 +296,8 @@ fn compare(
                 ));
                 report.push(lock_entry(&path, s, Outcome::Changed, message));
             }
-            Some((_, old)) => {
-                let (written, encoded) = split_encodings(old);
+            Some(l) => {
+                let (written, encoded) = (l.written(), l.encodings());
                 // With encodings locked, the types are compared by what they
                 // encode (at build time, below); the lines by their names.
                 let (then, now) = if encoded.is_empty() {
@@ -375,22 +377,6 @@ fn compare(
     quote!(#tracking #checks #fill)
 }
 
-/// A locked section's lines apart from its `encoding label: text` lines.
-fn split_encodings(lines: &[String]) -> (Vec<String>, Vec<(String, String)>) {
-    let mut written = Vec::new();
-    let mut encoded = Vec::new();
-    for line in lines {
-        match line
-            .strip_prefix(ENCODING_PREFIX)
-            .and_then(|rest| rest.split_once(": "))
-        {
-            Some((label, text)) => encoded.push((label.to_string(), text.to_string())),
-            None => written.push(line.clone()),
-        }
-    }
-    (written, encoded)
-}
-
 /// A canonical line without its types: `method get(key)`, `field value`,
 /// `struct Entry { value, hits }`. What stays is what the names promise;
 /// the types are checked by their encodings.
@@ -431,13 +417,14 @@ fn skeleton(line: &str) -> String {
 
 /// For each locked encoding of `s`, a constant whose evaluation fails the
 /// build, at the element's type, when today's types encode differently.
-fn encoding_checks(s: &Section, locked: &[(String, String)], path: &Path) -> TokenStream {
+fn encoding_checks(s: &Section, locked: &[(&str, &str)], path: &Path) -> TokenStream {
     let what = format!("{} (locked in {})", s.what, path.display());
     let advice = &s.advice;
     locked
         .iter()
         .filter_map(|(label, text)| {
             let e = s.encodings.iter().find(|e| e.label == *label)?;
+            let (label, text) = (*label, *text);
             let encoding = &e.encoding;
             Some(quote::quote_spanned! {e.span=>
                 const _: () = if let ::core::option::Option::Some(message) =

@@ -12,7 +12,12 @@ pub const HEADER: &str = "# upshift lock file: the schema of every released inte
 /// The start of a line that records an element's encoding:
 /// `encoding get.key: string`. `upshift lock` writes them (through a test
 /// the macros generate); the build compares today's types with them.
-pub const ENCODING_PREFIX: &str = "encoding ";
+const ENCODING_PREFIX: &str = "encoding ";
+
+/// The lock line recording that `label` encodes as `encoding`.
+pub fn encoding_line(label: &str, encoding: &str) -> String {
+    format!("{ENCODING_PREFIX}{label}: {encoding}")
+}
 
 /// FNV-1a over the canonical lines: stable across builds and platforms.
 pub fn fingerprint(lines: &[String]) -> u64 {
@@ -33,6 +38,28 @@ pub struct Locked {
     pub fingerprint: u64,
     /// The header's line number, for messages.
     pub line: usize,
+}
+
+impl Locked {
+    /// Its lines as written (methods, fields, variants, state types),
+    /// without the encoding lines.
+    pub fn written(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .filter(|l| encoding_of(l).is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// `(label, encoding)` of each encoding line, in order.
+    pub fn encodings(&self) -> Vec<(&str, &str)> {
+        self.lines.iter().filter_map(|l| encoding_of(l)).collect()
+    }
+}
+
+/// `(label, encoding)` when `line` is an encoding line.
+fn encoding_of(line: &str) -> Option<(&str, &str)> {
+    line.strip_prefix(ENCODING_PREFIX)?.split_once(": ")
 }
 
 /// Sections of a lock file, by their header without the fingerprint

@@ -6,7 +6,7 @@
 use std::io::{Read, Seek, Write};
 
 use super::encoding::{Encoding, render};
-use upshift_schema::lock::{ENCODING_PREFIX, parse, replace_section};
+use upshift_schema::lock::{encoding_line, parse, replace_section};
 
 /// One section's elements: `(label, encoding)`.
 pub type Elements<'a> = &'a [(&'a str, &'static Encoding)];
@@ -41,21 +41,21 @@ pub fn fill_lock(path: &str, sections: &[(&str, Elements<'_>)]) {
         let Some(section) = locked.get(*key) else {
             continue;
         };
-        let recorded: Vec<&str> = section
-            .lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(ENCODING_PREFIX))
+        let recorded: Vec<String> = section
+            .encodings()
+            .into_iter()
+            .map(|(label, e)| encoding_line(label, e))
             .collect();
         let today: Vec<String> = elements
             .iter()
-            .map(|(label, encoding)| format!("{label}: {}", render(encoding).as_str()))
+            .map(|(label, e)| encoding_line(label, render(e).as_str()))
             .collect();
         if recorded.is_empty() {
             if !adding {
                 continue;
             }
             let mut lines = section.lines.clone();
-            lines.extend(today.iter().map(|l| format!("{ENCODING_PREFIX}{l}")));
+            lines.extend(today);
             text = replace_section(&text, key, &lines).unwrap_or(text);
             changed = true;
         } else {
