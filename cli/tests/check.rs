@@ -381,3 +381,103 @@ pub mod extra_api {
         "{err}"
     );
 }
+
+/// The generated decoding tests run in the user's `cargo test`, and catch a
+/// hand-written `Schema` that does not tell the truth; `compatibility wire`
+/// accepts what reads alike (a rename, a widening) and refuses the rest.
+#[test]
+fn decoding_tests_and_the_wire_mode() {
+    let f = Fixture::named("wire");
+    // A level written as a signed number whose schema claims unsigned: the
+    // bytes of 3 read back as -2, which only the values show.
+    let lying = format!(
+        "{LIB}\n#[derive(serde::Serialize, serde::Deserialize)]\npub struct Level(pub i32);\n\
+         impl upshift::schema::Schema for Level {{\n    \
+         const ENCODING: &'static upshift::schema::Encoding = &upshift::schema::Encoding::U32;\n}}\n\n\
+         #[upshift::interface]\npub mod levels {{\n    use super::Level;\n\n    #[version(1)]\n    \
+         pub trait Levels {{\n        async fn level(&self) -> Level;\n    }}\n}}\n"
+    );
+    f.write(&lying);
+    let (code, out, err) = f.upshift(&["lock"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let test = |filter: &str| {
+        let out = f.command(&cargo, &["test", "--quiet", "--lib", "--", filter]);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout) + &text(&out.stderr))
+    };
+    let (ok, out) = test("__upshift_decode_levels");
+    assert!(!ok, "a schema that lies fails the decoding test:\n{out}");
+    assert!(
+        out.contains("v1 of `Levels` is released: today's types do not read what it wrote"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- `level.return` (locked as `u32`): the bytes ["),
+        "{out}"
+    );
+    assert!(out.contains("were read as [Signed("), "{out}");
+    // The truthful elements pass: one test per released section.
+    let (ok, out) = test("__upshift_decode_greeter");
+    assert!(ok, "{out}");
+    assert!(out.contains("2 passed"), "{out}");
+    let (ok, out) = test("__upshift_decode_state");
+    assert!(ok && out.contains("1 passed"), "{out}");
+
+    // Frozen (the default): a renamed field breaks the build.
+    f.write(&LIB.replace("pub text: String,", "pub body: String,"));
+    let (code, out, _) = f.upshift(&["check"]);
+    assert_eq!(code, Some(1), "{out}");
+    // Retire the lying version (delete its section), then choose wire.
+    let locked = f.lock_file();
+    let start = locked.find("\n[Levels v1").expect("the Levels section");
+    let end = locked[start + 1..]
+        .find("\n[")
+        .map_or(locked.len(), |i| start + 1 + i);
+    let locked = format!("{}{}", &locked[..start], &locked[end..]);
+    // Wire: the same rename and a widening are accepted...
+    std::fs::write(
+        f.dir.join("upshift.lock"),
+        locked.replacen("\n\n[", "\ncompatibility wire\n\n[", 1),
+    )
+    .expect("choose wire");
+    f.write(
+        &LIB.replace("pub text: String,", "pub body: String,")
+            .replace(
+                "async fn hello(&self, name: String) -> Note;\n    }\n\n    #[version(2)]",
+                "async fn greet(&self, who: String) -> Note;\n    }\n\n    #[version(2)]",
+            )
+            .replace("pub count: u64,", "pub count: u128,"),
+    );
+    let (code, out, err) = f.upshift(&["check"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("0 changed, 4 match the lock"), "{out}");
+    let (ok, out) = test("__upshift_decode");
+    assert!(ok && out.contains("3 passed"), "{out}");
+    // ...and what reads differently is named, with its place.
+    f.write(&LIB.replace("pub count: u64,", "pub count: i64,").replace(
+        "async fn bye(&self, name: String);",
+        "async fn bye(&self, name: String, loud: bool);",
+    ));
+    let (code, out, _) = f.upshift(&["check"]);
+    assert_eq!(code, Some(1), "{out}");
+    for expected in [
+        "v1 of state `greetings` is released (locked in ",
+        "upshift.lock) and what it writes must stay readable (compatibility wire): `Store.count` was `u64`, is now `i64`; keep it as it was and declare the change as a new version",
+        "v2 of `Greeter` is released (locked in ",
+        "upshift.lock) and what it writes must stay readable (compatibility wire): `bye` ends where today's types read `bool` more; keep v2 as it was and declare the change as a new version",
+    ] {
+        assert!(out.contains(expected), "{expected}\nnot in:\n{out}");
+    }
+    // Methods keep their places: calls name them by index.
+    f.write(&LIB.replace(
+        "        async fn hello(&self, name: String) -> Note;\n        async fn bye(&self, name: String);",
+        "        async fn bye(&self, name: String);\n        async fn hello(&self, name: String) -> Note;",
+    ));
+    let (code, out, _) = f.upshift(&["check"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("must keep its methods in place (compatibility wire): it had `hello, bye`, has `bye, hello`"),
+        "{out}"
+    );
+}

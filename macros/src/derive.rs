@@ -127,6 +127,7 @@ pub fn schema(input: TokenStream, file: Option<PathBuf>) -> TokenStream {
                 quote!(<#name #args as ::upshift::schema::Schema>::ENCODING)
             },
             span: name.span(),
+            ty: None,
         }],
     };
     let lock = lock::check_sections(&cx, &[section], path);

@@ -8,8 +8,9 @@
 //! the source is a compile error that names what changed.
 
 use std::path::{Path, PathBuf};
-use upshift_schema::lock::{HEADER, fingerprint, parse};
+use upshift_schema::lock::{Compatibility, HEADER, compatibility, fingerprint, parse};
 use upshift_schema::report::{self, Entry, Outcome};
+use upshift_schema::shape::{self, Shape};
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -186,6 +187,10 @@ pub struct Encoded {
     pub encoding: TokenStream,
     /// Where a changed encoding is reported: the type as written.
     pub span: Span,
+    /// The type whose values travel (a method's argument or return type, a
+    /// state's root), for the generated decoding test; `None` for a type's
+    /// own section (checked through the elements that hold it).
+    pub ty: Option<TokenStream>,
 }
 
 /// One section to check against the lock file.
@@ -278,6 +283,16 @@ fn compare(
             ),
         ));
     }
+    let mode = match text.as_deref().map(compatibility).transpose() {
+        Ok(mode) => mode.unwrap_or_default(),
+        Err(problem) => {
+            cx.syn_error(syn::Error::new(
+                first_span,
+                format!("the lock file {} is malformed: {problem}", path.display()),
+            ));
+            Compatibility::Frozen
+        }
+    };
     let mut additions = String::new();
     let mut report = Vec::new();
     let mut checks = TokenStream::new();
@@ -296,6 +311,18 @@ fn compare(
                 ));
                 report.push(lock_entry(&path, s, Outcome::Changed, message));
             }
+            Some(l) if mode == Compatibility::Wire && !l.encodings().is_empty() => {
+                match wire_checks(s, &l.encodings(), &path) {
+                    Ok(tokens) => {
+                        report.push(lock_entry(&path, s, Outcome::Ok, String::new()));
+                        checks.extend(tokens);
+                    }
+                    Err(message) => {
+                        report.push(lock_entry(&path, s, Outcome::Changed, message.clone()));
+                        cx.syn_error(syn::Error::new(s.span, message));
+                    }
+                }
+            }
             Some(l) => {
                 let (written, encoded) = (l.written(), l.encodings());
                 // With encodings locked, the types are compared by what they
@@ -311,6 +338,7 @@ fn compare(
                 if then == now {
                     report.push(lock_entry(&path, s, Outcome::Ok, String::new()));
                     checks.extend(encoding_checks(s, &encoded, &path));
+                    checks.extend(decode_test(s, &pairs_by_label(s, &encoded)));
                     continue;
                 }
                 let changed = changes(&then, &now).join("; ");
@@ -445,15 +473,54 @@ fn encoding_checks(s: &Section, locked: &[(&str, &str)], path: &Path) -> TokenSt
         .collect()
 }
 
-/// The test `upshift lock` runs: it writes each section's encodings into
-/// the lock file (where they are missing) and checks those already there.
-fn fill_test(sections: &[Section], path: &Path) -> TokenStream {
-    let Some(first) = sections.first() else {
+/// A locked element and today's type for it, for the decoding test.
+struct Pair {
+    label: String,
+    locked: String,
+    ty: TokenStream,
+}
+
+/// Today's elements paired with the locked ones of the same label.
+fn pairs_by_label(s: &Section, locked: &[(&str, &str)]) -> Vec<Pair> {
+    s.encodings
+        .iter()
+        .filter_map(|e| {
+            let ty = e.ty.clone()?;
+            let (_, text) = locked.iter().find(|(label, _)| *label == e.label)?;
+            Some(Pair {
+                label: e.label.clone(),
+                locked: (*text).to_string(),
+                ty,
+            })
+        })
+        .collect()
+}
+
+/// The test that draws random byte strings from each locked element's
+/// encoding and checks that today's type reads them as the same values and
+/// writes them back as the same bytes (`upshift::schema::check_decoding`).
+fn decode_test(s: &Section, pairs: &[Pair]) -> TokenStream {
+    if pairs.is_empty() {
         return TokenStream::new();
-    };
-    let name: String = first
-        .key
-        .chars()
+    }
+    let test = quote::format_ident!("__upshift_decode_{}", ident_text(&s.key));
+    let what = &s.what;
+    let elements = pairs.iter().map(|p| {
+        let (label, locked, ty) = (&p.label, &p.locked, &p.ty);
+        quote!(::upshift::schema::element::<#ty>(#label, #locked))
+    });
+    quote! {
+        #[cfg(test)]
+        #[::core::prelude::v1::test]
+        fn #test() {
+            ::upshift::schema::check_decoding(#what, &[#(#elements),*]);
+        }
+    }
+}
+
+/// `kv_v1` for `Kv v1`: a section key as part of an identifier.
+fn ident_text(key: &str) -> String {
+    key.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -461,8 +528,266 @@ fn fill_test(sections: &[Section], path: &Path) -> TokenStream {
                 '_'
             }
         })
-        .collect();
-    let test = quote::format_ident!("__upshift_lock_{}", name);
+        .collect()
+}
+
+/// A section's elements by message: a method's arguments and its return
+/// (labels `get.key`, `get.return`), or one element (`Entry`, `Store`).
+struct Message<T> {
+    name: String,
+    args: Vec<(String, T)>,
+    value: Option<T>,
+}
+
+fn messages<T>(items: impl IntoIterator<Item = (String, T)>) -> Vec<Message<T>> {
+    let mut out: Vec<Message<T>> = Vec::new();
+    for (label, item) in items {
+        let (name, part) = match label.split_once('.') {
+            Some((name, part)) => (name.to_string(), Some(part.to_string())),
+            None => (label.clone(), None),
+        };
+        if out.last().is_none_or(|m| m.name != name) {
+            out.push(Message {
+                name,
+                args: Vec::new(),
+                value: None,
+            });
+        }
+        let Some(m) = out.last_mut() else { continue };
+        match part {
+            Some(arg) if arg != "return" => m.args.push((arg, item)),
+            _ => m.value = Some(item),
+        }
+    }
+    out
+}
+
+/// `compatibility wire`: per message, a constant whose evaluation fails the
+/// build when today's types do not read what the released version writes
+/// (`upshift::schema::compatible::readable`), and the decoding test that
+/// backs it; or the message of an error the macro can tell by itself.
+fn wire_checks(s: &Section, locked: &[(&str, &str)], path: &Path) -> Result<TokenStream, String> {
+    let what = format!("{} (locked in {})", s.what, path.display());
+    let advice = &s.advice;
+    let mut old = Vec::new();
+    for (label, text) in locked {
+        let shape = shape::parse(text).map_err(|e| {
+            format!(
+                "the lock file {} is malformed: the encoding of `{label}` in `[{}]`: {e}; \
+                 restore it from version control",
+                path.display(),
+                s.key
+            )
+        })?;
+        old.push((label.to_string(), (shape, text.to_string())));
+    }
+    let old = messages(old);
+    let new = messages(s.encodings.iter().map(|e| (e.label.clone(), e)));
+    let names = |ms: &[String]| ms.join(", ");
+    let (old_names, new_names): (Vec<String>, Vec<String>) = (
+        old.iter().map(|m| m.name.clone()).collect(),
+        new.iter().map(|m| m.name.clone()).collect(),
+    );
+    // Calls name a method by its index: the same count, and no name at
+    // another index (a swap of two alike methods would reach the wrong one).
+    let moved = old_names.iter().enumerate().find(|(i, n)| {
+        new_names
+            .iter()
+            .position(|m| m == *n)
+            .is_some_and(|j| j != *i)
+    });
+    if old.len() != new.len() || moved.is_some() {
+        return Err(format!(
+            "{what} and must keep its methods in place (compatibility wire): it had `{}`, has `{}`; \
+             a call names its method by position, so a released version keeps as many methods, \
+             each where it was (a rename is fine); {advice}",
+            names(&old_names),
+            names(&new_names)
+        ));
+    }
+    let encoding = quote!(::upshift::schema::Encoding);
+    let field = quote!(::upshift::schema::encoding::Field);
+    let mut tokens = TokenStream::new();
+    let mut pairs = Vec::new();
+    for (o, n) in old.iter().zip(&new) {
+        let mut checks = Vec::new();
+        if !(o.args.is_empty() && n.args.is_empty()) {
+            let then = o.args.iter().map(|(name, (shape, _))| {
+                let e = shape_tokens(shape);
+                quote!(#field { name: #name, encoding: #e })
+            });
+            let now = n.args.iter().map(|(name, e)| {
+                let e = &e.encoding;
+                quote!(#field { name: #name, encoding: #e })
+            });
+            let span = n.args.first().map_or(s.span, |(_, e)| e.span);
+            checks.push((
+                n.name.clone(),
+                quote!(&#encoding::Struct(&[#(#then),*])),
+                quote!(&#encoding::Struct(&[#(#now),*])),
+                span,
+            ));
+            if o.args.len() == n.args.len() {
+                pairs.extend(o.args.iter().zip(&n.args).filter_map(
+                    |((_, (_, text)), (name, e))| {
+                        Some(Pair {
+                            label: format!("{}.{name}", n.name),
+                            locked: text.clone(),
+                            ty: e.ty.clone()?,
+                        })
+                    },
+                ));
+            } else if let Some(tys) = n
+                .args
+                .iter()
+                .map(|(_, e)| e.ty.clone())
+                .collect::<Option<Vec<_>>>()
+            {
+                let texts: Vec<&str> = o.args.iter().map(|(_, (_, t))| t.as_str()).collect();
+                pairs.push(Pair {
+                    label: format!("{} arguments", n.name),
+                    locked: format!("({})", texts.join(", ")),
+                    ty: quote!((#(#tys,)*)),
+                });
+            }
+        }
+        match (&o.value, &n.value) {
+            (Some((shape, text)), Some(e)) => {
+                let label = if n.args.is_empty() && !e.label.contains('.') {
+                    e.label.clone()
+                } else {
+                    format!("{}.return", n.name)
+                };
+                checks.push((
+                    label.clone(),
+                    shape_tokens(shape),
+                    e.encoding.clone(),
+                    e.span,
+                ));
+                if let Some(ty) = e.ty.clone() {
+                    pairs.push(Pair {
+                        label,
+                        locked: text.clone(),
+                        ty,
+                    });
+                }
+            }
+            (None, None) => {}
+            _ => {
+                return Err(format!(
+                    "{what} and must not change (compatibility wire): `{}` is no longer the same kind of element; {advice}",
+                    n.name
+                ));
+            }
+        }
+        for (label, then, now, span) in checks {
+            tokens.extend(quote::quote_spanned! {span=>
+                const _: () = {
+                    const THEN: &'static #encoding = #then;
+                    const NOW: &'static #encoding = #now;
+                    if let ::core::option::Option::Some(message) =
+                        ::upshift::schema::compatible::readable(
+                            THEN,
+                            NOW,
+                            ::upshift::schema::encoding::Locked {
+                                what: #what,
+                                label: #label,
+                                encoding: "",
+                                advice: #advice,
+                            },
+                        )
+                    {
+                        ::core::panic!("{}", message.as_str())
+                    }
+                };
+            });
+        }
+    }
+    tokens.extend(decode_test(s, &pairs));
+    Ok(tokens)
+}
+
+/// A locked encoding as an expression of type `&'static Encoding`.
+fn shape_tokens(shape: &Shape) -> TokenStream {
+    use upshift_schema::shape::Scalar;
+    let e = quote!(::upshift::schema::Encoding);
+    let field = quote!(::upshift::schema::encoding::Field);
+    let fields = |fs: &[(String, Shape)]| {
+        let fs = fs.iter().map(|(name, s)| {
+            let s = shape_tokens(s);
+            quote!(#field { name: #name, encoding: #s })
+        });
+        quote!(&[#(#fs),*])
+    };
+    match shape {
+        Shape::Unit => quote!(&#e::Unit),
+        Shape::Scalar(scalar) => {
+            let variant = quote::format_ident!(
+                "{}",
+                match scalar {
+                    Scalar::Bool => "Bool",
+                    Scalar::U8 => "U8",
+                    Scalar::U16 => "U16",
+                    Scalar::U32 => "U32",
+                    Scalar::U64 => "U64",
+                    Scalar::U128 => "U128",
+                    Scalar::I8 => "I8",
+                    Scalar::I16 => "I16",
+                    Scalar::I32 => "I32",
+                    Scalar::I64 => "I64",
+                    Scalar::I128 => "I128",
+                    Scalar::F32 => "F32",
+                    Scalar::F64 => "F64",
+                    Scalar::Char => "Char",
+                    Scalar::Str => "Str",
+                }
+            );
+            quote!(&#e::#variant)
+        }
+        Shape::Option(t) => {
+            let t = shape_tokens(t);
+            quote!(&#e::Option(#t))
+        }
+        Shape::Seq(t) => {
+            let t = shape_tokens(t);
+            quote!(&#e::Seq(#t))
+        }
+        Shape::Map(k, v) => {
+            let (k, v) = (shape_tokens(k), shape_tokens(v));
+            quote!(&#e::Map(#k, #v))
+        }
+        Shape::Array(t, n) => {
+            let t = shape_tokens(t);
+            quote!(&#e::Array(#t, #n))
+        }
+        Shape::Tuple(items) => {
+            let items = items.iter().map(shape_tokens);
+            quote!(&#e::Tuple(&[#(#items),*]))
+        }
+        Shape::Struct(fs) => {
+            let fs = fields(fs);
+            quote!(&#e::Struct(#fs))
+        }
+        Shape::Enum(vs) => {
+            let vs = vs.iter().map(|(name, fs)| {
+                let fs = fields(fs);
+                quote!(::upshift::schema::encoding::Variant { name: #name, fields: #fs })
+            });
+            quote!(&#e::Enum(&[#(#vs),*]))
+        }
+        Shape::Recurse => quote!(&#e::Recurse),
+        Shape::Param(i) => quote!(&#e::Param(#i)),
+        Shape::Invalid => quote!(&#e::Invalid),
+    }
+}
+
+/// The test `upshift lock` runs: it writes each section's encodings into
+/// the lock file (where they are missing) and checks those already there.
+fn fill_test(sections: &[Section], path: &Path) -> TokenStream {
+    let Some(first) = sections.first() else {
+        return TokenStream::new();
+    };
+    let test = quote::format_ident!("__upshift_lock_{}", ident_text(&first.key));
     let path = path.display().to_string();
     let sections = sections.iter().map(|s| {
         let key = &s.key;
@@ -472,7 +797,7 @@ fn fill_test(sections: &[Section], path: &Path) -> TokenStream {
     });
     quote! {
         #[cfg(test)]
-        #[test]
+        #[::core::prelude::v1::test]
         fn #test() {
             ::upshift::schema::fill_lock(#path, &[#(#sections),*]);
         }
@@ -581,12 +906,53 @@ mod tests {
         })
     }
 
+    /// Encodings as `render` writes them.
+    fn shape_strategy() -> impl Strategy<Value = upshift_schema::shape::Shape> {
+        use upshift_schema::shape::{Scalar, Shape};
+        let name = "[a-z][a-z0-9_]{0,6}|[0-9]";
+        let leaf = prop_oneof![
+            Just(Shape::Unit),
+            Just(Shape::Recurse),
+            Just(Shape::Invalid),
+            (0usize..3).prop_map(Shape::Param),
+            (0..Scalar::ALL.len()).prop_map(|i| Shape::Scalar(Scalar::ALL[i].0)),
+        ];
+        leaf.prop_recursive(4, 32, 4, move |inner| {
+            let fields = proptest::collection::vec((name, inner.clone()), 0..4);
+            prop_oneof![
+                inner.clone().prop_map(|t| Shape::Option(Box::new(t))),
+                inner.clone().prop_map(|t| Shape::Seq(Box::new(t))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(k, v)| Shape::Map(Box::new(k), Box::new(v))),
+                (inner.clone(), 0usize..40).prop_map(|(t, n)| Shape::Array(Box::new(t), n)),
+                // `()` is the unit; a tuple has at least one item.
+                proptest::collection::vec(inner.clone(), 1..4).prop_map(Shape::Tuple),
+                fields.clone().prop_map(Shape::Struct),
+                proptest::collection::vec(("[A-Z][a-z]{0,5}", fields), 0..4).prop_map(Shape::Enum),
+            ]
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(cases(500)))]
 
         #[test]
         fn parsing_never_panics(text in "(\\PC|\n|\\[|\\]){0,300}") {
             let _ = parse(&text);
+        }
+
+        #[test]
+        fn encoding_parsing_never_panics(text in "([a-z0-9$?;:,<>(){}\\[\\] ]|option<|seq<|map<|enum ){0,200}") {
+            let _ = upshift_schema::shape::parse(&text);
+        }
+
+        #[test]
+        fn encodings_are_read_back_as_written(shape in shape_strategy()) {
+            let text = shape.to_string();
+            let parsed = upshift_schema::shape::parse(&text);
+            prop_assert_eq!(parsed.as_ref(), Ok(&shape), "{}", text);
+            // And the constant the macro makes of it is valid Rust.
+            prop_assert!(syn::parse2::<syn::Expr>(super::shape_tokens(&shape)).is_ok());
         }
 
         #[test]

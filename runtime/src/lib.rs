@@ -17,6 +17,12 @@
 //!   `#[upshift(lock = "file")]` on the type and `#[upshift(encoded_as = Type)]`
 //!   on a type or field whose own serde code writes it.
 //!
+//! Released versions are recorded in `upshift.lock`; the build checks that
+//! they still encode the same (or, under `compatibility wire` in the lock
+//! file, that what they wrote still reads alike), and each locked section
+//! gets a generated `#[cfg(test)]` test that decodes random values of its
+//! locked encoding with today's types (the book's compatibility chapter).
+//!
 //! # Modules, in layers
 //!
 //! A module imports only from lower layers, and modules on one layer never

@@ -13,6 +13,7 @@
 
 pub mod lock;
 pub mod report;
+pub mod shape;
 
 use std::borrow::Cow;
 

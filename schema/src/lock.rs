@@ -19,6 +19,58 @@ pub fn encoding_line(label: &str, encoding: &str) -> String {
     format!("{ENCODING_PREFIX}{label}: {encoding}")
 }
 
+/// The start of the line that chooses the lock file's [`Compatibility`]:
+/// `compatibility wire`, before the first section.
+const COMPATIBILITY_PREFIX: &str = "compatibility ";
+
+/// What a released version may still change, for every section of one lock
+/// file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compatibility {
+    /// The default: what a released version encodes never changes, names
+    /// of methods, arguments, fields and variants included.
+    #[default]
+    Frozen,
+    /// Opt-in: a change is accepted when every byte string the released
+    /// version writes is read by today's types as the same value and
+    /// written back as the same bytes (renames, `Box<T>` ↔ `T`, a struct
+    /// ↔ a tuple of the same items, varint widenings).
+    Wire,
+}
+
+impl Compatibility {
+    /// Its name in the lock file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compatibility::Frozen => "frozen",
+            Compatibility::Wire => "wire",
+        }
+    }
+}
+
+/// The lock file's compatibility: `compatibility wire` before the first
+/// section, else [`Compatibility::Frozen`]. An unknown mode is an error
+/// naming its line.
+pub fn compatibility(text: &str) -> Result<Compatibility, String> {
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            break;
+        }
+        if let Some(mode) = line.strip_prefix(COMPATIBILITY_PREFIX) {
+            return match mode.trim() {
+                "frozen" => Ok(Compatibility::Frozen),
+                "wire" => Ok(Compatibility::Wire),
+                other => Err(format!(
+                    "line {}: `compatibility {other}` is no mode; write `compatibility frozen` (the default) or `compatibility wire`",
+                    i + 1
+                )),
+            };
+        }
+    }
+    Ok(Compatibility::Frozen)
+}
+
 /// FNV-1a over the canonical lines: stable across builds and platforms.
 pub fn fingerprint(lines: &[String]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -109,6 +161,8 @@ pub fn parse(text: &str) -> (BTreeMap<String, Locked>, Vec<String>) {
                     "line {n}: `{line}` is not a section header such as `[Kv v1 fnv1a:0123456789abcdef]`"
                 )),
             }
+        } else if out.is_empty() && !skipping && line.starts_with(COMPATIBILITY_PREFIX) {
+            // Read by `compatibility`.
         } else if let Some(section) = current.as_ref().and_then(|k| out.get_mut(k)) {
             section.lines.push(line.to_string());
         } else if !skipping {

@@ -609,8 +609,140 @@ const HARMLESS: &[Case] = &[
     },
 ];
 
-fn source(case: &Case) -> String {
-    let mut text = BASE.to_string();
+/// Under `compatibility wire` (`ui/compat/wire.lock`, the same sections as
+/// `compat.lock`): changes whose bytes every released version reads alike.
+const WIRE_ACCEPTS: &[Case] = &[
+    Case {
+        name: "field-renamed",
+        edits: &[("pub id: u32,", "pub ident: u32,")],
+    },
+    Case {
+        name: "variant-renamed",
+        edits: &[("    Plain,\n", "    Simple,\n")],
+    },
+    Case {
+        name: "variant-field-renamed",
+        edits: &[("Named { label: String }", "Named { text: String }")],
+    },
+    Case {
+        name: "method-renamed",
+        edits: &[(
+            "async fn count(&self) -> u64;",
+            "async fn size(&self) -> u64;",
+        )],
+    },
+    Case {
+        name: "argument-renamed",
+        edits: &[("fn get(&self, key: String)", "fn get(&self, name: String)")],
+    },
+    Case {
+        name: "alias-widened",
+        edits: &[("pub type Weight = u32;", "pub type Weight = u64;")],
+    },
+    Case {
+        name: "reply-widened",
+        edits: &[(
+            "async fn count(&self) -> u64;",
+            "async fn count(&self) -> u128;",
+        )],
+    },
+    Case {
+        name: "struct-to-tuple-struct",
+        edits: &[(
+            "pub struct Owner {\n    pub id: u32,\n    pub name: String,\n}",
+            "pub struct Owner(pub u32, pub String);",
+        )],
+    },
+    Case {
+        name: "arguments-regrouped",
+        edits: &[(
+            "async fn pair(&self, a: (u32, String), b: Box<u64>)",
+            "async fn pair(&self, id: u32, rest: (String, u64))",
+        )],
+    },
+    Case {
+        name: "state-field-renamed",
+        edits: &[("pub at: u64,", "pub when: u64,")],
+    },
+    Case {
+        name: "recursive-field-renamed",
+        edits: &[("pub children: Vec<Node>,", "pub kids: Vec<Node>,")],
+    },
+];
+
+/// Under `compatibility wire`: changes some released bytes no longer read
+/// alike under, each named with its place.
+const WIRE_BREAKS: &[Case] = &[
+    Case {
+        name: "alias-to-signed",
+        edits: &[("pub type Weight = u32;", "pub type Weight = i32;")],
+    },
+    Case {
+        name: "reply-narrowed",
+        edits: &[(
+            "async fn count(&self) -> u64;",
+            "async fn count(&self) -> u32;",
+        )],
+    },
+    Case {
+        name: "field-added",
+        edits: &[("pub id: u32,", "pub id: u32,\n    pub email: String,")],
+    },
+    Case {
+        name: "variant-added",
+        edits: &[("    Plain,\n", "    Plain,\n    Other,\n")],
+    },
+    Case {
+        name: "variants-swapped",
+        edits: &[(
+            "    Wait(String),\n    Halt(String),",
+            "    Halt(String),\n    Wait(String),",
+        )],
+    },
+    Case {
+        name: "method-added",
+        edits: &[(
+            "        async fn tree(&self) -> Node;",
+            "        async fn tree(&self) -> Node;\n        async fn clear(&self) -> ();",
+        )],
+    },
+    Case {
+        name: "methods-swapped",
+        edits: &[(
+            "        async fn count(&self) -> u64;\n        async fn tree(&self) -> Node;",
+            "        async fn tree(&self) -> Node;\n        async fn count(&self) -> u64;",
+        )],
+    },
+    Case {
+        name: "argument-removed",
+        edits: &[(
+            "async fn pair(&self, a: (u32, String), b: Box<u64>)",
+            "async fn pair(&self, a: (u32, String))",
+        )],
+    },
+    Case {
+        name: "option-to-vec",
+        edits: &[(
+            "async fn get(&self, key: String) -> Option<Entry>;",
+            "async fn get(&self, key: String) -> Vec<Entry>;",
+        )],
+    },
+    Case {
+        name: "state-fields-swapped",
+        edits: &[(
+            "        pub at: u64,\n        pub what: String,",
+            "        pub what: String,\n        pub at: u64,",
+        )],
+    },
+];
+
+/// `BASE` locked in `wire.lock` instead of `compat.lock`.
+fn wire_base() -> String {
+    BASE.replace("\"compat.lock\"", "\"wire.lock\"")
+}
+
+fn source_from(base: &str, case: &Case) -> String {
+    let mut text = base.to_string();
     for (from, to) in case.edits {
         assert_eq!(
             text.matches(from).count(),
@@ -620,7 +752,7 @@ fn source(case: &Case) -> String {
         );
         text = text.replacen(from, to, 1);
     }
-    assert_ne!(text, BASE, "case `{}` changes nothing", case.name);
+    assert_ne!(text, base, "case `{}` changes nothing", case.name);
     format!(
         "// Generated from tests/tests/compat.rs (case `{}`); edit the table there.\n{text}",
         case.name
@@ -637,29 +769,45 @@ fn materialize(path: &Path, text: &str) {
 #[test]
 fn corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/compat");
-    let mut expected = vec!["base.rs".to_string()];
+    // `wire.lock` is `compat.lock` under `compatibility wire`.
+    let locked = std::fs::read_to_string(dir.join("compat.lock")).expect("compat.lock");
+    let (header, sections) = locked.split_once("\n\n[").expect("sections in compat.lock");
     materialize(
-        &dir.join("base.rs"),
-        &format!("// Generated from tests/tests/compat.rs (the released base).\n{BASE}"),
+        &dir.join("wire.lock"),
+        &format!("{header}\ncompatibility wire\n\n[{sections}"),
     );
     let t = trybuild::TestCases::new();
-    t.pass("ui/compat/base.rs");
-    for (cases, breaks) in [(BREAKS, true), (HARMLESS, false)] {
-        for case in cases {
-            let name = format!(
-                "{}{}.rs",
-                if breaks { "breaks-" } else { "harmless-" },
-                case.name
-            );
-            materialize(&dir.join(&name), &source(case));
-            let path = format!("ui/compat/{name}");
-            if breaks {
-                t.compile_fail(&path);
-                expected.push(name.replace(".rs", ".stderr"));
-            } else {
-                t.pass(&path);
+    let mut expected = Vec::new();
+    let wire = wire_base();
+    for (base, prefix, breaks, passes) in [
+        (BASE, "", ("breaks", BREAKS), ("harmless", HARMLESS)),
+        (
+            wire.as_str(),
+            "wire-",
+            ("breaks", WIRE_BREAKS),
+            ("accepts", WIRE_ACCEPTS),
+        ),
+    ] {
+        let name = format!("{prefix}base.rs");
+        materialize(
+            &dir.join(&name),
+            &format!("// Generated from tests/tests/compat.rs (the released base).\n{base}"),
+        );
+        t.pass(format!("ui/compat/{name}"));
+        expected.push(name);
+        for ((kind, cases), fails) in [(breaks, true), (passes, false)] {
+            for case in cases {
+                let name = format!("{prefix}{kind}-{}.rs", case.name);
+                materialize(&dir.join(&name), &source_from(base, case));
+                let path = format!("ui/compat/{name}");
+                if fails {
+                    t.compile_fail(&path);
+                    expected.push(name.replace(".rs", ".stderr"));
+                } else {
+                    t.pass(&path);
+                }
+                expected.push(name);
             }
-            expected.push(name);
         }
     }
     // A case removed from the table leaves no stale file behind.

@@ -156,6 +156,7 @@ fn lock_sections(svc: &Service) -> Vec<Section> {
                     label,
                     encoding: quote!(<#ty as ::upshift::schema::Schema>::ENCODING),
                     span: syn::spanned::Spanned::span(ty),
+                    ty: Some(quote!(#ty)),
                 })
                 .collect(),
         })

@@ -74,6 +74,7 @@ pub fn expand(
                     label: root.to_string(),
                     encoding: quote!(<#module::#root as ::upshift::schema::Schema>::ENCODING),
                     span: root.span(),
+                    ty: Some(quote!(#module::#root)),
                 }]
             },
         })

@@ -125,7 +125,7 @@ impl Text {
         self.push_bytes(s.as_bytes());
     }
 
-    const fn push_bytes(&mut self, s: &[u8]) {
+    pub(super) const fn push_bytes(&mut self, s: &[u8]) {
         let mut i = 0;
         while i < s.len() {
             if self.len == CAPACITY {
@@ -138,7 +138,7 @@ impl Text {
         }
     }
 
-    const fn push_number(&mut self, mut n: usize) {
+    pub(super) const fn push_number(&mut self, mut n: usize) {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         loop {
@@ -388,7 +388,7 @@ pub const fn mismatch(encoding: &Encoding, locked: Locked<'_>) -> Option<Text> {
 const QUOTE: usize = 120;
 
 /// `text`, or its start and `…` when it is long.
-const fn push_short(msg: &mut Text, text: &[u8]) {
+pub(super) const fn push_short(msg: &mut Text, text: &[u8]) {
     if text.len() <= QUOTE {
         msg.push_bytes(text);
         return;

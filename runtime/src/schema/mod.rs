@@ -16,8 +16,11 @@ pub use upshift_schema::{
 #[doc(hidden)]
 pub use upshift_schema::{lock, report};
 
+pub mod compatible;
+mod decode;
 pub mod encoding;
 mod fill;
+mod record;
 
 pub use encoding::{Encoding, Field, Variant};
 
@@ -228,6 +231,8 @@ impl Schema for Recurse {
     const ENCODING: &'static Encoding = &Encoding::Recurse;
 }
 
+#[doc(hidden)]
+pub use decode::{Element, check_decoding, element};
 #[doc(hidden)]
 pub use fill::fill_lock;
 
