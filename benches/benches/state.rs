@@ -90,6 +90,7 @@ static FILES: LazyLock<Files> = LazyLock::new(|| {
     let payload = postcard::to_allocvec(&v2_state()).expect("encode");
     let snapshot = Snapshot {
         version: 2,
+        applied: 0,
         payload: payload.clone(),
     };
     Files {

@@ -86,6 +86,10 @@ pub struct Report {
     pub missing: Vec<String>,
     /// Why a rollout did not finish, if one did not.
     pub rollout_error: Option<String>,
+    /// Restart mode: the node killed with SIGKILL under load during the
+    /// rollout, and the calls the kill cut (their outcome unknown to the
+    /// caller, so never acknowledged, and not counted as failed).
+    pub killed: Option<(String, u64)>,
 }
 
 /// One node's part of a [`Report`].
@@ -119,6 +123,8 @@ impl Report {
 struct Observed {
     calls: AtomicU64,
     failed: AtomicU64,
+    /// Calls to the killed node that the kill cut.
+    cut: AtomicU64,
     object: AtomicU64,
     past_so: AtomicU64,
     future_so: AtomicU64,
@@ -139,18 +145,33 @@ struct Shared {
     phase: Mutex<Phase>,
     stop: AtomicBool,
     show: bool,
+    /// The node killed with SIGKILL, and when.
+    killed: Mutex<Option<(usize, Instant)>>,
 }
 
 impl Shared {
+    /// Whether `error` on `node` is a call the SIGKILL cut: one that was
+    /// under way when the node died, whose outcome its caller cannot know.
+    fn cut_by_kill(&self, node: usize, started: Instant, error: &CallError) -> bool {
+        let unknown = matches!(
+            error,
+            CallError::ConnectionClosed(_) | CallError::DeadlineExceeded(_)
+        );
+        unknown
+            && lock(&self.killed)
+                .is_some_and(|(k, at)| k == node && started <= at + Duration::from_secs(1))
+    }
+
     fn record(
         &self,
         client_version: u32,
         conn: &Connection,
         node: usize,
-        took: Duration,
+        started: Instant,
         result: Result<(), CallError>,
         what: &str,
     ) {
+        let took = started.elapsed();
         self.observed.calls.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(()) => {
@@ -162,6 +183,9 @@ impl Shared {
                     std::cmp::Ordering::Less => &o.future_so,
                 };
                 route.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if self.cut_by_kill(node, started, &e) => {
+                self.observed.cut.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 self.observed.failed.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +236,7 @@ async fn client_loop(shared: Arc<Shared>, conn: Connection, node: usize, version
             version,
             &conn,
             node,
-            started.elapsed(),
+            started,
             put,
             &format!("v{version} put {key}"),
         );
@@ -232,7 +256,7 @@ async fn client_loop(shared: Arc<Shared>, conn: Connection, node: usize, version
             version,
             &conn,
             node,
-            started.elapsed(),
+            started,
             get,
             &format!("v{version} get {key}"),
         );
@@ -384,6 +408,7 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         phase: Mutex::new(Phase::Before),
         stop: AtomicBool::new(false),
         show: options.progress,
+        killed: Mutex::new(None),
     });
     let mut clients = Vec::new();
     for (i, addr) in cluster.addrs.iter().enumerate() {
@@ -408,11 +433,45 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     }
 
     *lock(&shared.phase) = Phase::During;
+    // Restart mode: one node dies by SIGKILL under load while the rollout
+    // runs; its supervisor starts it again, and nothing it acknowledged may
+    // be missing at the end.
+    let victim = options.nodes - 1;
+    let kill = cluster.pid_file(victim).map(|pid_file| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            *lock(&shared.killed) = Some((victim, Instant::now()));
+            let killed = Command::new("kill")
+                .args(["-9", pid.trim()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if shared.show {
+                println!(
+                    "killed node{victim} (pid {}) with SIGKILL under load",
+                    pid.trim()
+                );
+            }
+            killed
+        })
+    });
     let rollouts = async {
         roll_out(&operator, 1, start, &shared, &options).await?;
         roll_out(&operator, 2, start, &shared, &options).await
     }
     .await;
+    let killed = match kill {
+        Some(k) => {
+            let killed = k.await.unwrap_or(false);
+            if !killed {
+                lock(&shared.observed.failures)
+                    .push(format!("node{victim} could not be killed with SIGKILL"));
+            }
+            killed
+        }
+        None => false,
+    };
     *lock(&shared.phase) = Phase::After;
     tokio::time::sleep(Duration::from_millis(300)).await;
     progress(start, "steady at v3", &operator, &shared).await;
@@ -468,6 +527,7 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         checked,
         missing,
         rollout_error: rollouts.err(),
+        killed: killed.then(|| (format!("node{victim}"), o.cut.load(Ordering::Relaxed))),
     };
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
@@ -544,6 +604,13 @@ impl Cluster {
             cluster.supervisors.push((child, state));
         }
         Ok(cluster)
+    }
+
+    /// Where the supervisor of node `i` keeps its node's pid (restart mode).
+    fn pid_file(&self, i: usize) -> Option<PathBuf> {
+        self.supervisors
+            .get(i)
+            .map(|(_, state)| state.join("node.pid"))
     }
 
     fn pauses(&self, id: &str) -> Vec<(u32, Duration)> {

@@ -6,9 +6,8 @@
 //! - v3 returns an [`interface::Entry`] from `get`, so callers see
 //!   when a value expires, and adds `keys`.
 
-use std::sync::{Arc, Mutex};
 use upshift::clock::now_ms;
-use upshift::sync::lock;
+use upshift::state::{Durable, Journaled};
 
 use upshift::Disallowed;
 
@@ -227,140 +226,267 @@ impl<P: v2::Interface> v3::Future for v3::FutureSo<P> {
     }
 }
 
+// ---- journaled changes: how each version's state is written ----
+
+/// A change to v1 state, as the journal records it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum ChangeV1 {
+    /// Stores `value` under `key`.
+    Put { key: String, value: String },
+}
+
+impl Journaled for state::v1::Store {
+    type Change = ChangeV1;
+    type Output = ();
+
+    fn apply(&mut self, change: ChangeV1) {
+        match change {
+            ChangeV1::Put { key, value } => {
+                self.items.insert(key, value);
+            }
+        }
+    }
+}
+
+/// A change to v2 state. Each carries the time it was made at, so replaying
+/// it after a crash evicts and expires exactly as it did the first time.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum ChangeV2 {
+    /// Stores an entry.
+    Put {
+        key: String,
+        value: String,
+        expires_at_ms: Option<u64>,
+    },
+    /// Removes `key` if it is live at `now_ms`.
+    Delete { key: String, now_ms: u64 },
+    /// Evicts `key` if it expired by `now_ms`.
+    Evict { key: String, now_ms: u64 },
+}
+
+impl state::v2::Store {
+    /// Evicts `key` if it expired by `now`; whether it is live.
+    fn evict(&mut self, key: &str, now: u64) -> bool {
+        match self.items.get(key) {
+            Some(e) if e.expires_at_ms.is_some_and(|at| at <= now) => {
+                self.items.remove(key);
+                self.evictions += 1;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+}
+
+impl Journaled for state::v2::Store {
+    type Change = ChangeV2;
+    /// Whether the key was there (and live).
+    type Output = bool;
+
+    fn apply(&mut self, change: ChangeV2) -> bool {
+        match change {
+            ChangeV2::Put {
+                key,
+                value,
+                expires_at_ms,
+            } => self
+                .items
+                .insert(
+                    key,
+                    state::v2::Entry {
+                        value,
+                        expires_at_ms,
+                    },
+                )
+                .is_some(),
+            ChangeV2::Delete { key, now_ms } => {
+                self.evict(&key, now_ms) && self.items.remove(&key).is_some()
+            }
+            ChangeV2::Evict { key, now_ms } => self.evict(&key, now_ms),
+        }
+    }
+}
+
+/// A change to v3 state, with the time it was made at.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum ChangeV3 {
+    /// Stores an entry with no hits.
+    Put {
+        key: String,
+        value: String,
+        expiry: state::v3::Expiry,
+    },
+    /// Removes `key` if it is live at `now_ms`.
+    Delete { key: String, now_ms: u64 },
+    /// Counts a read of `key` (evicting it if it expired by `now_ms`).
+    Hit { key: String, now_ms: u64 },
+}
+
+impl state::v3::Store {
+    fn expired(entry: &state::v3::Entry, now: u64) -> bool {
+        matches!(entry.expiry, state::v3::Expiry::AtUnixMs(at) if at <= now)
+    }
+
+    /// The live entry under `key` at `now`; an expired one is evicted.
+    fn live(&mut self, key: &str, now: u64) -> Option<&mut state::v3::Entry> {
+        if self.entries.get(key).is_some_and(|e| Self::expired(e, now)) {
+            self.entries.remove(key);
+            self.evictions += 1;
+        }
+        self.entries.get_mut(key)
+    }
+}
+
+impl Journaled for state::v3::Store {
+    type Change = ChangeV3;
+    /// The entry read or deleted.
+    type Output = Option<state::v3::Entry>;
+
+    fn apply(&mut self, change: ChangeV3) -> Option<state::v3::Entry> {
+        match change {
+            ChangeV3::Put { key, value, expiry } => {
+                let entry = state::v3::Entry {
+                    value,
+                    expiry,
+                    hits: 0,
+                };
+                self.entries.insert(key, entry);
+                None
+            }
+            ChangeV3::Delete { key, now_ms } => {
+                self.live(&key, now_ms)?;
+                self.entries.remove(&key)
+            }
+            ChangeV3::Hit { key, now_ms } => {
+                let entry = self.live(&key, now_ms)?;
+                entry.hits += 1;
+                Some(entry.clone())
+            }
+        }
+    }
+}
+
 // ---- service objects: each holds its version's state ----
 
 /// The v1 service object.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreV1 {
-    state: Mutex<state::v1::Store>,
+    state: Durable<state::v1::Store>,
+}
+
+impl Default for StoreV1 {
+    /// Fresh state, kept in memory only.
+    fn default() -> Self {
+        StoreV1::new(Durable::in_memory(state::v1::Store::default()))
+    }
 }
 
 impl StoreV1 {
     /// A store serving `state`.
-    pub fn from_state(state: state::v1::Store) -> Self {
-        StoreV1 {
-            state: Mutex::new(state),
-        }
-    }
-
-    /// A copy of the state, to save.
-    pub fn to_state(&self) -> state::v1::Store {
-        lock(&self.state).clone()
+    pub fn new(state: Durable<state::v1::Store>) -> Self {
+        StoreV1 { state }
     }
 }
 
 impl v1::Kv for StoreV1 {
     async fn get(&self, key: String) -> Option<String> {
-        lock(&self.state).items.get(&key).cloned()
+        self.state.read(|s| s.items.get(&key).cloned())
     }
 
     async fn put(&self, key: String, value: String) {
-        lock(&self.state).items.insert(key, value);
+        self.state.write(ChangeV1::Put { key, value }).await;
     }
 }
 
 /// The v2 service object: values may expire.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreV2 {
-    state: Mutex<state::v2::Store>,
+    state: Durable<state::v2::Store>,
+}
+
+impl Default for StoreV2 {
+    /// Fresh state, kept in memory only.
+    fn default() -> Self {
+        StoreV2::new(Durable::in_memory(state::v2::Store::default()))
+    }
 }
 
 impl StoreV2 {
     /// A store serving `state`.
-    pub fn from_state(state: state::v2::Store) -> Self {
-        StoreV2 {
-            state: Mutex::new(state),
-        }
-    }
-
-    /// A copy of the state, to save.
-    pub fn to_state(&self) -> state::v2::Store {
-        lock(&self.state).clone()
-    }
-
-    /// The live entry under `key`; an expired one is evicted.
-    fn live(store: &mut state::v2::Store, key: &str) -> Option<state::v2::Entry> {
-        let entry = store.items.get(key)?;
-        if entry.expires_at_ms.is_some_and(|at| at <= now_ms()) {
-            store.items.remove(key);
-            store.evictions += 1;
-            return None;
-        }
-        Some(entry.clone())
+    pub fn new(state: Durable<state::v2::Store>) -> Self {
+        StoreV2 { state }
     }
 }
 
 impl v2::Kv for StoreV2 {
     async fn get(&self, key: String) -> Option<String> {
-        Self::live(&mut lock(&self.state), &key).map(|e| e.value)
+        let now = now_ms();
+        let entry = self.state.read(|s| s.items.get(&key).cloned())?;
+        if entry.expires_at_ms.is_some_and(|at| at <= now) {
+            // Evicting is a change, but nobody waits for it: a crash that
+            // loses it leaves an expired entry the next read evicts.
+            self.state
+                .write_relaxed(ChangeV2::Evict { key, now_ms: now });
+            return None;
+        }
+        Some(entry.value)
     }
 
     async fn put(&self, key: String, value: String, ttl_secs: Option<u64>) {
         // A TTL past the end of time never expires rather than overflowing.
         let expires_at_ms = ttl_secs.map(|s| now_ms().saturating_add(s.saturating_mul(1000)));
-        lock(&self.state).items.insert(
+        let change = ChangeV2::Put {
             key,
-            state::v2::Entry {
-                value,
-                expires_at_ms,
-            },
-        );
+            value,
+            expires_at_ms,
+        };
+        self.state.write(change).await;
     }
 
     async fn delete(&self, key: String) -> bool {
-        let mut store = lock(&self.state);
-        Self::live(&mut store, &key).is_some() && store.items.remove(&key).is_some()
+        let change = ChangeV2::Delete {
+            key,
+            now_ms: now_ms(),
+        };
+        self.state.write(change).await
     }
 }
 
 /// The v3 service object: entries tell their expiry and count their reads.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreV3 {
-    state: Mutex<state::v3::Store>,
+    state: Durable<state::v3::Store>,
+}
+
+impl Default for StoreV3 {
+    /// Fresh state, kept in memory only.
+    fn default() -> Self {
+        StoreV3::new(Durable::in_memory(state::v3::Store::default()))
+    }
 }
 
 impl StoreV3 {
     /// A store serving `state`.
-    pub fn from_state(state: state::v3::Store) -> Self {
-        StoreV3 {
-            state: Mutex::new(state),
-        }
-    }
-
-    /// A copy of the state, to save.
-    pub fn to_state(&self) -> state::v3::Store {
-        lock(&self.state).clone()
-    }
-
-    fn expired(entry: &state::v3::Entry, now: u64) -> bool {
-        matches!(entry.expiry, state::v3::Expiry::AtUnixMs(at) if at <= now)
-    }
-
-    /// The live entry under `key`; an expired one is evicted.
-    fn live<'a>(store: &'a mut state::v3::Store, key: &str) -> Option<&'a mut state::v3::Entry> {
-        if store
-            .entries
-            .get(key)
-            .is_some_and(|e| Self::expired(e, now_ms()))
-        {
-            store.entries.remove(key);
-            store.evictions += 1;
-        }
-        store.entries.get_mut(key)
+    pub fn new(state: Durable<state::v3::Store>) -> Self {
+        StoreV3 { state }
     }
 }
 
 impl v3::Kv for StoreV3 {
     async fn get(&self, key: String) -> Option<Entry> {
-        let mut store = lock(&self.state);
-        let entry = Self::live(&mut store, &key)?;
-        entry.hits += 1;
+        let now = now_ms();
+        // Counting hits must not make every read wait for a sync: a crash
+        // may lose the last few counts, never an acknowledged put.
+        let entry = self
+            .state
+            .write_relaxed(ChangeV3::Hit { key, now_ms: now })?;
         Some(Entry {
-            value: entry.value.clone(),
+            value: entry.value,
             expiry: match entry.expiry {
                 state::v3::Expiry::Never => Expiry::Never,
                 state::v3::Expiry::AtUnixMs(at) => {
-                    Expiry::InSecs(at.saturating_sub(now_ms()).div_ceil(1000))
+                    Expiry::InSecs(at.saturating_sub(now).div_ceil(1000))
                 }
             },
         })
@@ -370,30 +496,27 @@ impl v3::Kv for StoreV3 {
         let expiry = ttl_secs.map_or(state::v3::Expiry::Never, |s| {
             state::v3::Expiry::AtUnixMs(now_ms().saturating_add(s.saturating_mul(1000)))
         });
-        lock(&self.state).entries.insert(
-            key,
-            state::v3::Entry {
-                value,
-                expiry,
-                hits: 0,
-            },
-        );
+        self.state.write(ChangeV3::Put { key, value, expiry }).await;
     }
 
     async fn delete(&self, key: String) -> bool {
-        let mut store = lock(&self.state);
-        Self::live(&mut store, &key).is_some() && store.entries.remove(&key).is_some()
+        let change = ChangeV3::Delete {
+            key,
+            now_ms: now_ms(),
+        };
+        self.state.write(change).await.is_some()
     }
 
     async fn keys(&self, prefix: String) -> Vec<String> {
         let now = now_ms();
-        lock(&self.state)
-            .entries
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(_, e)| !Self::expired(e, now))
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.state.read(|s| {
+            s.entries
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter(|(_, e)| !state::v3::Store::expired(e, now))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
     }
 }
 
@@ -418,22 +541,16 @@ pub fn service(version: u32, with_future: bool) -> upshift::Service {
 /// [`upshift::node::Node`]: v1 and v2 also serve newer callers through their
 /// future SOs, and every version serves older callers through its past SOs.
 pub fn stages() -> Vec<Box<dyn upshift::node::Stage>> {
-    use upshift::node::stage;
+    use upshift::node::durable_stage;
     vec![
-        Box::new(stage(|s: state::v1::Store| {
-            let object = Arc::new(StoreV1::from_state(s));
-            let read = object.clone();
-            (v1::service_with_future(object), move || read.to_state())
+        Box::new(durable_stage(|s: Durable<state::v1::Store>| {
+            v1::service_with_future(StoreV1::new(s))
         })),
-        Box::new(stage(|s: state::v2::Store| {
-            let object = Arc::new(StoreV2::from_state(s));
-            let read = object.clone();
-            (v2::service_with_future(object), move || read.to_state())
+        Box::new(durable_stage(|s: Durable<state::v2::Store>| {
+            v2::service_with_future(StoreV2::new(s))
         })),
-        Box::new(stage(|s: state::v3::Store| {
-            let object = Arc::new(StoreV3::from_state(s));
-            let read = object.clone();
-            (v3::service(object), move || read.to_state())
+        Box::new(durable_stage(|s: Durable<state::v3::Store>| {
+            v3::service(StoreV3::new(s))
         })),
     ]
 }

@@ -81,6 +81,13 @@ pub enum CallError {
     /// The service object panicked while serving the call.
     #[error("the node failed while serving the call: {0}")]
     Internal(String),
+    /// The node could not make the call's changes durable, so it did not
+    /// acknowledge them; it takes no writes until it restarts.
+    #[error(
+        "the node could not make the call durable and did not acknowledge it: {0}; \
+         it takes no writes until it restarts"
+    )]
+    Unavailable(String),
     /// No reply arrived within the deadline; the call may or may not have run.
     #[error("no reply within the deadline of {0:?}; the call may or may not have run")]
     DeadlineExceeded(Duration),
@@ -159,4 +166,24 @@ pub enum DispatchError {
     /// The return value could not be encoded (its `Serialize` impl failed).
     #[error("the return value could not be encoded: {0}")]
     EncodeReturn(String),
+}
+
+thread_local! {
+    /// Set by [`unavailable`] just before it unwinds, read by the reply
+    /// guard the unwinding passes through on the same thread.
+    static UNAVAILABLE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Ends the current call with [`CallError::Unavailable`] for its caller:
+/// unwinds out of the service method (without the panic hook's noise), and
+/// the dispatcher answers with `reason`. For state that cannot make a write
+/// durable, inside methods that return plain values.
+pub fn unavailable(reason: String) -> ! {
+    UNAVAILABLE.with(|u| *u.borrow_mut() = Some(reason.clone()));
+    std::panic::resume_unwind(Box::new(reason))
+}
+
+/// The reason [`unavailable`] unwound with on this thread, once.
+pub(crate) fn take_unavailable() -> Option<String> {
+    UNAVAILABLE.with(|u| u.borrow_mut().take())
 }

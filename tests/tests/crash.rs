@@ -39,10 +39,12 @@ fn run_child(dir: &Path, args: &[&str]) -> (Vec<u32>, bool) {
     (acks, killed)
 }
 
+/// The files of the state directory but its lock file.
 fn snapshot_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "kv.lock")
         .collect();
     names.sort();
     names
@@ -89,15 +91,19 @@ fn a_save_killed_at_any_step_keeps_every_acknowledged_write() {
 fn an_upgrade_killed_at_any_step_leaves_one_consistent_version() {
     for step in Step::ALL {
         let dir = temp_dir(&format!("upgrade-{step:?}"));
-        let store = FileStore::open(&dir, state::NAME).expect("open");
-        let mut v1 = state::v1::Store::default();
-        for n in 0..100 {
-            v1.items.insert(format!("key{n}"), format!("value{n}"));
+        {
+            let store = FileStore::open(&dir, state::NAME).expect("open");
+            let mut v1 = state::v1::Store::default();
+            for n in 0..100 {
+                v1.items.insert(format!("key{n}"), format!("value{n}"));
+            }
+            store.save(&v1).expect("seed v1");
         }
-        store.save(&v1).expect("seed v1");
 
         let (_, killed) = run_child(&dir, &["upgrade", &format!("{step:?}"), "1"]);
         assert!(killed, "the child did not reach {step:?}");
+        // The killed child's lock went with it.
+        let store = FileStore::open(&dir, state::NAME).expect("open");
 
         // Whatever is on disk, v1 or v3, it loads as v3 with every key.
         let (snapshot, _) = upshift::state::SnapshotStore::read(&store)
@@ -127,9 +133,54 @@ fn an_upgrade_killed_at_any_step_leaves_one_consistent_version() {
         );
 
         // Running the upgrade again completes it.
+        drop(store);
         let (_, killed) = run_child(&dir, &["upgrade", "none"]);
         assert!(!killed);
         assert_eq!(snapshot_files(&dir), vec!["kv.v3.snap"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Two processes on one state directory would overwrite each other's
+/// commits: the second one to open it gets a typed error naming the first,
+/// and the directory is free again once the first lets go (or dies).
+#[test]
+fn a_state_directory_has_one_owner() {
+    let dir = temp_dir("owner");
+    let store = FileStore::open(&dir, state::NAME).expect("open");
+    let me = format!("is locked by process {} on ", std::process::id());
+
+    let again = FileStore::open(&dir, state::NAME).expect_err("a second open in this process");
+    assert!(
+        matches!(&again, upshift::state::StoreError::Locked { .. }),
+        "{again:?}"
+    );
+    let message = again.to_string();
+    assert!(
+        message.starts_with("the state directory is in use: ") && message.contains(&me),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("; stop that node first, or give this one its own directory"),
+        "{message}"
+    );
+
+    let other = Command::new(env!("CARGO_BIN_EXE_state-child"))
+        .arg(&dir)
+        .args(["save", "none"])
+        .output()
+        .expect("run the child");
+    assert!(!other.status.success(), "a second process must not start");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(stderr.contains(&me), "{stderr}");
+
+    drop(store);
+    let (acks, killed) = run_child(&dir, &["save", "none"]);
+    assert!(!killed);
+    assert_eq!(
+        acks.len(),
+        10,
+        "the directory is free once its owner is gone"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

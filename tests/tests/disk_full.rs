@@ -1,25 +1,33 @@
-//! The coordinator's UDB on a disk that fills up: a small tmpfs mounted by
-//! the test (it needs root, as CI has; elsewhere it says why it skips). A
-//! write the disk refuses fails its request with a typed error and is never
-//! answered as done; once space is freed, the same coordinator records again,
-//! without a restart.
+//! The coordinator's UDB and a node's state on a disk that fills up: a
+//! small tmpfs mounted by the test (it needs root, as CI has; elsewhere it
+//! says why it skips). A write the disk refuses fails its request with a
+//! typed error and is never answered as done; once space is freed, the same
+//! coordinator records again, without a restart, and a node comes back with
+//! every write it acknowledged.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::time::Duration;
 use upshift::coordinator::Coordinator;
 use upshift::coordinator::api::v2::Coordinator as _;
 use upshift::coordinator::api::{PublishError, RequestError};
+use upshift::node::{Node, NodeConfig};
 use upshift::schedule::Registry;
+use upshift::state::FileStore;
 use upshift::udb::RedbUdb;
 use upshift::upgrade::{NodeInfo, Upgrade};
+use upshift::{CallError, Connection};
+use upshift_examples::kv;
+use upshift_examples::kv::interface::v1;
 
 /// A tmpfs of `size` mounted at a fresh directory, unmounted on drop.
 struct SmallDisk(PathBuf);
 
 impl SmallDisk {
-    fn mount(size: &str) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("upshift-disk-full-{}", std::process::id()));
+    fn mount(label: &str, size: &str) -> Result<Self, String> {
+        let dir =
+            std::env::temp_dir().join(format!("upshift-disk-full-{label}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -68,7 +76,7 @@ fn node(i: usize) -> NodeInfo {
 
 #[tokio::test]
 async fn a_full_disk_fails_requests_and_the_coordinator_recovers_when_space_returns() {
-    let disk = match SmallDisk::mount("4m") {
+    let disk = match SmallDisk::mount("udb", "4m") {
         Ok(disk) => disk,
         Err(why) => {
             println!("skipped: cannot mount a small tmpfs here ({why})");
@@ -143,4 +151,108 @@ async fn a_full_disk_fails_requests_and_the_coordinator_recovers_when_space_retu
     let status = c.status().await;
     assert!(status.nodes.contains_key(&node(0).id));
     assert!(status.nodes.contains_key(&node(at).id));
+}
+
+/// A key-value node on `dir`, serving on loopback, and a v1 client of it.
+async fn serve(dir: &Path) -> (Node, upshift::Listener, v1::Client) {
+    let store = FileStore::open(dir, kv::state::NAME).expect("open");
+    let node =
+        Node::start(NodeConfig::new("on-a-small-disk"), store, kv::stages(), 1).expect("start");
+    let listener = node.listen("127.0.0.1:0").await.expect("listen");
+    let conn = Connection::connect(listener.local_addr())
+        .await
+        .expect("connect");
+    (node, listener, v1::Client::new(conn))
+}
+
+/// Puts `key` through a v1 client: `Ok` when acknowledged.
+async fn put(client: &v1::Client, key: &str) -> Result<(), CallError> {
+    client.put(key.into(), format!("value of {key}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_fills_stops_acknowledging_and_loses_nothing() {
+    let disk = match SmallDisk::mount("node", "2m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            println!("skipped: cannot mount a small tmpfs here ({why})");
+            return;
+        }
+    };
+    let dir = disk.path().join("node");
+    let (node, listener, client) = serve(&dir).await;
+    put(&client, "before").await.expect("acknowledged");
+    assert_eq!(node.problem(), None);
+
+    let filler = fill(disk.path());
+    // Puts until the disk refuses one: each is acknowledged or refused with
+    // the reason, and after the first refusal every later one is refused.
+    let mut acked = vec!["before".to_string()];
+    let mut refused = None;
+    for i in 0..100_000 {
+        let key = format!("k{i}");
+        match put(&client, &key).await {
+            Ok(()) if refused.is_none() => acked.push(key),
+            Ok(()) => panic!("{key} was acknowledged after a refusal"),
+            Err(CallError::Unavailable(why)) => {
+                refused.get_or_insert(why);
+                if i > acked.len() + 3 {
+                    break;
+                }
+            }
+            Err(other) => panic!("{key}: {other}"),
+        }
+    }
+    let why = refused.expect("the full disk refuses a write");
+    assert!(why.contains("could not be written"), "{why}");
+    assert!(
+        node.problem()
+            .is_some_and(|p| p.contains("No space left on device")),
+        "the node says why it is unhealthy: {:?}",
+        node.problem()
+    );
+    // Space returns, but the node stays failed until it restarts: a journal
+    // whose last sync failed cannot be trusted.
+    std::fs::remove_file(filler).expect("free the space");
+    assert!(matches!(
+        put(&client, "later").await,
+        Err(CallError::Unavailable(_))
+    ));
+
+    // Restarted, it has every write it acknowledged, and takes writes again.
+    drop((client, listener, node));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_node, _listener, client) = serve(&dir).await;
+    for key in &acked {
+        let got = client.get(key.clone()).await.expect("get");
+        assert_eq!(got, Some(format!("value of {key}")), "{key} is lost");
+    }
+    put(&client, "after a restart").await.expect("acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_checkpoint_makes_the_node_unhealthy_and_refuse_writes() {
+    let disk = match SmallDisk::mount("checkpoint", "2m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            println!("skipped: cannot mount a small tmpfs here ({why})");
+            return;
+        }
+    };
+    let (node, _listener, client) = serve(&disk.path().join("node")).await;
+    put(&client, "k").await.expect("acknowledged");
+    node.checkpoint().await.expect("a checkpoint with room");
+
+    let _filler = fill(disk.path());
+    let error = node
+        .checkpoint()
+        .await
+        .expect_err("no room for the snapshot");
+    let problem = node.problem().expect("unhealthy after a failed checkpoint");
+    assert!(problem.starts_with("a checkpoint failed: "), "{problem}");
+    assert!(problem.contains(&error.to_string()), "{problem}");
+    match put(&client, "k2").await {
+        Err(CallError::Unavailable(why)) => assert_eq!(why, problem),
+        other => panic!("a write after a failed checkpoint: {other:?}"),
+    }
 }

@@ -517,7 +517,7 @@ async fn a_failing_health_check_halts_the_rollout_and_status_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_transform_fails_stays_on_its_version_and_the_rollout_halts() {
-    use upshift::node::{NodeError, Running, Stage};
+    use upshift::node::{NodeError, Running, Stage, Storage};
     use upshift::state::Snapshot;
 
     /// v2 whose transform always fails.
@@ -526,7 +526,7 @@ async fn a_node_whose_transform_fails_stays_on_its_version_and_the_rollout_halts
         fn version(&self) -> u32 {
             2
         }
-        fn start(&self, _: Option<&Snapshot>) -> Result<Running, NodeError> {
+        fn start(&self, _: Option<&Snapshot>, _: Storage<'_>) -> Result<Running, NodeError> {
             Err(NodeError::Start {
                 version: 2,
                 reason: "the disk is full".into(),

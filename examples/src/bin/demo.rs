@@ -70,6 +70,11 @@ async fn main() -> ExitCode {
             node.id, node.slowest_call, node.version
         );
     }
+    if let Some((node, cut)) = &report.killed {
+        println!(
+            "{node} killed with SIGKILL under load during the rollout; {cut} calls cut by the kill (outcome unknown to the caller, so never acknowledged)"
+        );
+    }
     println!(
         "acknowledged writes read back: {}, missing: {}",
         report.checked,

@@ -28,6 +28,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let state = PathBuf::from(state);
+    // The pid file goes into the state directory before the node creates it.
+    if let Err(e) = std::fs::create_dir_all(&state) {
+        eprintln!("error: cannot create {}: {e}", state.display());
+        return ExitCode::FAILURE;
+    }
     let mut crashes = 0;
     loop {
         let mut child = match Command::new(&binary).args(&node_args).spawn() {

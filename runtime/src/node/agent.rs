@@ -40,16 +40,18 @@ impl Node {
         })
     }
 
-    /// Saves the state every `every`, so that a node killed in steady state
-    /// loses at most the writes of the last interval (a node otherwise
-    /// commits its state only when it upgrades). Abort the handle to stop.
+    /// Saves the state every `every`. For a journaled state
+    /// ([`durable_stage`](super::durable_stage)) this bounds the journal and
+    /// so the replay at start; nothing acknowledged depends on it. For a
+    /// plain [`stage`](super::stage) a node killed in steady state loses the
+    /// writes since the last checkpoint. Abort the handle to stop.
     pub fn checkpoint_every(&self, every: Duration) -> JoinHandle<()> {
         let node = self.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 if let Err(e) = node.checkpoint().await {
-                    tracing::warn!(node = %node.id(), error = %e, "checkpoint failed");
+                    tracing::error!(node = %node.id(), error = %e, "checkpoint failed; the node takes no more writes");
                 }
             }
         })
@@ -90,7 +92,9 @@ impl Node {
         let beat = Heartbeat {
             id: self.inner.config.id.clone(),
             version: self.version(),
-            healthy: (self.inner.config.health)(),
+            // A node whose state takes no writes is not healthy, whatever
+            // its own check says.
+            healthy: (self.inner.config.health)() && self.problem().is_none(),
             calls: service.versions().map(|v| (v, service.served(v))).collect(),
         };
         // A request the coordinator could not record did nothing: this round

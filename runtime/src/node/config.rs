@@ -105,6 +105,9 @@ pub struct NodeConfig {
     /// Limits of the node's server: frame size, calls and reply bytes per
     /// connection, connections, timeouts.
     pub server: crate::rpc::ServerConfig,
+    /// When a write to a journaled state is acknowledged
+    /// ([`durable_stage`](super::durable_stage)); default: once synced.
+    pub durability: crate::state::Durability,
 }
 
 impl fmt::Debug for NodeConfig {
@@ -116,6 +119,7 @@ impl fmt::Debug for NodeConfig {
             .field("quiesce_timeout", &self.quiesce_timeout)
             .field("oldest_answered", &self.oldest_answered)
             .field("server", &self.server)
+            .field("durability", &self.durability)
             .finish()
     }
 }
@@ -133,6 +137,7 @@ impl NodeConfig {
             restart: None,
             oldest_answered: None,
             server: crate::rpc::ServerConfig::default(),
+            durability: crate::state::Durability::default(),
         }
     }
 }

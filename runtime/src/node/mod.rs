@@ -16,15 +16,28 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub use config::{NodeConfig, NodeError};
-pub use stage::{Running, Stage, stage};
+pub use stage::{Running, Stage, Storage, durable_stage, stage};
 
 use crate::rpc::{Listener, Server, Service};
-use crate::state::{FileStore, Snapshot, SnapshotStore};
+use crate::state::{FileStore, Snapshot, SnapshotStore, StateHandle};
 use crate::sync::{blocking, lock};
 use stage::retire;
 
 struct Current {
     snapshot: Box<dyn Fn() -> Result<Snapshot, NodeError> + Send + Sync>,
+}
+
+/// After a snapshot of a journaled state is committed: its journal drops
+/// what the snapshot holds. A failure stops the state taking writes (its
+/// journal can no longer be trusted to stay bounded, or to be this one).
+fn compacted(state: Option<&StateHandle>, upto: u64) {
+    if let Some(state) = state
+        && let Err(e) = state.compact(upto)
+    {
+        state.fail(&format!(
+            "the journal could not be compacted after a checkpoint: {e}"
+        ));
+    }
 }
 
 struct Inner {
@@ -40,6 +53,8 @@ struct Inner {
     nudge: tokio::sync::Notify,
     /// For each upgrade: the version reached and how long calls were held.
     pauses: std::sync::Mutex<Vec<(u32, Duration)>>,
+    /// The running version's journaled state, if its stage keeps one.
+    state: std::sync::Mutex<Option<StateHandle>>,
 }
 
 /// One node: a service at its current version, its state store, and the
@@ -77,17 +92,32 @@ impl Node {
                 known: Vec::new(),
             })?;
         let committed = store.read()?.map(|(s, _)| s);
-        let stage = stages
-            .iter()
-            .find(|s| s.version() == newest)
-            .ok_or(NodeError::NoStage {
-                version: newest,
-                known: Vec::new(),
-            })?;
-        if committed.as_ref().is_none_or(|s| s.version != newest) {
-            let running = stage.start(committed.as_ref())?;
-            // Commit the transformed state before serving from it.
+        let find = |version: u32| {
+            stages
+                .iter()
+                .find(|s| s.version() == version)
+                .ok_or(NodeError::NoStage {
+                    version,
+                    known: stages.iter().map(|s| s.version()).collect(),
+                })
+        };
+        let storage = Storage {
+            store: &store,
+            durability: config.durability,
+        };
+        if let Some(older) = committed.as_ref().filter(|s| s.version != newest) {
+            // The committed version first, to replay its journal: the
+            // snapshot it gives holds every change acknowledged at it.
+            let at = find(older.version)?.start(Some(older), storage)?;
+            let caught_up = (at.snapshot)()?;
+            drop(at);
+            let running = find(newest)?.start(Some(&caught_up), storage)?;
+            // Commit the transformed state before serving from it; only
+            // then may the journal start over at the new version.
             store.write(&(running.snapshot)()?)?;
+            if let Some(state) = &running.state {
+                state.restart_journal()?;
+            }
         }
         Self::start(config, store, stages, newest)
     }
@@ -109,7 +139,11 @@ impl Node {
             version,
             known: known(),
         })?;
-        let running = stage.start(committed.as_ref().map(|(s, _)| s))?;
+        let storage = Storage {
+            store: &store,
+            durability: config.durability,
+        };
+        let running = stage.start(committed.as_ref().map(|(s, _)| s), storage)?;
         if committed.is_none() {
             store.write(&(running.snapshot)()?)?;
         }
@@ -131,6 +165,7 @@ impl Node {
                 }),
                 nudge: tokio::sync::Notify::new(),
                 pauses: std::sync::Mutex::new(Vec::new()),
+                state: std::sync::Mutex::new(running.state),
             }),
         })
     }
@@ -170,16 +205,37 @@ impl Node {
         lock(&self.inner.pauses).clone()
     }
 
-    /// Saves the current state as the committed snapshot.
+    /// Why the node's state takes no writes, once its journal or a
+    /// checkpoint failed: the node reports itself unhealthy and answers
+    /// writes with `CallError::Unavailable` until it restarts.
+    pub fn problem(&self) -> Option<String> {
+        let state = lock(&self.inner.state).clone();
+        state.and_then(|s| s.failure()).map(|why| why.to_string())
+    }
+
+    /// Saves the current state as the committed snapshot; for a journaled
+    /// state, the journal then drops what the snapshot holds. A failure
+    /// makes the node unhealthy and stops it acknowledging writes (see
+    /// [`Node::problem`]).
     pub async fn checkpoint(&self) -> Result<(), NodeError> {
         let current = self.inner.current.lock().await;
-        let snapshot = (current.snapshot)()?;
-        // Writing and syncing the file blocks for milliseconds or more, and
-        // nodes checkpoint while they serve: off the runtime's threads. The
-        // lock stays held, so checkpoints still commit in order.
-        let store = self.inner.store.clone();
-        blocking(move || store.write(&snapshot)).await?;
+        let state = lock(&self.inner.state).clone();
+        let saved = async {
+            let snapshot = (current.snapshot)()?;
+            let applied = snapshot.applied;
+            // Writing and syncing the file blocks for milliseconds or more,
+            // and nodes checkpoint while they serve: off the runtime's
+            // threads. The lock stays held, so checkpoints commit in order.
+            let store = self.inner.store.clone();
+            blocking(move || store.write(&snapshot)).await?;
+            compacted(state.as_ref(), applied);
+            Ok::<_, NodeError>(())
+        }
+        .await;
+        if let (Err(e), Some(state)) = (&saved, &state) {
+            state.fail(&format!("a checkpoint failed: {e}"));
+        }
         drop(current);
-        Ok(())
+        saved
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::stage::retire;
+use super::stage::{Storage, retire};
 use super::{Node, NodeError};
 use crate::state::SnapshotStore;
 use crate::sync::lock;
@@ -38,13 +38,25 @@ impl Node {
         }
         let result = (|| {
             let snapshot = (current.snapshot)()?;
-            let next = stage.start(Some(&snapshot))?;
+            let storage = Storage {
+                store: &self.inner.store,
+                durability: self.inner.config.durability,
+            };
+            let next = stage.start(Some(&snapshot), storage)?;
             // The commit point: once this write returns, the node is at `to`.
             self.inner.store.write(&(next.snapshot)()?)?;
             Ok::<_, NodeError>(next)
         })();
         match result {
             Ok(next) => {
+                // The old journal's changes are all in the committed
+                // snapshot: the new version's journal starts empty.
+                if let Some(state) = &next.state
+                    && let Err(e) = state.restart_journal()
+                {
+                    state.fail(&format!("the journal of v{to} could not start: {e}"));
+                }
+                *lock(&self.inner.state) = next.state.clone();
                 self.inner
                     .server
                     .install(retire(next.service, self.inner.config.oldest_answered));

@@ -176,6 +176,16 @@ impl Drop for ReplyGuard {
         }
         if !self.sent {
             let c = &self.call;
+            // Unwinding from `error::unavailable` passes here on its thread.
+            if let Some(reason) = crate::error::take_unavailable() {
+                c.replies.send(wire::reply_with_message(
+                    c.call_id,
+                    c.node_version,
+                    Status::Unavailable,
+                    &reason,
+                ));
+                return;
+            }
             let msg = format!(
                 "the service object panicked while serving method {} of v{}",
                 c.method, c.version

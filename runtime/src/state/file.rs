@@ -11,8 +11,12 @@
 //!
 //! ```text
 //! magic "USSNAP\r\n" (8) | format (1) | name length (1) | name | version (4)
-//! | payload length (8) | crc32 of everything before it and of the payload (4) | payload
+//! | applied (8) | payload length (8) | crc32 of everything before it and of the payload (4) | payload
 //! ```
+//!
+//! `applied` is the sequence number of the last journal entry the payload
+//! holds ([`Journal`](super::Journal)), so recovery replays only what came
+//! after it. Format 1 files (without it) are read as `applied` 0.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -23,12 +27,14 @@ use std::sync::Arc;
 use super::{Snapshot, SnapshotStore, StoreError};
 
 const MAGIC: &[u8; 8] = b"USSNAP\r\n";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+/// The format before snapshots recorded the journal entries they hold.
+const FORMAT_1: u8 = 1;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
 /// The longest possible header: magic, format, name length, a 255-byte
-/// name, version, payload length, checksum.
-const MAX_HEADER: usize = 8 + 1 + 1 + 255 + 4 + 8 + 4;
+/// name, version, applied, payload length, checksum.
+const MAX_HEADER: usize = 8 + 1 + 1 + 255 + 4 + 8 + 8 + 4;
 
 /// A point in a save, reported to the step hook (for crash tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,11 +74,18 @@ type Hook = Arc<dyn Fn(Step) + Send + Sync>;
 type Scan = (Vec<(u32, PathBuf)>, Vec<PathBuf>);
 
 /// Snapshots of one state in a directory on the local file system.
+///
+/// A store holds an exclusive lock on `<name>.lock` in its directory for as
+/// long as it (or a clone) lives: two processes sharing one state directory
+/// would each overwrite what the other committed, so the second
+/// [`FileStore::open`] fails with [`StoreError::Locked`], naming the holder.
 #[derive(Clone)]
 pub struct FileStore {
     dir: PathBuf,
     name: String,
     hook: Option<Hook>,
+    /// The locked `<name>.lock`; the lock goes with the last clone.
+    _lock: Arc<File>,
 }
 
 impl fmt::Debug for FileStore {
@@ -82,6 +95,54 @@ impl fmt::Debug for FileStore {
             .field("name", &self.name)
             .finish()
     }
+}
+
+/// Locks `path` for this process and writes who holds it; or names the
+/// process that does.
+fn take_lock(path: &Path) -> Result<File, StoreError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io("open the lock file", path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(StoreError::Locked {
+                path: path.to_path_buf(),
+                holder: if holder.is_empty() {
+                    "another process".into()
+                } else {
+                    holder.to_string()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", path)(e)),
+    }
+    let host = fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let holder = format!(
+        "process {} on {} since {}",
+        std::process::id(),
+        host.trim(),
+        unix_now()
+    );
+    file.set_len(0)
+        .and_then(|()| file.write_all(holder.as_bytes()))
+        .map_err(io("write the lock file", path))?;
+    Ok(file)
+}
+
+/// Seconds since the Unix epoch, for the holder line.
+fn unix_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("unix time {secs}")
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -116,10 +177,12 @@ impl FileStore {
             });
         }
         fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        let lock = take_lock(&dir.join(format!("{name}.lock")))?;
         Ok(FileStore {
             dir,
             name: name.to_string(),
             hook: None,
+            _lock: Arc::new(lock),
         })
     }
 
@@ -133,6 +196,11 @@ impl FileStore {
     /// The directory of this store.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The name of the state it stores.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     fn step(&self, step: Step) {
@@ -188,6 +256,7 @@ impl FileStore {
         out.push(name.len() as u8);
         out.extend_from_slice(name);
         out.extend_from_slice(&snapshot.version.to_be_bytes());
+        out.extend_from_slice(&snapshot.applied.to_be_bytes());
         out.extend_from_slice(&(snapshot.payload.len() as u64).to_be_bytes());
         let crc = checksum(crc32(0, &out), &snapshot.payload);
         out.extend_from_slice(&crc.to_be_bytes());
@@ -252,6 +321,7 @@ impl FileStore {
         }
         Ok(Snapshot {
             version: header.version,
+            applied: header.applied,
             payload,
         })
     }
@@ -279,7 +349,7 @@ impl FileStore {
         let format = *bytes
             .get(8)
             .ok_or_else(|| truncated("the file ends before the format byte"))?;
-        if format != FORMAT {
+        if format != FORMAT && format != FORMAT_1 {
             return Err(StoreError::Format {
                 path: path.to_path_buf(),
                 found: format,
@@ -291,7 +361,8 @@ impl FileStore {
                 .get(9)
                 .ok_or_else(|| truncated("the file ends before the name"))?,
         );
-        let len = 10 + name_len + 4 + 8 + 4;
+        let applied_len = if format == FORMAT_1 { 0 } else { 8 };
+        let len = 10 + name_len + 4 + applied_len + 8 + 4;
         if bytes.len() < len {
             return Err(truncated("the file ends inside the header"));
         }
@@ -306,12 +377,16 @@ impl FileStore {
         let at = 10 + name_len;
         let mut version = [0u8; 4];
         version.copy_from_slice(&bytes[at..at + 4]);
+        let mut applied = [0u8; 8];
+        applied[..applied_len].copy_from_slice(&bytes[at + 4..at + 4 + applied_len]);
+        let at = at + 4 + applied_len;
         let mut payload_len = [0u8; 8];
-        payload_len.copy_from_slice(&bytes[at + 4..at + 12]);
+        payload_len.copy_from_slice(&bytes[at..at + 8]);
         let mut crc = [0u8; 4];
-        crc.copy_from_slice(&bytes[at + 12..at + 16]);
+        crc.copy_from_slice(&bytes[at + 8..at + 12]);
         Ok(Header {
             version: u32::from_be_bytes(version),
+            applied: u64::from_be_bytes(applied),
             payload_len: u64::from_be_bytes(payload_len),
             crc: u32::from_be_bytes(crc),
             len,
@@ -322,6 +397,7 @@ impl FileStore {
 /// A parsed snapshot header.
 struct Header {
     version: u32,
+    applied: u64,
     payload_len: u64,
     crc: u32,
     /// Bytes from the start of the file to the payload.
@@ -454,5 +530,34 @@ mod tests {
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(crc32(0, b"1234"), b"56789"), 0xCBF4_3926);
+    }
+
+    /// Snapshots written before they recorded journal entries still read,
+    /// as holding none.
+    #[test]
+    fn a_format_1_snapshot_reads_as_applied_0() {
+        let dir = std::env::temp_dir().join(format!("upshift-format1-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = FileStore::open(&dir, "kv").expect("open");
+        let payload = b"\x00";
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&[FORMAT_1, 2]);
+        bytes.extend_from_slice(b"kv");
+        bytes.extend_from_slice(&3u32.to_be_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        let crc = checksum(crc32(0, &bytes), payload);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        bytes.extend_from_slice(payload);
+        fs::write(dir.join("kv.v3.snap"), &bytes).expect("write");
+        let (snapshot, _) = store.read().expect("read").expect("a snapshot");
+        assert_eq!(
+            snapshot,
+            Snapshot {
+                version: 3,
+                applied: 0,
+                payload: payload.to_vec()
+            }
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 }

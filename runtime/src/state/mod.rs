@@ -3,11 +3,16 @@
 //!
 //! `#[upshift::state]` implements [`Versioned`] for each version's root type
 //! and [`Upgrade`] for each type from its previous version. A [`SnapshotStore`]
-//! holds the encoded snapshot; [`FileStore`] is the embedded default.
+//! holds the encoded snapshot; [`FileStore`] is the embedded default. A
+//! [`Durable`] state journals every change before acknowledging it, so a
+//! node loses nothing it answered for.
 
+mod durable;
 mod file;
+mod journal;
 mod transform;
 
+pub use durable::{Durability, Durable, Journaled, StateHandle, WriteError};
 pub use file::{FileStore, Step};
 pub use transform::{Outcome, TransformError, Upgrade};
 
@@ -70,6 +75,9 @@ pub enum StateError {
 pub struct Snapshot {
     /// State version of the payload.
     pub version: u32,
+    /// The sequence number of the last journal entry the payload holds
+    /// (0 for state kept without a journal).
+    pub applied: u64,
     /// postcard-encoded root value.
     pub payload: Vec<u8>,
 }
@@ -132,6 +140,17 @@ pub enum StoreError {
         /// Format this binary writes.
         known: u8,
     },
+    /// Another process (or another store in this one) has the state
+    /// directory: two writers would overwrite each other's commits.
+    #[error(
+        "the state directory is in use: {path} is locked by {holder}; stop that node first, or give this one its own directory"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the holder wrote it.
+        holder: String,
+    },
     /// A save would replace a newer version with an older one.
     #[error("refusing to save v{saving} over v{existing} in {path}: downgrades are not supported")]
     Downgrade {
@@ -187,6 +206,7 @@ pub trait StateStore: SnapshotStore {
         })?;
         self.write(&Snapshot {
             version: S::VERSION,
+            applied: 0,
             payload,
         })
     }

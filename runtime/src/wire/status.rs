@@ -28,6 +28,10 @@ pub enum Status {
     /// Sent with call id 0 instead of serving a new connection (too many
     /// connections); the payload says why. No call on it ran.
     Refused = 9,
+    /// The node's state could not make the call's changes durable (its
+    /// journal or a checkpoint failed); the payload says why. The call was
+    /// not acknowledged, and the node takes no writes until it restarts.
+    Unavailable = 10,
 }
 
 impl Status {
@@ -44,6 +48,7 @@ impl Status {
             7 => Status::Internal,
             8 => Status::Upgrading,
             9 => Status::Refused,
+            10 => Status::Unavailable,
             other => return Err(FrameError::UnknownStatus(other)),
         })
     }
@@ -85,6 +90,7 @@ impl Status {
             Status::Refused => {
                 CallError::Unreachable(format!("the node refused the connection: {}", message()))
             }
+            Status::Unavailable => CallError::Unavailable(message()),
         })
     }
 }

@@ -23,7 +23,7 @@ fn main() {
     let saves = Arc::new(AtomicU32::new(0));
     let counter = saves.clone();
     let store = FileStore::open(dir, state::NAME)
-        .expect("open the store")
+        .unwrap_or_else(|e| panic!("open the store: {e}"))
         .with_step_hook(move |at| {
             if at == Step::TempCreated {
                 counter.fetch_add(1, Ordering::SeqCst);
