@@ -229,7 +229,7 @@ impl<P: v2::Interface> v3::Future for v3::FutureSo<P> {
 // ---- journaled changes: how each version's state is written ----
 
 /// A change to v1 state, as the journal records it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, upshift::Schema)]
 pub enum ChangeV1 {
     /// Stores `value` under `key`.
     Put { key: String, value: String },
@@ -250,7 +250,7 @@ impl Journaled for state::v1::Store {
 
 /// A change to v2 state. Each carries the time it was made at, so replaying
 /// it after a crash evicts and expires exactly as it did the first time.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, upshift::Schema)]
 pub enum ChangeV2 {
     /// Stores an entry.
     Put {
@@ -309,7 +309,7 @@ impl Journaled for state::v2::Store {
 }
 
 /// A change to v3 state, with the time it was made at.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, upshift::Schema)]
 pub enum ChangeV3 {
     /// Stores an entry with no hits.
     Put {

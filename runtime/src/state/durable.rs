@@ -16,8 +16,11 @@ use super::{FileStore, Snapshot, StoreError, Versioned, decode_payload};
 /// through it — so a change carries everything it needs (a time, an id),
 /// computed before it is written.
 pub trait Journaled: Versioned + Send + Sync + 'static {
-    /// One change to the state, as the journal records it.
-    type Change: Serialize + DeserializeOwned + Send + 'static;
+    /// One change to the state, as the journal records it. A journal written
+    /// by one binary is replayed by the next (restart mode), so the change
+    /// type is a persisted format: derive `upshift::Schema` on it, and
+    /// `upshift lock` locks it like any released type.
+    type Change: Serialize + DeserializeOwned + crate::schema::Schema + Send + 'static;
     /// What applying a change tells its writer (`()`, whether a key existed).
     type Output: Send + 'static;
 
