@@ -1,18 +1,31 @@
 //! The key-value node as a process, for restart-mode upgrades: each
 //! `kv-node-vN` binary holds the code of versions 1 to N and starts at N,
-//! transforming whatever state it finds. A restart-mode upgrade ends with
-//! the node writing the next binary's path to `<state>/next-binary` and
-//! exiting with [`RESTART_EXIT_CODE`], for `kv-supervisor` to start it.
+//! transforming whatever state it finds. In a restart-mode upgrade the node
+//! first writes the next binary's path to `<state>/handover`, and
+//! `kv-supervisor` starts it beside the running one: it binds the same port
+//! (`SO_REUSEPORT`) and waits for the state directory. The old node then
+//! quiesces, checkpoints, goes away and exits with [`RESTART_EXIT_CODE`],
+//! which frees the directory; the new one loads the state and serves the
+//! connections waiting in its backlog. Without a handover (the file could
+//! not be written) the supervisor starts `<state>/next-binary` after the
+//! exit, as before.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use upshift::node::{Node, NodeConfig};
-use upshift::state::{FileStore, Step};
+use upshift::state::{FileStore, Step, StoreError};
 
 /// The exit code that asks the supervisor to start `<state>/next-binary`.
 pub const RESTART_EXIT_CODE: i32 = 75;
+
+/// The file in the state directory by which a node asks its supervisor to
+/// start the next binary beside it (it holds the binary's path).
+pub const HANDOVER_FILE: &str = "handover";
+
+/// The file a starting node writes once it has bound its port.
+const BOUND_FILE: &str = "bound";
 
 /// Options of a node process, from `--name value` pairs.
 #[derive(Debug)]
@@ -54,12 +67,38 @@ impl Options {
     }
 }
 
+/// Opens the state directory, waiting while the previous process of a
+/// handover still holds it (it frees it when it exits).
+async fn open_store(dir: &std::path::Path) -> Result<FileStore, String> {
+    let waited = std::time::Instant::now();
+    loop {
+        match FileStore::open(dir, crate::kv::state::NAME) {
+            Err(StoreError::Locked { .. }) if waited.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            other => return other.map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Runs a node process with the stages of versions 1 to `newest`.
 pub async fn run(newest: u32) -> Result<(), String> {
     upshift::logs::init();
     let options = Options::parse(std::env::args().skip(1))?;
-    let mut store =
-        FileStore::open(&options.state, crate::kv::state::NAME).map_err(|e| e.to_string())?;
+    // The port first, shared with the process this one may take over from:
+    // connections that reach it wait in its backlog until it serves.
+    let addr: std::net::SocketAddr = options
+        .listen
+        .parse()
+        .map_err(|e| format!("--listen: {e}"))?;
+    let listener = upshift::rpc::bind_shared(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+    // Tells a process handing over to this one that the port has a listener.
+    let _ = std::fs::create_dir_all(&options.state);
+    let _ = std::fs::write(
+        options.state.join(BOUND_FILE),
+        std::process::id().to_string(),
+    );
+    let mut store = open_store(&options.state).await?;
     if let Some(hook) = crash_once(newest) {
         store = store.with_step_hook(hook);
     }
@@ -72,15 +111,40 @@ pub async fn run(newest: u32) -> Result<(), String> {
             std::process::exit(RESTART_EXIT_CODE);
         }
     }));
+    // Asks the supervisor to start the next binary now, beside this one,
+    // and waits until it has bound the port, so the port always has a
+    // listener.
+    let (handover, pending, bound) = (
+        options.state.join(HANDOVER_FILE),
+        options.state.join("handover.tmp"),
+        options.state.join(BOUND_FILE),
+    );
+    // `UPSHIFT_HANDOVER=off` restarts the old way (exit, then start), to
+    // compare.
+    let handing_over = std::env::var("UPSHIFT_HANDOVER").map_or(true, |v| v != "off");
+    config.handover = handing_over.then(|| -> Arc<dyn Fn(PathBuf) + Send + Sync> {
+        Arc::new(move |binary: PathBuf| {
+            let _ = std::fs::remove_file(&bound);
+            let written = std::fs::write(&pending, binary.display().to_string())
+                .and_then(|()| std::fs::rename(&pending, &handover));
+            if let Err(e) = written {
+                eprintln!(
+                    "no handover ({e}); the supervisor starts the next binary after this one exits"
+                );
+                return;
+            }
+            let asked = std::time::Instant::now();
+            while !bound.exists() && asked.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    });
     let stages = crate::kv::stages()
         .into_iter()
         .filter(|s| s.version() <= newest)
         .collect();
     let node = Node::start_newest(config, store, stages).map_err(|e| e.to_string())?;
-    let listener = node
-        .listen(options.listen.as_str())
-        .await
-        .map_err(|e| e.to_string())?;
+    let listener = node.serve(listener).map_err(|e| e.to_string())?;
     let coordinator = options
         .coordinator
         .parse()

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use upshift::Connection;
@@ -16,13 +18,16 @@ use upshift::udb::RedbUdb;
 use upshift::upgrade::{Artifact, RolloutState};
 use upshift_examples::kv::interface::{v1, v2, v3};
 
-struct Supervised(Child);
+/// The supervisor and its node's state directory.
+struct Supervised(Child, PathBuf);
 
 impl Drop for Supervised {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-        // The supervisor's child outlives it; the test kills it through its pid file.
+        // The supervisor's child outlives it: killed through its pid file,
+        // also when a failed check unwinds.
+        kill_node(&self.1);
     }
 }
 
@@ -133,6 +138,7 @@ async fn a_supervised_node_restarts_into_each_new_binary_and_keeps_its_state() {
             .stdout(Stdio::null())
             .spawn()
             .expect("start the supervisor"),
+        state.clone(),
     );
     wait_for("the node to register", || async {
         status(&op).await.nodes.len() == 1
@@ -177,7 +183,24 @@ async fn a_supervised_node_restarts_into_each_new_binary_and_keeps_its_state() {
         .expect("rpc")
         .expect("abort");
 
-    // v1 -> v2 by restarting into the v2 binary.
+    // v1 -> v2 by restarting into the v2 binary, handed over: the port has a
+    // listener at every moment, so no connection attempt is refused.
+    let probing = Arc::new(AtomicBool::new(true));
+    let probe = {
+        let (probing, addr) = (probing.clone(), node_addr.clone());
+        tokio::spawn(async move {
+            let (mut made, mut refused) = (0u32, 0u32);
+            while probing.load(Ordering::Relaxed) {
+                match tokio::net::TcpStream::connect(&addr).await {
+                    Ok(_) => made += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+                    Err(_) => {}
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (made, refused)
+        })
+    };
     let id = op
         .publish(publish_def(1, Artifact::file(binary(2)).expect("checksum")))
         .await
@@ -187,6 +210,10 @@ async fn a_supervised_node_restarts_into_each_new_binary_and_keeps_its_state() {
         status(&op).await.upgrades[&id].state == RolloutState::Final
     })
     .await;
+    probing.store(false, Ordering::Relaxed);
+    let (made, refused) = probe.await.expect("probe");
+    assert!(made > 10, "the probe connected {made} times");
+    assert_eq!(refused, 0, "connections refused during the handover");
     let c2 = v2::Client::new(connect_retrying(&node_addr).await);
     for i in 0..50 {
         assert_eq!(

@@ -1,15 +1,18 @@
-//! Runs a key-value node process and keeps it running: when the node exits
-//! to restart into a new binary (exit code 75), it starts the binary named in
-//! `<state>/next-binary`; when the node crashes or is killed, it starts the
-//! same binary again. The current child's pid is kept in `<state>/node.pid`.
+//! Runs a key-value node process and keeps it running: when the node asks
+//! for a handover (`<state>/handover` names the next binary) it starts that
+//! binary beside the running one, which takes over once the old one exits;
+//! when the node exits to restart into a new binary without a handover
+//! (exit code 75), it starts the binary named in `<state>/next-binary`; when
+//! the node crashes or is killed, it starts the same binary again. The
+//! current child's pid is kept in `<state>/node.pid`.
 //!
 //! Usage: `kv-supervisor BINARY NODE-ARGS...` (the node's `--state DIR` among them).
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Child, Command, ExitCode};
 use std::time::Duration;
 
-use upshift_examples::node_main::RESTART_EXIT_CODE;
+use upshift_examples::node_main::{HANDOVER_FILE, RESTART_EXIT_CODE};
 
 fn main() -> ExitCode {
     upshift::logs::init();
@@ -34,22 +37,54 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut crashes = 0;
+    let spawn = |binary: &PathBuf| match Command::new(binary).args(&node_args).spawn() {
+        Ok(child) => {
+            let _ = std::fs::write(state.join("node.pid"), child.id().to_string());
+            Ok(child)
+        }
+        Err(e) => {
+            eprintln!("error: cannot start {}: {e}", binary.display());
+            Err(ExitCode::FAILURE)
+        }
+    };
+    let mut child = match spawn(&binary) {
+        Ok(child) => child,
+        Err(code) => return code,
+    };
+    // The next binary, started beside the current one on its request.
+    let mut successor: Option<Child> = None;
     loop {
-        let mut child = match Command::new(&binary).args(&node_args).spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                eprintln!("error: cannot start {}: {e}", binary.display());
-                return ExitCode::FAILURE;
+        if successor.is_none()
+            && let Ok(next) = std::fs::read_to_string(state.join(HANDOVER_FILE))
+        {
+            let _ = std::fs::remove_file(state.join(HANDOVER_FILE));
+            eprintln!(
+                "supervisor: starting {} beside the running node",
+                next.trim()
+            );
+            binary = PathBuf::from(next.trim());
+            match Command::new(&binary).args(&node_args).spawn() {
+                Ok(next) => successor = Some(next),
+                Err(e) => eprintln!("error: cannot start {}: {e}", binary.display()),
             }
-        };
-        let _ = std::fs::write(state.join("node.pid"), child.id().to_string());
-        let status = match child.wait() {
-            Ok(status) => status,
+        }
+        let status = match child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
             Err(e) => {
                 eprintln!("error: waiting for the node: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        // Handed over: whatever the old process said, the next one runs.
+        if let Some(next) = successor.take() {
+            let _ = std::fs::write(state.join("node.pid"), next.id().to_string());
+            child = next;
+            continue;
+        }
         match status.code() {
             Some(0) => return ExitCode::SUCCESS,
             Some(RESTART_EXIT_CODE) => match std::fs::read_to_string(state.join("next-binary")) {
@@ -75,5 +110,9 @@ fn main() -> ExitCode {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        child = match spawn(&binary) {
+            Ok(child) => child,
+            Err(code) => return code,
+        };
     }
 }

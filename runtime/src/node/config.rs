@@ -98,6 +98,14 @@ pub struct NodeConfig {
     /// and should not return — typically it tells a supervisor which binary
     /// to start next and exits. Without it, file artifacts fail.
     pub restart: Option<Arc<dyn Fn(std::path::PathBuf) + Send + Sync>>,
+    /// Called with the verified binary of a restart-mode upgrade before the
+    /// node quiesces, so the next process can start (and bind the node's
+    /// port, see [`bind_shared`](crate::rpc::bind_shared)) while this one
+    /// still serves; the next process then waits for the state directory,
+    /// which this one frees when it exits after [`NodeConfig::restart`].
+    /// It runs off the runtime's threads and may block until the next
+    /// process has bound the port (so this one never stops listening first).
+    pub handover: Option<Arc<dyn Fn(std::path::PathBuf) + Send + Sync>>,
     /// Versions below this are no longer answered: their past SOs are
     /// dropped, and their callers get `VersionUnsupported`. Set it once the
     /// reported call counts show nobody calls them any more.
@@ -135,6 +143,7 @@ impl NodeConfig {
             quiesce_timeout: Duration::from_secs(5),
             health: Arc::new(|| true),
             restart: None,
+            handover: None,
             oldest_answered: None,
             server: crate::rpc::ServerConfig::default(),
             durability: crate::state::Durability::default(),

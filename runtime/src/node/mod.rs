@@ -199,6 +199,12 @@ impl Node {
         self.inner.server.listen(addr).await
     }
 
+    /// Serves the node on a bound listener (one from
+    /// [`bind_shared`](crate::rpc::bind_shared), to take over a port).
+    pub fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<Listener> {
+        self.inner.server.serve_tcp(listener)
+    }
+
     /// For each in-process upgrade so far: the version reached, and how long
     /// the node held calls back (from quiesce to switch) — its unavailable window.
     pub fn pauses(&self) -> Vec<(u32, Duration)> {

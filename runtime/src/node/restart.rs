@@ -27,6 +27,18 @@ impl Node {
         // off the runtime's threads, so the node keeps serving meanwhile.
         let checking = artifact.clone();
         blocking(move || checking.verify()).await?;
+        // The next process starts now; it takes over the state once this
+        // one has checkpointed and exited.
+        // The hook may wait for the next process to bind the port: off the
+        // runtime's threads too.
+        if let Some(handover) = self.inner.config.handover.clone() {
+            let binary = path.clone();
+            blocking(move || {
+                handover(binary);
+                Ok::<_, NodeError>(())
+            })
+            .await?;
+        }
         let service = self.service();
         let timeout = self.inner.config.quiesce_timeout;
         if !service.quiesce(timeout).await {

@@ -14,5 +14,7 @@ pub use client::{CallOptions, ClientConfig, Connection, RetryPolicy};
 pub use dispatch::Dispatch;
 #[cfg(unix)]
 pub use server::UnixListener;
+#[cfg(unix)]
+pub use server::bind_shared;
 pub use server::{Listener, Server, ServerConfig};
 pub use service::{Route, Service};

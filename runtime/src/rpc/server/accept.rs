@@ -169,7 +169,13 @@ impl Listener {
         server: &Server,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Self::serve(server, tokio::net::TcpListener::bind(addr).await?)
+    }
+
+    pub(super) fn serve(
+        server: &Server,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
         Ok(Listener {
             local_addr,

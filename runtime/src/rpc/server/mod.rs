@@ -173,6 +173,12 @@ impl Server {
         Listener::bind(self, addr).await
     }
 
+    /// Serves every connection `listener` accepts (one bound by
+    /// [`bind_shared`], say), until the returned [`Listener`] is dropped.
+    pub fn serve_tcp(&self, listener: tokio::net::TcpListener) -> std::io::Result<Listener> {
+        Listener::serve(self, listener)
+    }
+
     /// Listens on a Unix domain socket at `path` (which must not exist yet)
     /// and serves every connection until the returned [`UnixListener`] is
     /// dropped, which also closes the connections it accepted.
@@ -237,4 +243,23 @@ impl Drop for Open {
 /// Resolves once listeners must stop accepting (or the server is gone).
 async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Binds a TCP listener that another process of the same user may bind to
+/// the same address while this one listens (`SO_REUSEPORT`): how a node's
+/// next binary takes over its port in a restart-mode upgrade without a
+/// moment in which connections are refused. The kernel spreads new
+/// connections over the listeners; those that reach a process still
+/// starting wait in its backlog until it serves.
+#[cfg(unix)]
+pub fn bind_shared(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
