@@ -98,7 +98,9 @@ pub async fn run(newest: u32) -> Result<(), String> {
         options.state.join(BOUND_FILE),
         std::process::id().to_string(),
     );
+    let began = std::time::Instant::now();
     let mut store = open_store(&options.state).await?;
+    let locked = began.elapsed();
     if let Some(hook) = crash_once(newest) {
         store = store.with_step_hook(hook);
     }
@@ -154,6 +156,13 @@ pub async fn run(newest: u32) -> Result<(), String> {
         options.id,
         node.version(),
         listener.local_addr()
+    );
+    // Where a start's time goes: waiting for the state directory (a
+    // handover), then loading, replaying and transforming the state.
+    eprintln!(
+        "{}: state directory after {locked:.1?}, serving after {:.1?}",
+        options.id,
+        began.elapsed()
     );
     // Bound what a crash in steady state can lose.
     let _checkpoints = node.checkpoint_every(Duration::from_millis(200));

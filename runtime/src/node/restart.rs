@@ -28,9 +28,9 @@ impl Node {
         let checking = artifact.clone();
         blocking(move || checking.verify()).await?;
         // The next process starts now; it takes over the state once this
-        // one has checkpointed and exited.
-        // The hook may wait for the next process to bind the port: off the
-        // runtime's threads too.
+        // one has checkpointed and exited. The hook may wait for the next
+        // process to bind the port: off the runtime's threads too.
+        let started = std::time::Instant::now();
         if let Some(handover) = self.inner.config.handover.clone() {
             let binary = path.clone();
             blocking(move || {
@@ -39,6 +39,7 @@ impl Node {
             })
             .await?;
         }
+        let handed = started.elapsed();
         let service = self.service();
         let timeout = self.inner.config.quiesce_timeout;
         if !service.quiesce(timeout).await {
@@ -46,14 +47,25 @@ impl Node {
             service.reopen();
             return Err(NodeError::Busy(busy, timeout));
         }
+        let quiesced = started.elapsed();
         if let Err(e) = self.checkpoint().await {
             service.reopen();
             return Err(e);
         }
-        tracing::info!(node = %self.inner.config.id, binary = %path.display(), "restarting into the new binary");
+        let checkpointed = started.elapsed();
         // Close connections so that no caller has a call in flight when the
         // process exits: every call is answered (`Upgrading`) or never sent.
         self.inner.server.go_away(Duration::from_secs(2)).await;
+        // Where a restart's time goes, from the verified binary on.
+        tracing::info!(
+            node = %self.inner.config.id,
+            binary = %path.display(),
+            ?handed,
+            ?quiesced,
+            ?checkpointed,
+            gone = ?started.elapsed(),
+            "restarting into the new binary"
+        );
         restart(path.clone());
         // A hook that returns did not restart: keep serving the old version.
         service.reopen();
