@@ -454,23 +454,33 @@ fn encoding_checks(s: &Section, locked: &[(&str, &str)], path: &Path) -> TokenSt
             let e = s.encodings.iter().find(|e| e.label == *label)?;
             let (label, text) = (*label, *text);
             let encoding = &e.encoding;
-            Some(quote::quote_spanned! {e.span=>
-                const _: () = if let ::core::option::Option::Some(message) =
-                    ::upshift::schema::encoding::mismatch(
-                        #encoding,
-                        ::upshift::schema::encoding::Locked {
-                            what: #what,
-                            label: #label,
-                            encoding: #text,
-                            advice: #advice,
-                        },
-                    )
-                {
-                    ::core::panic!("{}", message.as_str())
-                };
-            })
+            let locked = locked_tokens(&what, label, text, advice);
+            let check = quote!(::upshift::schema::encoding::mismatch(#encoding, #locked));
+            Some(build_check(e.span, check))
         })
         .collect()
+}
+
+/// A constant whose evaluation fails the build, at `span`, with the message
+/// `check` (an `Option<Text>` expression) gives.
+fn build_check(span: Span, check: TokenStream) -> TokenStream {
+    quote::quote_spanned! {span=>
+        const _: () = if let ::core::option::Option::Some(message) = #check {
+            ::core::panic!("{}", message.as_str())
+        };
+    }
+}
+
+/// An `upshift::schema::encoding::Locked` for a message.
+fn locked_tokens(what: &str, label: &str, encoding: &str, advice: &str) -> TokenStream {
+    quote! {
+        ::upshift::schema::encoding::Locked {
+            what: #what,
+            label: #label,
+            encoding: #encoding,
+            advice: #advice,
+        }
+    }
 }
 
 /// A locked element and today's type for it, for the decoding test.
@@ -681,26 +691,13 @@ fn wire_checks(s: &Section, locked: &[(&str, &str)], path: &Path) -> Result<Toke
             }
         }
         for (label, then, now, span) in checks {
-            tokens.extend(quote::quote_spanned! {span=>
-                const _: () = {
-                    const THEN: &'static #encoding = #then;
-                    const NOW: &'static #encoding = #now;
-                    if let ::core::option::Option::Some(message) =
-                        ::upshift::schema::compatible::readable(
-                            THEN,
-                            NOW,
-                            ::upshift::schema::encoding::Locked {
-                                what: #what,
-                                label: #label,
-                                encoding: "",
-                                advice: #advice,
-                            },
-                        )
-                    {
-                        ::core::panic!("{}", message.as_str())
-                    }
-                };
-            });
+            let locked = locked_tokens(&what, &label, "", advice);
+            let check = quote! {{
+                const THEN: &'static #encoding = #then;
+                const NOW: &'static #encoding = #now;
+                ::upshift::schema::compatible::readable(THEN, NOW, #locked)
+            }};
+            tokens.extend(build_check(span, check));
         }
     }
     tokens.extend(decode_test(s, &pairs));
@@ -709,7 +706,6 @@ fn wire_checks(s: &Section, locked: &[(&str, &str)], path: &Path) -> Result<Toke
 
 /// A locked encoding as an expression of type `&'static Encoding`.
 fn shape_tokens(shape: &Shape) -> TokenStream {
-    use upshift_schema::shape::Scalar;
     let e = quote!(::upshift::schema::Encoding);
     let field = quote!(::upshift::schema::encoding::Field);
     let fields = |fs: &[(String, Shape)]| {
@@ -722,26 +718,8 @@ fn shape_tokens(shape: &Shape) -> TokenStream {
     match shape {
         Shape::Unit => quote!(&#e::Unit),
         Shape::Scalar(scalar) => {
-            let variant = quote::format_ident!(
-                "{}",
-                match scalar {
-                    Scalar::Bool => "Bool",
-                    Scalar::U8 => "U8",
-                    Scalar::U16 => "U16",
-                    Scalar::U32 => "U32",
-                    Scalar::U64 => "U64",
-                    Scalar::U128 => "U128",
-                    Scalar::I8 => "I8",
-                    Scalar::I16 => "I16",
-                    Scalar::I32 => "I32",
-                    Scalar::I64 => "I64",
-                    Scalar::I128 => "I128",
-                    Scalar::F32 => "F32",
-                    Scalar::F64 => "F64",
-                    Scalar::Char => "Char",
-                    Scalar::Str => "Str",
-                }
-            );
+            // `Scalar`'s variants are named as `Encoding`'s.
+            let variant = quote::format_ident!("{scalar:?}");
             quote!(&#e::#variant)
         }
         Shape::Option(t) => {

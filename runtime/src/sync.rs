@@ -2,7 +2,7 @@
 //! poisoned mutex, waiting for a condition a `Notify` signals, and blocking
 //! work moved off the runtime's threads.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
 
@@ -10,6 +10,16 @@ use tokio::sync::Notify;
 /// upshift guards stays consistent between statements, so the data is usable.
 pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads `rwlock`, also when a panicking writer poisoned it (as [`lock`]).
+pub fn read<T: ?Sized>(rwlock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    rwlock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes `rwlock`, also when a panicking writer poisoned it (as [`lock`]).
+pub fn write<T: ?Sized>(rwlock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    rwlock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs blocking work (file writes, hashing, store commits) off the runtime's

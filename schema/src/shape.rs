@@ -33,7 +33,8 @@ pub enum Shape {
     Invalid,
 }
 
-/// The scalars, by their names in the grammar.
+/// The scalars, by their names in the grammar. Variants are named as the
+/// runtime's `Encoding` variants (the macros rely on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scalar {
     Bool,

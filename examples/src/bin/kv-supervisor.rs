@@ -37,19 +37,20 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut crashes = 0;
-    let spawn = |binary: &PathBuf| match Command::new(binary).args(&node_args).spawn() {
-        Ok(child) => {
-            let _ = std::fs::write(state.join("node.pid"), child.id().to_string());
-            Ok(child)
-        }
-        Err(e) => {
-            eprintln!("error: cannot start {}: {e}", binary.display());
-            Err(ExitCode::FAILURE)
-        }
+    let start = |binary: &PathBuf| {
+        Command::new(binary)
+            .args(&node_args)
+            .spawn()
+            .inspect_err(|e| eprintln!("error: cannot start {}: {e}", binary.display()))
+            .ok()
     };
-    let mut child = match spawn(&binary) {
-        Ok(child) => child,
-        Err(code) => return code,
+    // The node being watched; its pid goes where the demo and tests find it.
+    let current = |child: Child| {
+        let _ = std::fs::write(state.join("node.pid"), child.id().to_string());
+        child
+    };
+    let Some(mut child) = start(&binary).map(current) else {
+        return ExitCode::FAILURE;
     };
     // The next binary, started beside the current one on its request.
     let mut successor: Option<Child> = None;
@@ -63,10 +64,7 @@ fn main() -> ExitCode {
                 next.trim()
             );
             binary = PathBuf::from(next.trim());
-            match Command::new(&binary).args(&node_args).spawn() {
-                Ok(next) => successor = Some(next),
-                Err(e) => eprintln!("error: cannot start {}: {e}", binary.display()),
-            }
+            successor = start(&binary);
         }
         let status = match child.try_wait() {
             Ok(Some(status)) => status,
@@ -81,8 +79,7 @@ fn main() -> ExitCode {
         };
         // Handed over: whatever the old process said, the next one runs.
         if let Some(next) = successor.take() {
-            let _ = std::fs::write(state.join("node.pid"), next.id().to_string());
-            child = next;
+            child = current(next);
             continue;
         }
         match status.code() {
@@ -110,9 +107,9 @@ fn main() -> ExitCode {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        child = match spawn(&binary) {
-            Ok(child) => child,
-            Err(code) => return code,
+        child = match start(&binary) {
+            Some(next) => current(next),
+            None => return ExitCode::FAILURE,
         };
     }
 }

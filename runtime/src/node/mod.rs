@@ -101,10 +101,7 @@ impl Node {
                     known: stages.iter().map(|s| s.version()).collect(),
                 })
         };
-        let storage = Storage {
-            store: &store,
-            durability: config.durability,
-        };
+        let storage = Storage::of(&store, &config);
         if let Some(older) = committed.as_ref().filter(|s| s.version != newest) {
             // The committed version first, to replay its journal: the
             // snapshot it gives holds every change acknowledged at it.
@@ -139,10 +136,7 @@ impl Node {
             version,
             known: known(),
         })?;
-        let storage = Storage {
-            store: &store,
-            durability: config.durability,
-        };
+        let storage = Storage::of(&store, &config);
         let running = stage.start(committed.as_ref().map(|(s, _)| s), storage)?;
         if committed.is_none() {
             store.write(&(running.snapshot)()?)?;

@@ -27,6 +27,16 @@ pub struct Storage<'a> {
     pub durability: Durability,
 }
 
+impl<'a> Storage<'a> {
+    /// A node's storage: its store, with its configured durability.
+    pub(super) fn of(store: &'a FileStore, config: &super::NodeConfig) -> Self {
+        Storage {
+            store,
+            durability: config.durability,
+        }
+    }
+}
+
 impl fmt::Debug for Running {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Running")

@@ -38,10 +38,7 @@ impl Node {
         }
         let result = (|| {
             let snapshot = (current.snapshot)()?;
-            let storage = Storage {
-                store: &self.inner.store,
-                durability: self.inner.config.durability,
-            };
+            let storage = Storage::of(&self.inner.store, &self.inner.config);
             let next = stage.start(Some(&snapshot), storage)?;
             // The commit point: once this write returns, the node is at `to`.
             self.inner.store.write(&(next.snapshot)()?)?;

@@ -11,7 +11,7 @@
 //! value as itself: `u16` → `u32` → `u64` → `u128` (varints), `i16` → `i32`
 //! → `i64` → `i128` (zigzag varints), `char` → `string`.
 
-use super::encoding::{Encoding, Field, Locked, Text, Variant, push_short, render};
+use super::encoding::{Encoding, Field, Locked, Text, Variant, eq, push_short, render};
 
 /// The deepest flattening followed; deeper is reported, not guessed.
 const DEPTH: usize = 32;
@@ -237,7 +237,7 @@ const fn moved(old: Names<'_>, new: Names<'_>) -> bool {
         let mut j = 0;
         while j < new.len() {
             let (a, b) = (old.get(i).as_bytes(), new.get(j).as_bytes());
-            if i != j && a.len() == b.len() && same_bytes(a, b) {
+            if i != j && eq(a, b) {
                 return true;
             }
             j += 1;
@@ -245,17 +245,6 @@ const fn moved(old: Names<'_>, new: Names<'_>) -> bool {
         i += 1;
     }
     false
-}
-
-const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 const fn push_moved(msg: &mut Text, old: Names<'_>, new: Names<'_>) {

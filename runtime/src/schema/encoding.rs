@@ -645,6 +645,6 @@ const fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     i
 }
 
-const fn eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) const fn eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && common_prefix(a, b) == a.len()
 }

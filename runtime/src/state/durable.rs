@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::journal::{self, Journal};
 use super::{FileStore, Snapshot, StoreError, Versioned, decode_payload};
+use crate::sync::{lock, read, write};
 
 /// A state whose changes are journaled: the change type, and how a change
 /// applies. `apply` must be deterministic — recovery replays the journal
@@ -94,14 +95,6 @@ impl<S: Journaled> std::fmt::Debug for Durable<S> {
     }
 }
 
-fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl<S: Journaled> Durable<S> {
     /// State held in memory only, for tests and examples that keep nothing.
     pub fn in_memory(state: S) -> Self {
@@ -116,7 +109,7 @@ impl<S: Journaled> Durable<S> {
 
     /// Reads the state. Keep `f` short: writes wait for it.
     pub fn read<R>(&self, f: impl FnOnce(&S) -> R) -> R {
-        f(&read_lock(&self.cell.applied).state)
+        f(&read(&self.cell.applied).state)
     }
 
     /// Applies `change` and returns once it is durable.
@@ -140,13 +133,13 @@ impl<S: Journaled> Durable<S> {
             return Err(WriteError::Failed(why));
         }
         let Some(journal) = &self.cell.journal else {
-            let mut applied = write_lock(&self.cell.applied);
+            let mut applied = write(&self.cell.applied);
             return Ok(applied.state.apply(change));
         };
         let payload =
             postcard::to_allocvec(&change).map_err(|e| WriteError::Encode(e.to_string()))?;
         let (seq, output) = {
-            let mut applied = write_lock(&self.cell.applied);
+            let mut applied = write(&self.cell.applied);
             // Applied first: a change whose `apply` panics is never
             // journaled, so recovery cannot replay the panic.
             let output = applied.state.apply(change);
@@ -170,7 +163,7 @@ impl<S: Journaled> Durable<S> {
             .journal
             .as_ref()
             .and_then(|_| postcard::to_allocvec(&change).ok());
-        let mut applied = write_lock(&self.cell.applied);
+        let mut applied = write(&self.cell.applied);
         let output = applied.state.apply(change);
         if let (Some(journal), Some(payload)) = (&self.cell.journal, payload)
             && let Ok(seq) = journal.append(&payload)
@@ -184,12 +177,7 @@ impl<S: Journaled> Durable<S> {
     pub fn failure(&self) -> Option<Arc<str>> {
         match &self.cell.journal {
             Some(j) => j.failure(),
-            None => self
-                .cell
-                .failed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
+            None => lock(&self.cell.failed).clone(),
         }
     }
 
@@ -206,7 +194,7 @@ impl<S: Journaled> Durable<S> {
 
     /// The state encoded at its version, with the last change it holds.
     pub(crate) fn snapshot(&self) -> Result<Snapshot, String> {
-        let applied = read_lock(&self.cell.applied);
+        let applied = read(&self.cell.applied);
         let payload = postcard::to_allocvec(&applied.state).map_err(|e| e.to_string())?;
         Ok(Snapshot {
             version: S::VERSION,
@@ -309,12 +297,7 @@ impl<S: Journaled> Durable<S> {
         match &self.cell.journal {
             Some(j) => j.fail(why),
             None => {
-                let mut failed = self
-                    .cell
-                    .failed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                failed.get_or_insert_with(|| why.into());
+                lock(&self.cell.failed).get_or_insert_with(|| why.into());
             }
         }
     }

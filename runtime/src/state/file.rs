@@ -126,10 +126,10 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
     }
     let host = fs::read_to_string("/etc/hostname").unwrap_or_default();
     let holder = format!(
-        "process {} on {} since {}",
+        "process {} on {} since unix time {}",
         std::process::id(),
         host.trim(),
-        unix_now()
+        crate::clock::now_ms() / 1000
     );
     file.set_len(0)
         .and_then(|()| file.write_all(holder.as_bytes()))
@@ -137,15 +137,10 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
-/// Seconds since the Unix epoch, for the holder line.
-fn unix_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("unix time {secs}")
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+pub(super) fn io<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         op,
         path: path.to_path_buf(),

@@ -32,6 +32,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::StoreError;
+use super::file::io;
+use crate::sync::lock;
 
 const MAGIC: &[u8; 8] = b"USJRNL\r\n";
 const FORMAT: u8 = 1;
@@ -39,14 +41,6 @@ const FORMAT: u8 = 1;
 const ENTRY_HEAD: usize = 4 + 4 + 8;
 /// No change is this large; a length above it is damage, not data.
 const MAX_ENTRY: usize = 64 << 20;
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// What recovery found in a journal file.
 #[derive(Debug)]
@@ -366,10 +360,6 @@ impl Journal {
         lock(&self.shared.pending).started = true;
         Ok(())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn fail(shared: &Shared, why: Arc<str>) {
