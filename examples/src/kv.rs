@@ -7,7 +7,7 @@
 //!   when a value expires, and adds `keys`.
 
 use upshift::clock::now_ms;
-use upshift::state::{Durable, Journaled};
+use upshift::state::{Durable, Follows, Journaled};
 
 use upshift::Disallowed;
 
@@ -308,6 +308,25 @@ impl Journaled for state::v2::Store {
     }
 }
 
+/// A v1 change on v2 state, while an upgrade to v2 transforms in the
+/// background: a v1 put stores a value that never expires, as the
+/// transform (`never_expire`) makes of it.
+impl Follows for state::v2::Store {
+    type Previous = state::v1::Store;
+
+    fn follow(&mut self, change: ChangeV1) {
+        match change {
+            ChangeV1::Put { key, value } => {
+                self.apply(ChangeV2::Put {
+                    key,
+                    value,
+                    expires_at_ms: None,
+                });
+            }
+        }
+    }
+}
+
 /// A change to v3 state, with the time it was made at.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, upshift::Schema)]
 pub enum ChangeV3 {
@@ -362,6 +381,32 @@ impl Journaled for state::v3::Store {
                 let entry = self.live(&key, now_ms)?;
                 entry.hits += 1;
                 Some(entry.clone())
+            }
+        }
+    }
+}
+
+/// A v2 change on v3 state: the same effect, with the expiry as the
+/// transform makes it (`Expiry::from_unix_ms`) and hits untouched.
+impl Follows for state::v3::Store {
+    type Previous = state::v2::Store;
+
+    fn follow(&mut self, change: ChangeV2) {
+        match change {
+            ChangeV2::Put {
+                key,
+                value,
+                expires_at_ms,
+            } => {
+                let expiry =
+                    expires_at_ms.map_or(state::v3::Expiry::Never, state::v3::Expiry::AtUnixMs);
+                self.apply(ChangeV3::Put { key, value, expiry });
+            }
+            ChangeV2::Delete { key, now_ms } => {
+                self.apply(ChangeV3::Delete { key, now_ms });
+            }
+            ChangeV2::Evict { key, now_ms } => {
+                self.live(&key, now_ms);
             }
         }
     }
@@ -546,11 +591,12 @@ pub fn stages() -> Vec<Box<dyn upshift::node::Stage>> {
         Box::new(durable_stage(|s: Durable<state::v1::Store>| {
             v1::service_with_future(StoreV1::new(s))
         })),
-        Box::new(durable_stage(|s: Durable<state::v2::Store>| {
-            v2::service_with_future(StoreV2::new(s))
-        })),
-        Box::new(durable_stage(|s: Durable<state::v3::Store>| {
-            v3::service(StoreV3::new(s))
-        })),
+        Box::new(
+            durable_stage(|s: Durable<state::v2::Store>| v2::service_with_future(StoreV2::new(s)))
+                .following(),
+        ),
+        Box::new(
+            durable_stage(|s: Durable<state::v3::Store>| v3::service(StoreV3::new(s))).following(),
+        ),
     ]
 }

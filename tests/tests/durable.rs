@@ -4,6 +4,10 @@
 //! upgrades — and every write it acknowledged must be there, with its value,
 //! when it comes back.
 //!
+//! The upgrades start from a preloaded state ([`PRELOAD`] entries), so the
+//! example's background transforms take long enough for kills to land
+//! inside them; the suite counts where its kills landed.
+//!
 //! 100 kills by default; `UPSHIFT_CRASH_KILLS=1000` for a longer run, and
 //! `UPSHIFT_CRASH_SEED` to repeat one (the seed is printed).
 
@@ -31,18 +35,29 @@ impl Rng {
     }
 }
 
+/// Entries an upgrading node starts with.
+const PRELOAD: usize = 20_000;
+
 /// A running `durable-node` and the address it serves.
 struct NodeProcess {
     child: Child,
     addr: SocketAddr,
     version: u32,
+    /// The last line it printed after the first.
+    last: Arc<Mutex<String>>,
 }
 
 impl NodeProcess {
     fn start(dir: &Path, upgrade_delays_ms: &[u64]) -> NodeProcess {
+        let preload = if upgrade_delays_ms.is_empty() {
+            0
+        } else {
+            PRELOAD
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_durable-node"))
             .arg(dir)
             .args(upgrade_delays_ms.iter().map(u64::to_string))
+            .env("UPSHIFT_PRELOAD", preload.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start durable-node");
@@ -62,12 +77,28 @@ impl NodeProcess {
             .and_then(|v| v.strip_prefix('v')?.parse().ok())
             .expect("a version");
         // Keep reading, so the node never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let last = Arc::new(Mutex::new(String::new()));
+        let seen = last.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                *seen.lock().expect("last line") = line;
+            }
+        });
         NodeProcess {
             child,
             addr,
             version,
+            last,
         }
+    }
+
+    /// Kills it; the last thing it said before.
+    fn kill_saying(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader sees the end of the pipe soon after the exit.
+        std::thread::sleep(Duration::from_millis(2));
+        self.last.lock().expect("last line").clone()
     }
 
     fn kill(self) {
@@ -145,9 +176,23 @@ async fn verify(addr: SocketAddr, acked: &[(String, String)], context: &str) {
     }
 }
 
+/// Where a kill landed, from what the node printed last.
+#[derive(Debug, Default)]
+struct Landed {
+    before: usize,
+    during: usize,
+    after: usize,
+}
+
 /// One kill: start the node (upgrading after `upgrades`), load it for
 /// `load_ms`, SIGKILL it, start it again and check what it acknowledged.
-async fn kill_once(dir: &Path, prefix: String, upgrades: &[u64], load_ms: u64) -> (usize, u32) {
+async fn kill_once(
+    dir: &Path,
+    prefix: String,
+    upgrades: &[u64],
+    load_ms: u64,
+    landed: &mut Landed,
+) -> (usize, u32) {
     let node = NodeProcess::start(dir, upgrades);
     let (stop, acked) = (
         Arc::new(AtomicBool::new(false)),
@@ -161,10 +206,21 @@ async fn kill_once(dir: &Path, prefix: String, upgrades: &[u64], load_ms: u64) -
         acked.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(load_ms)).await;
-    node.kill();
+    let said = node.kill_saying();
+    match said.split(' ').next() {
+        Some("UPGRADING") => landed.during += 1,
+        Some("UPGRADED" | "UPGRADE") => landed.after += 1,
+        _ => landed.before += 1,
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = writers.await;
-    let acked = std::mem::take(&mut *acked.lock().expect("acked"));
+    let mut acked = std::mem::take(&mut *acked.lock().expect("acked"));
+    if !upgrades.is_empty() {
+        // The preloaded state, first, middle and last.
+        for i in [0, PRELOAD / 2, PRELOAD - 1] {
+            acked.push((format!("pre-{i}"), format!("value-{i}")));
+        }
+    }
     let again = NodeProcess::start(dir, &[]);
     verify(again.addr, &acked, &prefix).await;
     let version = again.version;
@@ -194,8 +250,16 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
     let steady = total * 7 / 10;
     let steady_dir = temp_dir("durable-steady");
     let (mut acked, mut upgraded_kills) = (0, 0);
+    let mut landed = Landed::default();
     for kill in 0..steady {
-        let (n, _) = kill_once(&steady_dir, format!("s{kill}"), &[], 5 + rng.below(60)).await;
+        let (n, _) = kill_once(
+            &steady_dir,
+            format!("s{kill}"),
+            &[],
+            5 + rng.below(60),
+            &mut Landed::default(),
+        )
+        .await;
         acked += n;
     }
     for kill in 0..total - steady {
@@ -203,7 +267,9 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
         // The first upgrade after 0–40 ms of load, the second 0–40 ms later;
         // the kill anywhere from before the first to after the second.
         let upgrades = [rng.below(40), rng.below(40)];
-        let (n, version) = kill_once(&dir, format!("u{kill}"), &upgrades, 5 + rng.below(90)).await;
+        let load_ms = 5 + rng.below(600);
+        let (n, version) =
+            kill_once(&dir, format!("u{kill}"), &upgrades, load_ms, &mut landed).await;
         acked += n;
         if version > 1 {
             upgraded_kills += 1;
@@ -211,8 +277,13 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
-        "{total} kills, {acked} acknowledged writes checked after them, {upgraded_kills} nodes came back upgraded"
+        "{total} kills, {acked} acknowledged writes checked after them, {upgraded_kills} nodes came back upgraded; \
+         of the kills of upgrading nodes, {landed:?} an upgrade"
     );
     assert!(acked > 0, "the load acknowledged nothing");
+    assert!(
+        landed.during > 0,
+        "no kill landed inside an upgrade ({landed:?}): the suite does not test what it says"
+    );
     let _ = std::fs::remove_dir_all(&steady_dir);
 }

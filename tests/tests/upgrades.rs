@@ -463,3 +463,110 @@ async fn listeners_close_before_any_client_is_told_to_go_away() {
         going.await.expect("go_away");
     }
 }
+
+/// A background upgrade (the example's stages follow their previous
+/// version): the running version takes writes while the next version's
+/// state is transformed beside it, every one of them is in the new state,
+/// and a restart finds them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_version_serves_while_the_next_is_prepared() {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+    use upshift::state::StateStore;
+    use upshift_examples::kv::state::{NAME, v1 as state_v1};
+
+    const PRELOAD: usize = 100_000;
+    let dir = temp_dir("node-background");
+    {
+        let items = (0..PRELOAD)
+            .map(|i| (format!("pre-{i}"), format!("value-{i}")))
+            .collect();
+        let store = FileStore::open(&dir, NAME).expect("store");
+        store.save(&state_v1::Store { items }).expect("preload");
+    }
+    let start = || {
+        let store = FileStore::open(&dir, NAME).expect("store");
+        Node::start(
+            NodeConfig::new("n"),
+            store,
+            upshift_examples::kv::stages(),
+            1,
+        )
+        .expect("start")
+    };
+    let node = start();
+    let listener = node.listen("127.0.0.1:0").await.expect("listen");
+    let c1 = v1::Client::new(
+        Connection::connect(listener.local_addr())
+            .await
+            .expect("connect"),
+    );
+    // (sent, acknowledged, key) of every acknowledged put.
+    let acks = Arc::new(Mutex::new(Vec::<(Instant, Instant, String)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (acks, stop, c1) = (acks.clone(), stop.clone(), c1.clone());
+        async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (key, sent) = (format!("w-{n}"), Instant::now());
+                match c1.put(key.clone(), format!("v-{n}")).await {
+                    Ok(()) => acks.lock().expect("acks").push((sent, Instant::now(), key)),
+                    Err(e) if e.not_executed() => {
+                        tokio::time::sleep(Duration::from_millis(1)).await
+                    }
+                    Err(e) => panic!("put {key}: {e}"),
+                }
+                n += 1;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let started = Instant::now();
+    node.upgrade_to(2).await.expect("v2");
+    let ended = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("writer");
+    let (version, pause) = node.pauses()[0];
+    assert_eq!(version, 2);
+    // Calls are held back only from `ended - pause` on.
+    let held_from = ended - pause;
+    let acks = std::mem::take(&mut *acks.lock().expect("acks"));
+    let served = acks
+        .iter()
+        .filter(|(sent, acked, _)| *sent >= started && *acked <= held_from)
+        .count();
+    assert!(
+        served > 0,
+        "no write was served between the upgrade's start and its pause ({pause:?} of {:?})",
+        ended - started
+    );
+    let check = |c: v1::Client, acks: Vec<(Instant, Instant, String)>| async move {
+        for (_, _, key) in &acks {
+            let n = &key[2..];
+            assert_eq!(
+                c.get(key.clone()).await.expect("get"),
+                Some(format!("v-{n}")),
+                "{key}"
+            );
+        }
+        for i in [0, PRELOAD / 2, PRELOAD - 1] {
+            let got = c.get(format!("pre-{i}")).await.expect("get");
+            assert_eq!(got, Some(format!("value-{i}")));
+        }
+    };
+    check(c1, acks.clone()).await;
+    drop(listener);
+    drop(node);
+    let again = start();
+    assert_eq!(again.version(), 2);
+    let listener = again.listen("127.0.0.1:0").await.expect("listen");
+    let c1 = v1::Client::new(
+        Connection::connect(listener.local_addr())
+            .await
+            .expect("connect"),
+    );
+    check(c1, acks).await;
+    println!("{served} writes served by v1 during a background upgrade whose pause was {pause:?}");
+}

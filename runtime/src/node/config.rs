@@ -44,6 +44,15 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// Preparing the next version in the background failed; the node stays
+    /// on the version it runs.
+    #[error("preparing v{version} beside the running version failed: {reason}")]
+    Prepare {
+        /// The version being prepared.
+        version: u32,
+        /// Why.
+        reason: String,
+    },
     /// A stage built a service of another version than its state's.
     #[error(
         "the stage for v{state} built a service that runs v{service}; a stage's service and state must have one version"

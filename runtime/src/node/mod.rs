@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub use config::{NodeConfig, NodeError};
-pub use stage::{Running, Stage, Storage, durable_stage, stage};
+pub use stage::{DurableStage, Prepared, Running, Stage, Storage, durable_stage, stage};
 
 use crate::rpc::{Listener, Server, Service};
 use crate::state::{FileStore, Snapshot, SnapshotStore, StateHandle};
@@ -219,6 +219,11 @@ impl Node {
     /// [`Node::problem`]).
     pub async fn checkpoint(&self) -> Result<(), NodeError> {
         let current = self.inner.current.lock().await;
+        self.checkpoint_with(&current).await
+    }
+
+    /// [`Node::checkpoint`] with the upgrade lock held.
+    async fn checkpoint_with(&self, current: &Current) -> Result<(), NodeError> {
         let state = lock(&self.inner.state).clone();
         let saved = async {
             let snapshot = (current.snapshot)()?;
@@ -235,7 +240,6 @@ impl Node {
         if let (Err(e), Some(state)) = (&saved, &state) {
             state.fail(&format!("a checkpoint failed: {e}"));
         }
-        drop(current);
         saved
     }
 }

@@ -2,10 +2,14 @@
 //! from a snapshot of its own or an older version.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::NodeError;
 use crate::rpc::Service;
-use crate::state::{Durability, Durable, FileStore, Journaled, Snapshot, StateHandle, Versioned};
+use crate::state::{
+    Durability, Durable, FileStore, Follower, Follows, Journaled, Snapshot, StateHandle, Versioned,
+    follower,
+};
 
 /// A service running at one version, and how to snapshot its state.
 pub struct Running {
@@ -58,6 +62,16 @@ pub trait Stage: Send + Sync + 'static {
         snapshot: Option<&Snapshot>,
         storage: Storage<'_>,
     ) -> Result<Running, NodeError>;
+
+    /// Prepares this version's state from the committed snapshot and the
+    /// previous version's journal in `store`, reading only, while the
+    /// previous version still serves: `None` when this stage cannot follow
+    /// the previous version's changes, and the upgrade then transforms
+    /// during its pause. See [`DurableStage::following`].
+    fn prepare(&self, store: &FileStore) -> Option<Result<Box<dyn Prepared>, NodeError>> {
+        let _ = store;
+        None
+    }
 }
 
 /// A stage whose state is [`Durable`]: every write the service makes
@@ -65,38 +79,60 @@ pub trait Stage: Send + Sync + 'static {
 /// starting replays the journal after the snapshot, so a node killed at any
 /// moment comes back with every write it acknowledged. `build` makes the
 /// service around the state (the service object keeps a clone).
-pub fn durable_stage<S, F>(build: F) -> impl Stage
+///
+/// An upgrade to this stage transforms the state while calls are held back,
+/// for a time that grows with the state; for a state that [`Follows`] its
+/// previous version, [`DurableStage::following`] makes it transform in the
+/// background instead.
+pub fn durable_stage<S, F>(build: F) -> DurableStage<S, F>
 where
     S: Journaled + Default,
     F: Fn(Durable<S>) -> Service + Send + Sync + 'static,
 {
     DurableStage {
-        build,
-        _state: std::marker::PhantomData::<fn() -> S>,
+        build: Arc::new(build),
+        follow: None,
     }
 }
 
-struct DurableStage<F, S> {
-    build: F,
-    _state: std::marker::PhantomData<fn() -> S>,
+/// The stage [`durable_stage`] makes.
+pub struct DurableStage<S: Journaled, F> {
+    build: Arc<F>,
+    follow: Option<Follower<S>>,
 }
 
-impl<S, F> Stage for DurableStage<F, S>
+impl<S: Journaled, F> fmt::Debug for DurableStage<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableStage")
+            .field("version", &S::VERSION)
+            .field("following", &self.follow.is_some())
+            .finish()
+    }
+}
+
+impl<S, F> DurableStage<S, F>
+where
+    S: Follows + Default,
+    F: Fn(Durable<S>) -> Service + Send + Sync + 'static,
+{
+    /// Upgrades to this stage transform in the background: the previous
+    /// version keeps serving while its state is transformed, and its
+    /// changes since are followed ([`Follows::follow`]); calls are held
+    /// back only to follow the last few and switch, a pause that does not
+    /// grow with the state.
+    pub fn following(mut self) -> Self {
+        self.follow = Some(follower::<S>());
+        self
+    }
+}
+
+impl<S, F> DurableStage<S, F>
 where
     S: Journaled + Default,
     F: Fn(Durable<S>) -> Service + Send + Sync + 'static,
 {
-    fn version(&self) -> u32 {
-        S::VERSION
-    }
-
-    fn start(
-        &self,
-        snapshot: Option<&Snapshot>,
-        storage: Storage<'_>,
-    ) -> Result<Running, NodeError> {
-        let state = Durable::<S>::recover(storage.store, snapshot, storage.durability)?;
-        let service = (self.build)(state.clone());
+    fn running(build: &F, state: Durable<S>) -> Result<Running, NodeError> {
+        let service = build(state.clone());
         if service.version() != S::VERSION {
             return Err(NodeError::VersionMismatch {
                 service: service.version(),
@@ -114,6 +150,112 @@ where
             }),
             state: Some(handle),
         })
+    }
+}
+
+impl<S, F> Stage for DurableStage<S, F>
+where
+    S: Journaled + Default,
+    F: Fn(Durable<S>) -> Service + Send + Sync + 'static,
+{
+    fn version(&self) -> u32 {
+        S::VERSION
+    }
+
+    fn start(
+        &self,
+        snapshot: Option<&Snapshot>,
+        storage: Storage<'_>,
+    ) -> Result<Running, NodeError> {
+        let state =
+            Durable::<S>::recover(storage.store, snapshot, storage.durability, self.follow)?;
+        Self::running(&self.build, state)
+    }
+
+    fn prepare(&self, store: &FileStore) -> Option<Result<Box<dyn Prepared>, NodeError>> {
+        let follow = self.follow?;
+        Some(
+            Durable::<S>::prepare(store, follow)
+                .map(|(state, seq)| {
+                    Box::new(PreparedState {
+                        state,
+                        seq,
+                        follow,
+                        build: self.build.clone(),
+                    }) as Box<dyn Prepared>
+                })
+                .map_err(NodeError::from),
+        )
+    }
+}
+
+/// A version's state made ready while the previous version still serves:
+/// transformed from a consistent copy, and then kept up with the previous
+/// version's changes until the switch ([`Stage::prepare`]).
+pub trait Prepared: Send {
+    /// The last of the previous version's changes it holds.
+    fn applied(&self) -> u64;
+    /// Follows the previous version's changes made since, in order
+    /// (`(seq, encoded change)`; the ones it holds already are skipped).
+    fn follow(&mut self, changes: &[(u64, Vec<u8>)]) -> Result<(), NodeError>;
+    /// Encodes it, to stage its snapshot before the switch.
+    fn snapshot(&self) -> Result<Snapshot, NodeError>;
+    /// Starts the service on it, journaling after [`Prepared::applied`]
+    /// (the previous version's journal was moved aside).
+    fn start(self: Box<Self>, storage: Storage<'_>) -> Result<Running, NodeError>;
+}
+
+struct PreparedState<S: Journaled, F> {
+    state: S,
+    seq: u64,
+    follow: Follower<S>,
+    build: Arc<F>,
+}
+
+impl<S, F> Prepared for PreparedState<S, F>
+where
+    S: Journaled + Default,
+    F: Fn(Durable<S>) -> Service + Send + Sync + 'static,
+{
+    fn applied(&self) -> u64 {
+        self.seq
+    }
+
+    fn follow(&mut self, changes: &[(u64, Vec<u8>)]) -> Result<(), NodeError> {
+        let from = S::VERSION - 1;
+        let held = self.seq;
+        for (seq, payload) in changes.iter().filter(|(s, _)| *s > held) {
+            if *seq != self.seq + 1 {
+                return Err(NodeError::Prepare {
+                    version: S::VERSION,
+                    reason: format!(
+                        "it holds the changes up to {}, and the next one kept is {seq}",
+                        self.seq
+                    ),
+                });
+            }
+            (self.follow)(&mut self.state, from, payload)?;
+            self.seq = *seq;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, NodeError> {
+        let payload = postcard::to_allocvec(&self.state).map_err(|e| NodeError::EncodeState {
+            version: S::VERSION,
+            reason: e.to_string(),
+        })?;
+        Ok(Snapshot {
+            version: S::VERSION,
+            applied: self.seq,
+            payload,
+        })
+    }
+
+    fn start(self: Box<Self>, storage: Storage<'_>) -> Result<Running, NodeError> {
+        let this = *self;
+        let state = Durable::resume(storage.store, this.state, this.seq, storage.durability)?;
+        DurableStage::<S, F>::running(&this.build, state)
     }
 }
 

@@ -427,47 +427,108 @@ impl SnapshotStore for FileStore {
     }
 
     fn write(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let (committed, _) = self.scan()?;
-        if let Some((existing, _)) = committed.first()
-            && *existing > snapshot.version
-        {
-            return Err(StoreError::Downgrade {
-                path: self.dir.clone(),
-                saving: snapshot.version,
-                existing: *existing,
-            });
-        }
+        self.stage(snapshot)?.commit()?;
+        self.remove_superseded(snapshot.version)
+    }
+}
+
+/// A snapshot written and synced beside the committed one, not yet
+/// committed: [`Staged::commit`] makes it the committed snapshot with one
+/// rename, however large it is. Dropped uncommitted, it is removed; after a
+/// crash, reading the store removes it.
+#[derive(Debug)]
+pub struct Staged {
+    store: FileStore,
+    version: u32,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl FileStore {
+    /// Writes `snapshot` to a temporary file and syncs it, without
+    /// committing it: the slow half of a save, which an upgrade does while
+    /// the previous version still serves.
+    pub fn stage(&self, snapshot: &Snapshot) -> Result<Staged, StoreError> {
+        self.refuse_downgrade(snapshot.version)?;
         let bytes = self.encode(snapshot);
-        let path = self.path_of(snapshot.version);
         let tmp = self
             .dir
             .join(format!("{}.v{}{TMP_SUFFIX}", self.name, snapshot.version));
+        let staged = Staged {
+            store: self.clone(),
+            version: snapshot.version,
+            tmp,
+            committed: false,
+        };
+        let tmp = &staged.tmp;
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
+            .open(tmp)
+            .map_err(io("create", tmp))?;
         self.step(Step::TempCreated);
         let half = bytes.len() / 2;
-        file.write_all(&bytes[..half]).map_err(io("write", &tmp))?;
+        file.write_all(&bytes[..half]).map_err(io("write", tmp))?;
         self.step(Step::HalfWritten);
-        file.write_all(&bytes[half..]).map_err(io("write", &tmp))?;
+        file.write_all(&bytes[half..]).map_err(io("write", tmp))?;
         self.step(Step::Written);
-        file.sync_all().map_err(io("sync", &tmp))?;
+        file.sync_all().map_err(io("sync", tmp))?;
         drop(file);
         self.step(Step::Synced);
-        fs::rename(&tmp, &path).map_err(io("commit (rename)", &path))?;
-        self.step(Step::Renamed);
-        self.sync_dir()?;
-        self.step(Step::DirSynced);
-        for (version, old) in committed {
-            if version < snapshot.version {
+        Ok(staged)
+    }
+
+    /// Removes the committed snapshots older than `version`, once a
+    /// snapshot of `version` is committed.
+    pub fn remove_superseded(&self, version: u32) -> Result<(), StoreError> {
+        let (committed, _) = self.scan()?;
+        for (older, old) in committed {
+            if older < version {
                 fs::remove_file(&old).map_err(io("remove superseded snapshot", &old))?;
             }
         }
         self.step(Step::OldRemoved);
         Ok(())
+    }
+
+    fn refuse_downgrade(&self, version: u32) -> Result<(), StoreError> {
+        let (committed, _) = self.scan()?;
+        match committed.first() {
+            Some((existing, _)) if *existing > version => Err(StoreError::Downgrade {
+                path: self.dir.clone(),
+                saving: version,
+                existing: *existing,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Staged {
+    /// Commits the staged snapshot: a rename and a directory sync. Snapshots
+    /// of older versions stay until [`FileStore::remove_superseded`] (or
+    /// the next read): removing a large file takes time that a switch
+    /// holding calls back should not spend.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let store = &self.store;
+        store.refuse_downgrade(self.version)?;
+        let path = store.path_of(self.version);
+        fs::rename(&self.tmp, &path).map_err(io("commit (rename)", &path))?;
+        self.committed = true;
+        store.step(Step::Renamed);
+        store.sync_dir()?;
+        store.step(Step::DirSynced);
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Never committed: nothing refers to it.
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 

@@ -18,6 +18,16 @@
 //! for) is cut off; damage before the last entry is an error, never
 //! skipped.
 //!
+//! An upgrade that transforms in the background ([`Follows`](super::Follows))
+//! switches versions without rewriting the journal: at the switch the old
+//! version's journal becomes `<name>.journal.prev` and the new version's
+//! starts empty, numbering on. Until a snapshot of the new version holds
+//! everything (the next checkpoint, which removes it), recovery replays
+//! the old version's entries in `.prev` through `Follows::follow`, then the
+//! new version's. If the switch never committed (the snapshot is still the
+//! old version's), `.prev` is moved back and the new journal, which took no
+//! entries, is dropped.
+//!
 //! Group commit: writers append to a buffer and wait; one thread writes the
 //! buffer and syncs it, then wakes every writer it covered. Under
 //! [`Durability::Window`](super::Durability::Window) it first waits a
@@ -96,9 +106,52 @@ fn parse_entry(bytes: &[u8], at: usize) -> Option<(u64, &[u8], usize)> {
     (hasher.finalize() == crc).then_some((seq, payload, at + ENTRY_HEAD + len))
 }
 
+/// The path of the previous version's journal, kept after a background
+/// upgrade's switch until the next checkpoint.
+pub(crate) fn prev_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.journal.prev"))
+}
+
 /// Reads state `name`'s journal in `dir`: `None` when there is none.
 pub(crate) fn recover(dir: &Path, name: &str) -> Result<Option<Recovered>, StoreError> {
-    let path = path(dir, name);
+    read(path(dir, name), name)
+}
+
+/// Reads the previous version's journal (see [`prev_path`]), if there is one.
+pub(crate) fn recover_prev(dir: &Path, name: &str) -> Result<Option<Recovered>, StoreError> {
+    read(prev_path(dir, name), name)
+}
+
+/// Moves `from` to `to` and syncs the directory, so the move survives a crash.
+fn rename_synced(dir: &Path, from: &Path, to: &Path) -> Result<(), StoreError> {
+    fs::rename(from, to).map_err(io("rename", from))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync directory", dir))
+}
+
+/// An upgrade's switch did not commit: the previous version's journal,
+/// moved aside for it, becomes the journal again (over the new version's,
+/// which took no entries).
+pub(crate) fn restore(dir: &Path, name: &str) -> Result<(), StoreError> {
+    rename_synced(dir, &prev_path(dir, name), &path(dir, name))
+}
+
+/// Removes the previous version's journal once a snapshot holds all of it.
+fn remove_prev(dir: &Path, name: &str) -> Result<(), StoreError> {
+    let prev = prev_path(dir, name);
+    match fs::remove_file(&prev) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("remove", &prev)(e)),
+    }
+}
+
+fn read(path: PathBuf, name: &str) -> Result<Option<Recovered>, StoreError> {
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -338,18 +391,19 @@ impl Journal {
     }
 
     /// Drops the entries up to `upto` (a committed snapshot holds them):
-    /// the rest is copied into a new file that replaces this one.
+    /// the rest is copied into a new file that replaces this one, and the
+    /// previous version's journal, all of which the snapshot holds, goes.
     pub(crate) fn compact(&self, version: u32, upto: u64) -> Result<(), StoreError> {
         let mut file = lock(&self.shared.file);
         let Some(found) = recover(&self.shared.dir, &self.shared.name)? else {
-            return Ok(());
+            return remove_prev(&self.shared.dir, &self.shared.name);
         };
         let mut rest = Vec::new();
         for (seq, payload) in found.entries.iter().filter(|(s, _)| *s > upto) {
             entry(*seq, payload, &mut rest);
         }
         *file = create(&self.shared.dir, &self.shared.name, version, &rest)?;
-        Ok(())
+        remove_prev(&self.shared.dir, &self.shared.name)
     }
 
     /// Starts an empty journal at `version` (after a committed upgrade; the
@@ -358,7 +412,25 @@ impl Journal {
         let mut file = lock(&self.shared.file);
         *file = create(&self.shared.dir, &self.shared.name, version, &[])?;
         lock(&self.shared.pending).started = true;
-        Ok(())
+        remove_prev(&self.shared.dir, &self.shared.name)
+    }
+
+    /// Moves this journal aside as the previous version's (a background
+    /// upgrade's switch; it takes no more entries). Its writer keeps the
+    /// open file, so entries still being synced land in it.
+    pub(crate) fn retire(&self) -> Result<(), StoreError> {
+        let (dir, name) = (&self.shared.dir, &self.shared.name);
+        rename_synced(dir, &path(dir, name), &prev_path(dir, name))
+    }
+
+    /// Whether a previous version's journal is still kept beside this one.
+    pub(crate) fn has_prev(&self) -> bool {
+        prev_path(&self.shared.dir, &self.shared.name).exists()
+    }
+
+    /// Where the journal lives: its directory and state name.
+    pub(crate) fn place(&self) -> (&Path, &str) {
+        (&self.shared.dir, &self.shared.name)
     }
 }
 
@@ -386,9 +458,7 @@ fn create(dir: &Path, name: &str, version: u32, entries: &[u8]) -> Result<File, 
         .and_then(|()| file.sync_all())
         .map_err(io("write", &tmp))?;
     fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("sync directory", dir))?;
+    sync_dir(dir)?;
     OpenOptions::new()
         .append(true)
         .open(&path)

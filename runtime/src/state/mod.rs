@@ -12,8 +12,10 @@ mod file;
 mod journal;
 mod transform;
 
-pub use durable::{Durability, Durable, Journaled, StateHandle, WriteError};
-pub use file::{FileStore, Step};
+pub use durable::{
+    Durability, Durable, Follower, Follows, Journaled, StateHandle, WriteError, follower,
+};
+pub use file::{FileStore, Staged, Step};
 pub use transform::{Outcome, TransformError, Upgrade};
 
 use std::path::PathBuf;

@@ -5,12 +5,15 @@
 //! Usage: `durable-node <state-dir> [upgrade-after-ms ...]`. Prints
 //! `LISTENING <addr> v<N>`, then serves until killed; with delays given, it
 //! upgrades in-process to the next version after each one (printing
-//! `UPGRADED v<N>`), so a kill can land in the middle of an upgrade.
+//! `UPGRADING v<N>` and `UPGRADED v<N>`), so a kill can land in the middle
+//! of an upgrade. `UPSHIFT_PRELOAD=<n>` seeds an empty directory with `n`
+//! v1 entries (`pre-<i>` = `value-<i>`), so an upgrade's background
+//! transform takes long enough for kills to land inside it.
 
 use std::time::Duration;
 
 use upshift::node::{Node, NodeConfig};
-use upshift::state::{Durability, FileStore};
+use upshift::state::{Durability, FileStore, SnapshotStore, StateStore};
 
 #[tokio::main]
 async fn main() {
@@ -18,6 +21,18 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let store = FileStore::open(&args[1], upshift_examples::kv::state::NAME)
         .unwrap_or_else(|e| panic!("open the store: {e}"));
+    let preload: usize = std::env::var("UPSHIFT_PRELOAD")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if preload > 0 && store.read().expect("read the store").is_none() {
+        let items = (0..preload)
+            .map(|i| (format!("pre-{i}"), format!("value-{i}")))
+            .collect();
+        store
+            .save(&upshift_examples::kv::state::v1::Store { items })
+            .expect("preload");
+    }
     // `UPSHIFT_DURABILITY=snapshots` runs without a journal, to show what
     // the suite catches without one.
     let mut config = NodeConfig::new("durable");
@@ -39,6 +54,7 @@ async fn main() {
         if to > 3 {
             break;
         }
+        println!("UPGRADING v{to}");
         match node.upgrade_to(to).await {
             Ok(()) => println!("UPGRADED v{to}"),
             Err(e) => println!("UPGRADE FAILED {e}"),
