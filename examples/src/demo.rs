@@ -541,6 +541,18 @@ struct Cluster {
     supervisors: Vec<(Child, PathBuf)>,
 }
 
+/// Where node process `i` logs: `$UPSHIFT_DEMO_LOGS/node<i>.log`, or nowhere.
+fn node_log(i: usize) -> std::io::Result<Stdio> {
+    match std::env::var_os("UPSHIFT_DEMO_LOGS") {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            let file = std::fs::File::create(Path::new(&dir).join(format!("node{i}.log")))?;
+            Ok(Stdio::from(file))
+        }
+        None => Ok(Stdio::null()),
+    }
+}
+
 impl Cluster {
     fn empty() -> Self {
         Cluster {
@@ -569,6 +581,8 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Node `i`'s logs: `$UPSHIFT_DEMO_LOGS/node<i>.log` when that names a
+    /// directory (where a restart's time goes, phase by phase), else none.
     fn processes(
         dir: &Path,
         bin: &Path,
@@ -595,7 +609,7 @@ impl Cluster {
                     &format!("node{i}"),
                 ])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(node_log(i)?)
                 .spawn()
                 .map_err(|e| {
                     format!("cannot start {}: {e}", bin.join("kv-supervisor").display())

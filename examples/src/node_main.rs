@@ -3,9 +3,11 @@
 //! transforming whatever state it finds. In a restart-mode upgrade the node
 //! first writes the next binary's path to `<state>/handover`, and
 //! `kv-supervisor` starts it beside the running one: it binds the same port
-//! (`SO_REUSEPORT`) and waits for the state directory. The old node then
-//! quiesces, checkpoints, goes away and exits with [`RESTART_EXIT_CODE`],
-//! which frees the directory; the new one loads the state and serves the
+//! (`SO_REUSEPORT`), prepares the new version's state from what the old
+//! one committed and journaled (`Node::prepare_newest`, reading only) and
+//! then waits for the state directory. The old node then quiesces, goes
+//! away and exits with [`RESTART_EXIT_CODE`], which frees the directory; the
+//! new one follows the journal written since, commits and serves the
 //! connections waiting in its backlog. Without a handover (the file could
 //! not be written) the supervisor starts `<state>/next-binary` after the
 //! exit, as before.
@@ -92,13 +94,31 @@ pub async fn run(newest: u32) -> Result<(), String> {
         .parse()
         .map_err(|e| format!("--listen: {e}"))?;
     let listener = upshift::rpc::bind_shared(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
-    // Tells a process handing over to this one that the port has a listener.
+    let stages: Vec<_> = crate::kv::stages()
+        .into_iter()
+        .filter(|s| s.version() <= newest)
+        .collect();
+    let began = std::time::Instant::now();
+    // While a process handing over to this one still serves: the newest
+    // version's state, transformed from what it has committed and journaled.
+    let (dir, name) = (options.state.clone(), crate::kv::state::NAME);
+    let prestart = tokio::task::spawn_blocking(move || {
+        let stages: Vec<_> = crate::kv::stages()
+            .into_iter()
+            .filter(|s| s.version() <= newest)
+            .collect();
+        Node::prepare_newest(&dir, name, &stages)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let prepared = began.elapsed();
+    // Tells a process handing over to this one that the port has a
+    // listener and this one is ready: it may stop serving now.
     let _ = std::fs::create_dir_all(&options.state);
     let _ = std::fs::write(
         options.state.join(BOUND_FILE),
         std::process::id().to_string(),
     );
-    let began = std::time::Instant::now();
     let mut store = open_store(&options.state).await?;
     let locked = began.elapsed();
     if let Some(hook) = crash_once(newest) {
@@ -141,11 +161,8 @@ pub async fn run(newest: u32) -> Result<(), String> {
             }
         })
     });
-    let stages = crate::kv::stages()
-        .into_iter()
-        .filter(|s| s.version() <= newest)
-        .collect();
-    let node = Node::start_newest(config, store, stages).map_err(|e| e.to_string())?;
+    let node =
+        Node::start_newest_prepared(config, store, stages, prestart).map_err(|e| e.to_string())?;
     let listener = node.serve(listener).map_err(|e| e.to_string())?;
     let coordinator = options
         .coordinator
@@ -157,10 +174,11 @@ pub async fn run(newest: u32) -> Result<(), String> {
         node.version(),
         listener.local_addr()
     );
-    // Where a start's time goes: waiting for the state directory (a
-    // handover), then loading, replaying and transforming the state.
+    // Where a start's time goes: preparing beside the previous process,
+    // waiting for the state directory (a handover), then catching up (or
+    // loading, replaying and transforming) and committing the state.
     eprintln!(
-        "{}: state directory after {locked:.1?}, serving after {:.1?}",
+        "{}: prepared after {prepared:.1?}, state directory after {locked:.1?}, serving after {:.1?}",
         options.id,
         began.elapsed()
     );

@@ -570,3 +570,95 @@ async fn the_running_version_serves_while_the_next_is_prepared() {
     check(c1, acks).await;
     println!("{served} writes served by v1 during a background upgrade whose pause was {pause:?}");
 }
+
+/// Restart mode's successor: it prepares the next version's state while the
+/// running process still owns the directory (reading only), then catches
+/// up on the journal written since — or, when a checkpoint compacted what
+/// it needed, transforms from scratch — and loses nothing either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successor_prepared_beside_the_owner_catches_up() {
+    use upshift::node::Stage;
+    use upshift_examples::kv::state::NAME;
+
+    let up_to = |newest: u32| -> Vec<Box<dyn Stage>> {
+        upshift_examples::kv::stages()
+            .into_iter()
+            .filter(|s| s.version() <= newest)
+            .collect()
+    };
+    for checkpoint_meanwhile in [false, true] {
+        let dir = temp_dir(&format!("node-prestart-{checkpoint_meanwhile}"));
+        let owner = Node::start(
+            NodeConfig::new("old"),
+            FileStore::open(&dir, NAME).expect("store"),
+            up_to(1),
+            1,
+        )
+        .expect("start v1");
+        let listener = owner.listen("127.0.0.1:0").await.expect("listen");
+        let c1 = v1::Client::new(
+            Connection::connect(listener.local_addr())
+                .await
+                .expect("connect"),
+        );
+        for i in 0..100 {
+            c1.put(format!("a{i}"), format!("{i}")).await.expect("put");
+        }
+        owner.checkpoint().await.expect("checkpoint");
+        for i in 0..100 {
+            c1.put(format!("b{i}"), format!("{i}")).await.expect("put");
+        }
+        // The successor, while the owner serves: the store is locked.
+        assert!(FileStore::open(&dir, NAME).is_err(), "the owner holds it");
+        let prestart = Node::prepare_newest(&dir, NAME, &up_to(2)).expect("prepared");
+        for i in 0..100 {
+            c1.put(format!("c{i}"), format!("{i}")).await.expect("put");
+        }
+        if checkpoint_meanwhile {
+            // Compacts the journal past what the successor holds.
+            owner.checkpoint().await.expect("checkpoint");
+            c1.put("d".into(), "last".into()).await.expect("put");
+        }
+        drop((c1, listener, owner));
+        let next = Node::start_newest_prepared(
+            NodeConfig::new("new"),
+            FileStore::open(&dir, NAME).expect("store"),
+            up_to(2),
+            Some(prestart),
+        )
+        .expect("start v2");
+        assert_eq!(next.version(), 2);
+        let listener = next.listen("127.0.0.1:0").await.expect("listen");
+        let c3 = v3::Client::new(
+            Connection::connect(listener.local_addr())
+                .await
+                .expect("connect"),
+        );
+        let c1 = v1::Client::new(
+            Connection::connect(listener.local_addr())
+                .await
+                .expect("connect"),
+        );
+        for p in ["a", "b", "c"] {
+            for i in 0..100 {
+                let got = c1.get(format!("{p}{i}")).await.expect("get");
+                assert_eq!(got, Some(format!("{i}")), "{p}{i}, {checkpoint_meanwhile}");
+            }
+        }
+        if checkpoint_meanwhile {
+            assert_eq!(c1.get("d".into()).await.expect("get"), Some("last".into()));
+        }
+        // A v3 caller on the v2 node goes through v3's future SO.
+        assert!(c3.get("a1".into()).await.expect("get").is_some());
+        drop((c1, c3, listener, next));
+        // The committed state is v2's, and a plain start finds everything.
+        let again = Node::start(
+            NodeConfig::new("again"),
+            FileStore::open(&dir, NAME).expect("store"),
+            up_to(2),
+            1,
+        )
+        .expect("restart");
+        assert_eq!(again.version(), 2);
+    }
+}

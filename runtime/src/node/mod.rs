@@ -11,6 +11,7 @@ mod upgrade;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -22,6 +23,22 @@ use crate::rpc::{Listener, Server, Service};
 use crate::state::{FileStore, Snapshot, SnapshotStore, StateHandle};
 use crate::sync::{blocking, lock};
 use stage::retire;
+
+/// A restart-mode successor's newest state, prepared while the previous
+/// process still owned the state directory ([`Node::prepare_newest`]).
+pub struct Prestart {
+    version: u32,
+    prepared: Box<dyn stage::Prepared>,
+}
+
+impl fmt::Debug for Prestart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prestart")
+            .field("version", &self.version)
+            .field("applied", &self.prepared.applied())
+            .finish()
+    }
+}
 
 struct Current {
     snapshot: Box<dyn Fn() -> Result<Snapshot, NodeError> + Send + Sync>,
@@ -141,12 +158,91 @@ impl Node {
         if committed.is_none() {
             store.write(&(running.snapshot)()?)?;
         }
+        Ok(Self::assemble(config, store, stages, version, running))
+    }
+
+    /// Prepares the newest stage's state in `dir` without taking the
+    /// directory over, while the process that owns it still serves: a
+    /// restart-mode successor calls it before it waits for the directory,
+    /// and passes the result to [`Node::start_newest_prepared`], which then
+    /// only follows the changes written since. `None` when there is nothing
+    /// to gain (no committed snapshot of the version before the newest, or
+    /// a newest stage that does not follow) or preparing failed (logged;
+    /// the start then transforms as [`Node::start_newest`] does).
+    pub fn prepare_newest(dir: &Path, name: &str, stages: &[Box<dyn Stage>]) -> Option<Prestart> {
+        let began = std::time::Instant::now();
+        let newest = stages.iter().max_by_key(|s| s.version())?;
+        let store = FileStore::open_read_only(dir, name).ok()?;
+        let (committed, _) = store.read().ok()??;
+        if committed.version + 1 != newest.version() {
+            return None;
+        }
+        match newest.prepare(&store)? {
+            Ok(prepared) => {
+                tracing::info!(version = newest.version(), took = ?began.elapsed(), "prepared beside the running process");
+                Some(Prestart {
+                    version: newest.version(),
+                    prepared,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prepare beside the running process; the start transforms");
+                None
+            }
+        }
+    }
+
+    /// [`Node::start_newest`], from a state [prepared](Node::prepare_newest)
+    /// before `store` was taken over: it follows the journal written since,
+    /// commits the new version's snapshot and serves. Falls back to
+    /// transforming when the committed state moved on (another version, a
+    /// checkpoint that compacted what it needs).
+    pub fn start_newest_prepared(
+        config: NodeConfig,
+        store: FileStore,
+        stages: Vec<Box<dyn Stage>>,
+        prestart: Option<Prestart>,
+    ) -> Result<Self, NodeError> {
+        let Some(Prestart {
+            version,
+            mut prepared,
+        }) = prestart
+        else {
+            return Self::start_newest(config, store, stages);
+        };
+        let committed = store.read()?.map(|(s, _)| s.version);
+        let caught_up = match committed {
+            Some(v) if v + 1 == version => prepared.catch_up(&store),
+            _ => Err(NodeError::Prepare {
+                version,
+                reason: format!("the committed state is now at {committed:?}"),
+            }),
+        };
+        if let Err(e) = caught_up {
+            tracing::warn!(error = %e, "the prepared state is stale; the start transforms");
+            return Self::start_newest(config, store, stages);
+        }
+        // Committed before anything is served from it; the journal then
+        // starts over at the new version (`Prepared::start` replaces it).
+        store.write(&prepared.snapshot()?)?;
+        let running = prepared.start(Storage::of(&store, &config))?;
+        let stages = stages.into_iter().map(|s| (s.version(), s)).collect();
+        Ok(Self::assemble(config, store, stages, version, running))
+    }
+
+    fn assemble(
+        config: NodeConfig,
+        store: FileStore,
+        stages: BTreeMap<u32, Box<dyn Stage>>,
+        version: u32,
+        running: Running,
+    ) -> Self {
         let service = running.service.name();
         let server = Server::with_config(
             retire(running.service, config.oldest_answered),
             config.server.clone(),
         );
-        Ok(Node {
+        Node {
             inner: Arc::new(Inner {
                 config,
                 server,
@@ -161,7 +257,7 @@ impl Node {
                 pauses: std::sync::Mutex::new(Vec::new()),
                 state: std::sync::Mutex::new(running.state),
             }),
-        })
+        }
     }
 
     /// The node's id.

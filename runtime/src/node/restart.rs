@@ -1,15 +1,17 @@
-//! The restart-mode upgrade: verify the new binary, quiesce, checkpoint, go
-//! away, and hand over to the restart hook.
+//! The restart-mode upgrade: verify the new binary, hand over (the next
+//! process starts and may prepare its state meanwhile), quiesce, checkpoint
+//! unless the state is journaled, go away, and restart.
 
 use std::time::Duration;
 
 use super::{Node, NodeError};
-use crate::sync::blocking;
+use crate::sync::{blocking, lock};
 use crate::upgrade::Artifact;
 
 impl Node {
-    /// Restart-mode upgrade: verify the binary, hold calls, checkpoint the
-    /// state, and hand over to the restart hook. The new binary registers
+    /// Restart-mode upgrade: verify the binary, start the next process
+    /// (the handover hook), hold calls, checkpoint a state that is not
+    /// journaled, and hand over to the restart hook. The new binary registers
     /// at the new version, which tells the coordinator the upgrade went.
     pub(super) async fn restart_into(&self, artifact: Artifact) -> Result<(), NodeError> {
         let Artifact::File { path, .. } = &artifact else {
@@ -27,6 +29,10 @@ impl Node {
         // off the runtime's threads, so the node keeps serving meanwhile.
         let checking = artifact.clone();
         blocking(move || checking.verify()).await?;
+        // No checkpoint from here on: the next process may be preparing its
+        // state from the committed snapshot and the journal after it, which
+        // a checkpoint's compaction would cut.
+        let current = self.inner.current.lock().await;
         // The next process starts now; it takes over the state once this
         // one has checkpointed and exited. The hook may wait for the next
         // process to bind the port: off the runtime's threads too.
@@ -48,7 +54,13 @@ impl Node {
             return Err(NodeError::Busy(busy, timeout));
         }
         let quiesced = started.elapsed();
-        if let Err(e) = self.checkpoint().await {
+        // A journaled state has every acknowledged change on disk already,
+        // and the next process replays the journal: a checkpoint here would
+        // only hold calls back longer. Other states are saved now.
+        let journaled = lock(&self.inner.state)
+            .as_ref()
+            .is_some_and(|s| s.journaled());
+        if !journaled && let Err(e) = self.checkpoint_with(&current).await {
             service.reopen();
             return Err(e);
         }

@@ -198,6 +198,11 @@ pub trait Prepared: Send {
     /// Follows the previous version's changes made since, in order
     /// (`(seq, encoded change)`; the ones it holds already are skipped).
     fn follow(&mut self, changes: &[(u64, Vec<u8>)]) -> Result<(), NodeError>;
+    /// Follows what the journals in `store` hold after
+    /// [`Prepared::applied`]: a restart-mode successor catches up this way
+    /// once the previous process has exited. An error when they no longer
+    /// hold the next change (a checkpoint compacted it away).
+    fn catch_up(&mut self, store: &FileStore) -> Result<(), NodeError>;
     /// Encodes it, to stage its snapshot before the switch.
     fn snapshot(&self) -> Result<Snapshot, NodeError>;
     /// Starts the service on it, journaling after [`Prepared::applied`]
@@ -237,6 +242,11 @@ where
             (self.follow)(&mut self.state, from, payload)?;
             self.seq = *seq;
         }
+        Ok(())
+    }
+
+    fn catch_up(&mut self, store: &FileStore) -> Result<(), NodeError> {
+        Durable::catch_up(store, &mut self.state, &mut self.seq, self.follow)?;
         Ok(())
     }
 

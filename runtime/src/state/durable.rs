@@ -326,13 +326,34 @@ impl<S: Journaled> Durable<S> {
             _ => false,
         };
         let mut seq = applied;
-        for (path, file) in [&prev, &current].into_iter().flatten() {
+        Self::replay_journals([&prev, &current], &mut state, &mut seq, follow)?;
+        Ok(Replayed {
+            state,
+            seq,
+            current: current.map(|(_, r)| r),
+            restore,
+        })
+    }
+
+    /// Applies (entries of `S`'s version) or follows (entries of the
+    /// version before) every entry after `seq` in `files`, in order.
+    fn replay_journals(
+        files: [&Option<(std::path::PathBuf, journal::Recovered)>; 2],
+        state: &mut S,
+        seq: &mut u64,
+        follow: Option<Follower<S>>,
+    ) -> Result<(), StoreError> {
+        let corrupt = |path: &std::path::Path, detail: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        for (path, file) in files.into_iter().flatten() {
             let after: Vec<&(u64, Vec<u8>)> =
-                file.entries.iter().filter(|(s, _)| *s > seq).collect();
+                file.entries.iter().filter(|(s, _)| *s > *seq).collect();
             let Some((first, _)) = after.first() else {
                 continue;
             };
-            if *first != seq + 1 {
+            if *first != *seq + 1 {
                 return Err(corrupt(
                     path,
                     format!(
@@ -371,22 +392,33 @@ impl<S: Journaled> Durable<S> {
                     source,
                 };
                 match follow {
-                    Some(f) => f(&mut state, file.version, payload).map_err(source)?,
+                    Some(f) => f(state, file.version, payload).map_err(source)?,
                     None => {
                         let change: S::Change =
                             decode_payload(file.version, payload).map_err(source)?;
                         state.apply(change);
                     }
                 }
-                seq = *s;
+                *seq = *s;
             }
         }
-        Ok(Replayed {
-            state,
-            seq,
-            current: current.map(|(_, r)| r),
-            restore,
-        })
+        Ok(())
+    }
+
+    /// Brings a prepared `state` holding the changes up to `seq` up to date
+    /// with the journals in `store` (written since by the process that
+    /// owned the directory); an error when they no longer hold the change
+    /// after `seq` (a checkpoint compacted it away).
+    pub(crate) fn catch_up(
+        store: &FileStore,
+        state: &mut S,
+        seq: &mut u64,
+        follow: Follower<S>,
+    ) -> Result<(), StoreError> {
+        let (dir, name) = (store.dir(), store.name());
+        let prev = journal::recover_prev(dir, name)?.map(|r| (journal::prev_path(dir, name), r));
+        let current = journal::recover(dir, name)?.map(|r| (journal::path(dir, name), r));
+        Self::replay_journals([&prev, &current], state, seq, Some(follow))
     }
 
     /// Opens the state of `S`'s version in `store`: `snapshot` (of this or
@@ -642,6 +674,12 @@ impl StateHandle {
             Some(j) => j.retire(),
             None => Ok(()),
         }
+    }
+
+    /// Whether every acknowledged change is journaled (a checkpoint then
+    /// only bounds the replay).
+    pub(crate) fn journaled(&self) -> bool {
+        self.0.journal().is_some()
     }
 
     /// Whether a previous version's journal is still kept (until the next

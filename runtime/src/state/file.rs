@@ -84,8 +84,9 @@ pub struct FileStore {
     dir: PathBuf,
     name: String,
     hook: Option<Hook>,
-    /// The locked `<name>.lock`; the lock goes with the last clone.
-    _lock: Arc<File>,
+    /// The locked `<name>.lock`; the lock goes with the last clone. `None`
+    /// for a store opened [read only](FileStore::open_read_only).
+    _lock: Option<Arc<File>>,
 }
 
 impl fmt::Debug for FileStore {
@@ -154,6 +155,18 @@ impl FileStore {
     /// `name` must be what the state's `Versioned::NAME` says, 1 to 255
     /// bytes of letters, digits, `-`, `_` or `.`; it names the files.
     pub fn open(dir: impl Into<PathBuf>, name: &str) -> Result<Self, StoreError> {
+        let mut store = Self::open_read_only(dir, name)?;
+        let lock = take_lock(&store.dir.join(format!("{name}.lock")))?;
+        store._lock = Some(Arc::new(lock));
+        Ok(store)
+    }
+
+    /// A view of the state called `name` in `dir` that only reads, without
+    /// taking the directory's lock: while another process owns the
+    /// directory, the next one (a restart-mode successor) prepares its
+    /// state from it. Reading removes nothing (unfinished saves, superseded
+    /// snapshots stay for the owner), and every save is refused.
+    pub fn open_read_only(dir: impl Into<PathBuf>, name: &str) -> Result<Self, StoreError> {
         let dir = dir.into();
         let valid = (1..=255).contains(&name.len())
             && name
@@ -172,13 +185,27 @@ impl FileStore {
             });
         }
         fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
-        let lock = take_lock(&dir.join(format!("{name}.lock")))?;
         Ok(FileStore {
             dir,
             name: name.to_string(),
             hook: None,
-            _lock: Arc::new(lock),
+            _lock: None,
         })
+    }
+
+    /// Refuses a change to a store opened read only.
+    fn owned(&self, op: &'static str) -> Result<(), StoreError> {
+        match self._lock {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Io {
+                op,
+                path: self.dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the store was opened read only (FileStore::open_read_only)",
+                ),
+            }),
+        }
     }
 
     /// Calls `hook` at each [`Step`] of every save. Crash tests use it to
@@ -402,9 +429,10 @@ struct Header {
 impl SnapshotStore for FileStore {
     fn read(&self) -> Result<Option<(Snapshot, PathBuf)>, StoreError> {
         let (committed, temporary) = self.scan()?;
+        let owned = self._lock.is_some();
         // A temporary file is a save that never committed.
-        for tmp in temporary {
-            fs::remove_file(&tmp).map_err(io("remove unfinished save", &tmp))?;
+        for tmp in temporary.iter().filter(|_| owned) {
+            fs::remove_file(tmp).map_err(io("remove unfinished save", tmp))?;
         }
         let Some((version, path)) = committed.first() else {
             return Ok(None);
@@ -420,7 +448,7 @@ impl SnapshotStore for FileStore {
             });
         }
         // Older snapshots outlived a committed upgrade: finish its clean-up.
-        for (_, old) in &committed[1..] {
+        for (_, old) in committed[1..].iter().filter(|_| owned) {
             fs::remove_file(old).map_err(io("remove superseded snapshot", old))?;
         }
         Ok(Some((snapshot, path.clone())))
@@ -449,6 +477,7 @@ impl FileStore {
     /// committing it: the slow half of a save, which an upgrade does while
     /// the previous version still serves.
     pub fn stage(&self, snapshot: &Snapshot) -> Result<Staged, StoreError> {
+        self.owned("save a snapshot in")?;
         self.refuse_downgrade(snapshot.version)?;
         let bytes = self.encode(snapshot);
         let tmp = self
@@ -482,6 +511,7 @@ impl FileStore {
     /// Removes the committed snapshots older than `version`, once a
     /// snapshot of `version` is committed.
     pub fn remove_superseded(&self, version: u32) -> Result<(), StoreError> {
+        self.owned("remove snapshots in")?;
         let (committed, _) = self.scan()?;
         for (older, old) in committed {
             if older < version {
@@ -586,6 +616,40 @@ mod tests {
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(crc32(0, b"1234"), b"56789"), 0xCBF4_3926);
+    }
+
+    /// A read-only view reads beside the owner, removes nothing, and
+    /// refuses every save; a staged snapshot is invisible until committed.
+    #[test]
+    fn a_read_only_view_reads_beside_the_owner_and_saves_nothing() {
+        let dir = std::env::temp_dir().join(format!("upshift-readonly-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let owner = FileStore::open(&dir, "kv").expect("open");
+        let at = |version, payload: &[u8]| Snapshot {
+            version,
+            applied: 0,
+            payload: payload.to_vec(),
+        };
+        owner.write(&at(1, b"one")).expect("write v1");
+        let staged = owner.stage(&at(2, b"two")).expect("stage v2");
+        let view = FileStore::open_read_only(&dir, "kv").expect("a view");
+        let (seen, _) = view.read().expect("read").expect("a snapshot");
+        assert_eq!(seen.payload, b"one", "a staged snapshot is not committed");
+        assert!(
+            dir.join("kv.v2.snap.tmp").exists(),
+            "the view removes nothing"
+        );
+        let refused = view
+            .write(&at(2, b"mine"))
+            .expect_err("a view does not save");
+        assert!(refused.to_string().contains("read only"), "{refused}");
+        staged.commit().expect("commit");
+        let (seen, _) = view.read().expect("read").expect("a snapshot");
+        assert_eq!(seen.payload, b"two");
+        assert!(dir.join("kv.v1.snap").exists(), "kept until removed");
+        owner.remove_superseded(2).expect("remove");
+        assert!(!dir.join("kv.v1.snap").exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     /// Snapshots written before they recorded journal entries still read,
