@@ -37,6 +37,9 @@ pub mod operations {}
 #[doc = include_str!("src/restart.md")]
 pub mod restart {}
 
+#[doc = include_str!("src/security.md")]
+pub mod security {}
+
 #[doc = include_str!("src/performance.md")]
 pub mod performance {}
 

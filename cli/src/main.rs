@@ -7,6 +7,7 @@
 
 mod docs;
 mod lock;
+mod release;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +49,20 @@ enum Command {
         /// as lost (failed; the rollout halts). Keep it above the slowest upgrade.
         #[arg(long, default_value_t = 300)]
         slot_timeout: u64,
+        /// Publish only releases signed by these keys (a `release.keys`
+        /// file from `upshift keys generate`); `file:` artifacts are refused.
+        #[arg(long)]
+        release_keys: Option<PathBuf>,
+    },
+    /// Release keys: `upshift keys generate --dir DIR`.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Signed releases: `upshift release sign …` prints the artifact to publish.
+    Release {
+        #[command(subcommand)]
+        action: ReleaseAction,
     },
     /// Show every node (version, state, last report, calls per version) and upgrade.
     Status {
@@ -160,6 +175,30 @@ enum Command {
 }
 
 /// A failure to report: its line and exit code.
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Write new release signing keys (`release-<id>.key`, secret) and the
+    /// list nodes and coordinators trust (`release.keys`).
+    Generate {
+        /// Where to write them (created; must not hold a key list yet).
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many keys.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// How many of them must sign a release.
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReleaseAction {
+    /// Sign a binary as a release and print its artifact string for
+    /// `upshift publish --artifact`.
+    Sign(release::Sign),
+}
+
 struct Failure(String, u8);
 
 impl<E: std::fmt::Display> From<E> for Failure {
@@ -232,10 +271,27 @@ async fn run(command: Command) -> Result<(), Failure> {
             udb,
             listen,
             slot_timeout,
+            release_keys,
         } => {
             let store = RedbUdb::open(&udb)?;
-            let (_server, listener) = Coordinator::open(store, Registry::default())?
-                .with_slot_timeout(Duration::from_secs(slot_timeout))
+            let mut coordinator = Coordinator::open(store, Registry::default())?
+                .with_slot_timeout(Duration::from_secs(slot_timeout));
+            match release_keys {
+                Some(path) => {
+                    let keys = upshift::upgrade::release::ReleaseKeys::read(&path)?;
+                    println!(
+                        "publishing only releases signed by {} of {} keys ({})",
+                        keys.threshold(),
+                        keys.ids().count(),
+                        path.display()
+                    );
+                    coordinator = coordinator.with_release_keys(keys);
+                }
+                None => eprintln!(
+                    "WARNING: no --release-keys: this coordinator publishes unsigned `file:` artifacts, which nodes without release keys run"
+                ),
+            }
+            let (_server, listener) = coordinator
                 .serve(listen.as_str())
                 .await
                 .map_err(|e| Failure(format!("cannot listen on {listen}: {e}"), 2))?;
@@ -247,6 +303,17 @@ async fn run(command: Command) -> Result<(), Failure> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
+        Command::Keys {
+            action:
+                KeysAction::Generate {
+                    dir,
+                    count,
+                    threshold,
+                },
+        } => release::generate(&dir, count, threshold),
+        Command::Release {
+            action: ReleaseAction::Sign(args),
+        } => release::sign(args),
         Command::Status { coordinator } => {
             let status = client(coordinator).await?.status().await?;
             print!("{}", render_status(&status));

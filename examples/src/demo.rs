@@ -19,7 +19,7 @@ use upshift::schedule::{Registry, ScheduleSpec};
 use upshift::state::FileStore;
 use upshift::sync::lock;
 use upshift::udb::RedbUdb;
-use upshift::upgrade::Artifact;
+use upshift::upgrade::release::{Release, ReleaseKeys, SigningKey, digest_file};
 use upshift::upgrade::{RolloutState, Upgrade};
 use upshift::{CallError, Connection, RetryPolicy};
 
@@ -311,13 +311,14 @@ async fn roll_out(
     start: Instant,
     shared: &Shared,
     options: &Options,
+    releases: Option<&Releases>,
 ) -> Result<(), String> {
     let healthy_secs = options.healthy_secs;
-    let artifact = match &options.restart_binaries {
-        None => "in-process".to_string(),
-        Some(dir) => {
-            Artifact::file(dir.join(format!("kv-node-v{}", from + 1))).map_err(|e| e.to_string())?
+    let artifact = match (&options.restart_binaries, releases) {
+        (Some(dir), Some(releases)) => {
+            releases.sign(&dir.join(format!("kv-node-v{}", from + 1)), from + 1)?
         }
+        _ => "in-process".to_string(),
     };
     let schedule = ScheduleSpec::All(vec![
         ScheduleSpec::Rolling { max_parallel: 1 },
@@ -376,10 +377,22 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     say("upshift demo: rolling upgrades of a key-value service under load".into());
     say(format!("state and the UDB live in {}\n", dir.display()));
 
+    // Restart mode runs signed releases only: keys made here, two of three
+    // signing each release, trusted by the coordinator and every node.
+    let releases = match &options.restart_binaries {
+        Some(_) => Some(Releases::generate(&dir)?),
+        None => None,
+    };
     let udb = RedbUdb::open(dir.join("udb.redb"))?;
-    let (_coordinator, coordinator) = Coordinator::open(udb, Registry::default())?
-        .serve("127.0.0.1:0")
-        .await?;
+    let mut coordinator = Coordinator::open(udb, Registry::default())?;
+    if let Some(releases) = &releases {
+        coordinator = coordinator.with_release_keys(releases.trusted.clone());
+        say(format!(
+            "releases signed by 2 of 3 keys in {}",
+            releases.dir.display()
+        ));
+    }
+    let (_coordinator, coordinator) = coordinator.serve("127.0.0.1:0").await?;
     say(format!(
         "coordinator on {} (embedded UDB: {})",
         coordinator.local_addr(),
@@ -389,7 +402,13 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
 
     let cluster = match &options.restart_binaries {
         None => Cluster::in_process(&dir, options.nodes, coordinator.local_addr()).await?,
-        Some(bin) => Cluster::processes(&dir, bin, options.nodes, coordinator.local_addr())?,
+        Some(bin) => Cluster::processes(
+            &dir,
+            bin,
+            options.nodes,
+            coordinator.local_addr(),
+            releases.as_ref(),
+        )?,
     };
     for (i, addr) in cluster.addrs.iter().enumerate() {
         say(format!("node{i} at v1 on {addr}"));
@@ -457,8 +476,8 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         })
     });
     let rollouts = async {
-        roll_out(&operator, 1, start, &shared, &options).await?;
-        roll_out(&operator, 2, start, &shared, &options).await
+        roll_out(&operator, 1, start, &shared, &options, releases.as_ref()).await?;
+        roll_out(&operator, 2, start, &shared, &options, releases.as_ref()).await
     }
     .await;
     let killed = match kill {
@@ -541,6 +560,55 @@ struct Cluster {
     supervisors: Vec<(Child, PathBuf)>,
 }
 
+/// The demo's release keys and release source (restart mode).
+struct Releases {
+    dir: PathBuf,
+    keys: Vec<SigningKey>,
+    trusted: ReleaseKeys,
+}
+
+impl Releases {
+    /// Three new keys in `<dir>/keys`, of which two must sign.
+    fn generate(dir: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        let keys: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate()).collect();
+        let publics: Vec<[u8; 32]> = keys.iter().map(SigningKey::public).collect();
+        let trusted = ReleaseKeys::new(2, &publics)?;
+        let dir = dir.join("keys");
+        std::fs::create_dir_all(dir.join("source"))?;
+        std::fs::write(dir.join("release.keys"), trusted.to_file())?;
+        Ok(Releases { dir, keys, trusted })
+    }
+
+    fn node_args(&self) -> Vec<String> {
+        vec![
+            "--release-keys".into(),
+            self.dir.join("release.keys").display().to_string(),
+            "--release-source".into(),
+            self.dir.join("source").display().to_string(),
+        ]
+    }
+
+    /// Signs `binary` as the release of `version` (its sequence number),
+    /// puts it in the release source, and returns the artifact string.
+    fn sign(&self, binary: &Path, version: u32) -> Result<String, String> {
+        let (sha256, length) =
+            digest_file(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+        let target = self.dir.join("source").join(format!("sha256-{sha256}"));
+        std::fs::copy(binary, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+        Release {
+            service: "Kv".into(),
+            version,
+            sha256,
+            length,
+            sequence: u64::from(version),
+            expires_ms: upshift::clock::now_ms() + 3_600_000,
+            lock: None,
+        }
+        .sign(&[&self.keys[0], &self.keys[2]])
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// Where node process `i` logs: `$UPSHIFT_DEMO_LOGS/node<i>.log`, or nowhere.
 fn node_log(i: usize) -> std::io::Result<Stdio> {
     match std::env::var_os("UPSHIFT_DEMO_LOGS") {
@@ -588,6 +656,7 @@ impl Cluster {
         bin: &Path,
         count: usize,
         coordinator: SocketAddr,
+        releases: Option<&Releases>,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let mut cluster = Cluster::empty();
         for i in 0..count {
@@ -608,6 +677,7 @@ impl Cluster {
                     "--id",
                     &format!("node{i}"),
                 ])
+                .args(releases.map_or_else(Vec::new, Releases::node_args))
                 .stdout(Stdio::null())
                 .stderr(node_log(i)?)
                 .spawn()

@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use upshift::node::{Node, NodeConfig};
+use upshift::node::{Node, NodeConfig, ReleasePolicy};
 use upshift::state::{FileStore, Step, StoreError};
+use upshift::upgrade::release::ReleaseKeys;
 
 /// The exit code that asks the supervisor to start `<state>/next-binary`.
 pub const RESTART_EXIT_CODE: i32 = 75;
@@ -42,10 +43,16 @@ pub struct Options {
     pub id: String,
     /// The node's group.
     pub group: String,
+    /// The release keys the node trusts (`release.keys`); with them it
+    /// restarts only into signed releases, fetched from `release_source`.
+    pub release_keys: Option<PathBuf>,
+    /// Where signed binaries are (`sha256-<hex>`).
+    pub release_source: Option<PathBuf>,
 }
 
 impl Options {
-    /// Parses `--state DIR --listen ADDR --coordinator ADDR --id ID [--group G]`.
+    /// Parses `--state DIR --listen ADDR --coordinator ADDR --id ID [--group G]
+    /// [--release-keys FILE --release-source DIR]`.
     pub fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut map = std::collections::BTreeMap::new();
         let mut args = args.peekable();
@@ -65,6 +72,8 @@ impl Options {
             coordinator: take("coordinator")?,
             id: take("id")?,
             group: take("group").unwrap_or_else(|_| "kv".into()),
+            release_keys: take("release-keys").ok().map(PathBuf::from),
+            release_source: take("release-source").ok().map(PathBuf::from),
         })
     }
 }
@@ -126,6 +135,21 @@ pub async fn run(newest: u32) -> Result<(), String> {
     }
     let mut config = NodeConfig::new(options.id.clone());
     config.group = options.group.clone();
+    config.releases = match (&options.release_keys, &options.release_source) {
+        (Some(keys), Some(source)) => Some(ReleasePolicy {
+            keys: ReleaseKeys::read(keys).map_err(|e| e.to_string())?,
+            source: source.clone(),
+            store: options.state.join("releases"),
+        }),
+        (None, None) => {
+            eprintln!(
+                "{}: WARNING: no --release-keys: this node restarts into any `file:` binary a publisher names",
+                options.id
+            );
+            None
+        }
+        _ => return Err("--release-keys and --release-source go together".into()),
+    };
     config.heartbeat = Duration::from_millis(50);
     let next = options.state.join("next-binary");
     config.restart = Some(Arc::new(move |binary: PathBuf| {

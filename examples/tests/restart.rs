@@ -2,7 +2,8 @@
 //! upgraded v1 -> v2 -> v3 by restarting into checksummed binaries; a wrong
 //! checksum is refused; a new binary that crashes in the middle of its
 //! startup commit, and a node killed with SIGKILL, are restarted and lose
-//! nothing.
+//! nothing. A node with release keys runs only signed, current releases:
+//! each attack of an unauthenticated publisher is refused by the node.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use upshift::Connection;
 use upshift::coordinator::api::{UdbContent, UpgradeDef};
 use upshift::coordinator::{Coordinator, api};
 use upshift::schedule::{Registry, ScheduleSpec};
 use upshift::udb::RedbUdb;
+use upshift::upgrade::release::{Release, ReleaseKeys, SigningKey, digest_file};
 use upshift::upgrade::{Artifact, RolloutState};
+use upshift::{Connection, Listener, Server};
 use upshift_examples::kv::interface::{v1, v2, v3};
 
 /// The supervisor and its node's state directory.
@@ -82,6 +84,94 @@ async fn connect_retrying(addr: &str) -> Connection {
     panic!("the node at {addr} never came back");
 }
 
+/// A fresh directory for one test, and a coordinator (no release keys)
+/// serving from a UDB in it, with an operator's client.
+async fn scene(label: &str) -> (PathBuf, (Server, Listener), api::v1::Client) {
+    let dir = std::env::temp_dir().join(format!("upshift-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let udb = RedbUdb::open(dir.join("udb.redb")).expect("udb");
+    let coordinator = Coordinator::open(udb, Registry::default())
+        .expect("coordinator")
+        .serve("127.0.0.1:0")
+        .await
+        .expect("serve");
+    let op = api::v1::Client::new(
+        Connection::connect(coordinator.1.local_addr())
+            .await
+            .expect("connect"),
+    );
+    (dir, coordinator, op)
+}
+
+/// `kv-supervisor` running the v1 binary as node `id` on `node_addr`,
+/// with the state in `state` and `extra` node arguments.
+fn supervise(
+    state: &Path,
+    node_addr: &str,
+    (_, coordinator): &(Server, Listener),
+    id: &str,
+    extra: &[String],
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv-supervisor"));
+    command
+        .arg(binary(1))
+        .args(["--state", &state.display().to_string()])
+        .args(["--listen", node_addr])
+        .args(["--coordinator", &coordinator.local_addr().to_string()])
+        .args(["--id", id])
+        .args(extra)
+        .stdout(Stdio::null());
+    command
+}
+
+/// Starts `command` (a [`supervise`]d node on `node_addr`), waits until
+/// the node registers, and connects a v1 client.
+async fn running(
+    command: &mut Command,
+    state: &Path,
+    op: &api::v1::Client,
+    node_addr: &str,
+) -> (Supervised, v1::Client) {
+    let supervisor = Supervised(
+        command.spawn().expect("start the supervisor"),
+        state.to_path_buf(),
+    );
+    wait_for("the node to register", || async {
+        status(op).await.nodes.len() == 1
+    })
+    .await;
+    (
+        supervisor,
+        v1::Client::new(connect_retrying(node_addr).await),
+    )
+}
+
+/// Publishes `artifact` for nodes at `from`, waits for the rollout to halt,
+/// aborts it and returns the reason (the node's).
+async fn halted(op: &api::v1::Client, from: u32, artifact: String) -> String {
+    let id = op
+        .publish(publish_def(from, artifact))
+        .await
+        .expect("rpc")
+        .expect("publish");
+    wait_for("the rollout to halt", || async {
+        matches!(
+            status(op).await.upgrades[&id].state,
+            RolloutState::Halted { .. }
+        )
+    })
+    .await;
+    let RolloutState::Halted { reason } = status(op).await.upgrades[&id].state.clone() else {
+        unreachable!()
+    };
+    op.control(id, api::Control::Abort)
+        .await
+        .expect("rpc")
+        .expect("abort");
+    reason
+}
+
 fn publish_def(from: u32, artifact: String) -> UpgradeDef {
     UpgradeDef {
         service: "Kv".into(),
@@ -95,57 +185,23 @@ fn publish_def(from: u32, artifact: String) -> UpgradeDef {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervised_node_restarts_into_each_new_binary_and_keeps_its_state() {
-    let dir = std::env::temp_dir().join(format!("upshift-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let (dir, coordinator, op) = scene("restart").await;
     let state = dir.join("node");
-
-    let udb = RedbUdb::open(dir.join("udb.redb")).expect("udb");
-    let (_server, coordinator) = Coordinator::open(udb, Registry::default())
-        .expect("coordinator")
-        .serve("127.0.0.1:0")
-        .await
-        .expect("serve");
-    let op = api::v1::Client::new(
-        Connection::connect(coordinator.local_addr())
-            .await
-            .expect("connect"),
-    );
-
     let node_addr = format!("127.0.0.1:{}", free_port());
     let marker = dir.join("crash-marker");
     std::fs::write(&marker, b"once").expect("marker");
-    let supervisor = Supervised(
-        Command::new(env!("CARGO_BIN_EXE_kv-supervisor"))
-            .arg(binary(1))
-            .args([
-                "--state",
-                &state.display().to_string(),
-                "--listen",
-                &node_addr,
-            ])
-            .args([
-                "--coordinator",
-                &coordinator.local_addr().to_string(),
-                "--id",
-                "node-a",
-            ])
+    let (supervisor, c1) = running(
+        supervise(&state, &node_addr, &coordinator, "node-a", &[])
             // The v3 binary crashes once, half way through committing its transformed state.
             .env(
                 "UPSHIFT_CRASH_ONCE",
                 format!("{}:HalfWritten:v3", marker.display()),
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the supervisor"),
-        state.clone(),
-    );
-    wait_for("the node to register", || async {
-        status(&op).await.nodes.len() == 1
-    })
+            ),
+        &state,
+        &op,
+        &node_addr,
+    )
     .await;
-
-    let c1 = v1::Client::new(connect_retrying(&node_addr).await);
     for i in 0..50 {
         c1.put(format!("k{i}"), format!("v{i}")).await.expect("put");
     }
@@ -153,35 +209,16 @@ async fn a_supervised_node_restarts_into_each_new_binary_and_keeps_its_state() {
     // A wrong checksum is refused: the node stays on v1 and the rollout halts.
     let mut wrong = Artifact::file(binary(2)).expect("checksum");
     wrong.replace_range(wrong.len() - 4.., "0000");
-    let id = op
-        .publish(publish_def(1, wrong))
-        .await
-        .expect("rpc")
-        .expect("publish");
-    wait_for("the bad checksum to halt the rollout", || async {
-        matches!(
-            status(&op).await.upgrades[&id].state,
-            RolloutState::Halted { .. }
-        )
-    })
-    .await;
-    let s = status(&op).await;
-    let RolloutState::Halted { reason } = &s.upgrades[&id].state else {
-        unreachable!()
-    };
+    let reason = halted(&op, 1, wrong).await;
     assert!(
         reason.contains("sha256") && reason.contains("refusing"),
         "{reason}"
     );
-    assert_eq!(s.nodes["node-a"].info.version, 1);
+    assert_eq!(status(&op).await.nodes["node-a"].info.version, 1);
     assert_eq!(
         c1.get("k7".into()).await.expect("still serving v1"),
         Some("v7".into())
     );
-    op.control(id, api::Control::Abort)
-        .await
-        .expect("rpc")
-        .expect("abort");
 
     // v1 -> v2 by restarting into the v2 binary, handed over: the port has a
     // listener at every moment, so no connection attempt is refused.
@@ -279,6 +316,157 @@ async fn a_supervised_node_restarts_into_each_new_binary_and_keeps_its_state() {
     assert_eq!(files, vec!["kv.v3.snap".to_string()]);
 
     kill_node(&state);
+    drop(supervisor);
+    kill_node(&state);
+}
+
+/// Signs `binary` as the Kv release of `version`, `sequence`, expiring at
+/// `expires_ms`, with `length` (the binary's own unless given).
+fn signed(
+    keys: &[&SigningKey],
+    binary: &Path,
+    version: u32,
+    sequence: u64,
+    expires_ms: u64,
+    length: Option<u64>,
+) -> String {
+    let (sha256, len) = digest_file(binary).expect("digest");
+    Release {
+        service: "Kv".into(),
+        version,
+        sha256,
+        length: length.unwrap_or(len),
+        sequence,
+        expires_ms,
+        lock: None,
+    }
+    .sign(keys)
+    .expect("sign")
+}
+
+/// The attacks of an unauthenticated publisher on a node that trusts
+/// release keys — the coordinator here checks nothing, so each refusal is
+/// the node's own — and the signed, current releases it does run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_release_keys_runs_only_signed_current_releases() {
+    let (dir, coordinator, op) = scene("releases").await;
+    let state = dir.join("node");
+    let source = dir.join("releases");
+    std::fs::create_dir_all(&source).expect("source");
+    let keys: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate()).collect();
+    let publics: Vec<[u8; 32]> = keys.iter().map(SigningKey::public).collect();
+    let list = ReleaseKeys::new(2, &publics).expect("keys");
+    std::fs::write(dir.join("release.keys"), list.to_file()).expect("key list");
+    for version in [2, 3] {
+        let (sha, _) = digest_file(&binary(version)).expect("digest");
+        std::fs::copy(binary(version), source.join(format!("sha256-{sha}"))).expect("stage");
+    }
+    let later = upshift::clock::now_ms() + 3_600_000;
+    let node_addr = format!("127.0.0.1:{}", free_port());
+    let release_args = [
+        "--release-keys".to_string(),
+        dir.join("release.keys").display().to_string(),
+        "--release-source".to_string(),
+        source.display().to_string(),
+    ];
+    let (supervisor, c1) = running(
+        supervise(&state, &node_addr, &coordinator, "node-r", &release_args).stderr(Stdio::null()),
+        &state,
+        &op,
+        &node_addr,
+    )
+    .await;
+    c1.put("kept".into(), "yes".into()).await.expect("put");
+
+    // A script the publisher wants every node to run.
+    let pwned = dir.join("pwned");
+    let script = dir.join("evil.sh");
+    std::fs::write(&script, format!("#!/bin/sh\ntouch {}\n", pwned.display())).expect("script");
+    let reason = halted(&op, 1, Artifact::file(&script).expect("checksum")).await;
+    assert!(reason.contains("runs only signed releases"), "{reason}");
+    // Probing files on the node's host learns nothing: the node reads none.
+    let zeros = "0".repeat(64);
+    let there = halted(&op, 1, format!("file:/etc/hostname?sha256={zeros}")).await;
+    let absent = halted(&op, 1, format!("file:/no/such/file?sha256={zeros}")).await;
+    assert_eq!(there, absent);
+    assert!(
+        !there.contains("No such file") && !there.contains("has sha256"),
+        "{there}"
+    );
+
+    let v2 = binary(2);
+    let cases = [
+        (
+            signed(&[&keys[0]], &v2, 2, 1, later, None),
+            "signed by 1 of",
+        ),
+        (signed(&[&keys[0], &keys[1]], &v2, 2, 1, 1, None), "expired"),
+        (
+            signed(&[&keys[0], &keys[1]], &v2, 2, 1, later, None).replace(
+                &digest_file(&v2).expect("digest").0,
+                &digest_file(&script).expect("digest").0,
+            ),
+            "signed by 0 of",
+        ),
+        (
+            signed(&[&keys[0], &keys[1]], &v2, 3, 1, later, None),
+            "is for Kv v3",
+        ),
+        (
+            signed(
+                &[&keys[0], &keys[1]],
+                &v2,
+                2,
+                1,
+                later,
+                Some(digest_file(&v2).expect("digest").1 - 10),
+            ),
+            "longer than its signed",
+        ),
+    ];
+    for (artifact, why) in cases {
+        let reason = halted(&op, 1, artifact).await;
+        assert!(reason.contains(why), "expected {why:?}: {reason}");
+    }
+    assert!(!pwned.exists(), "the script ran");
+    assert_eq!(status(&op).await.nodes["node-r"].info.version, 1);
+
+    // A signed, current release runs.
+    let go = |from: u32, artifact: String| {
+        let op = op.clone();
+        async move {
+            let id = op
+                .publish(publish_def(from, artifact))
+                .await
+                .expect("rpc")
+                .expect("publish");
+            wait_for("the release to be final", || async {
+                status(&op).await.upgrades[&id].state == RolloutState::Final
+            })
+            .await;
+        }
+    };
+    go(1, signed(&[&keys[2], &keys[0]], &v2, 2, 5, later, None)).await;
+    let c2 = v2::Client::new(connect_retrying(&node_addr).await);
+    assert_eq!(
+        c2.get("kept".into()).await.expect("get"),
+        Some("yes".into())
+    );
+    // An older release (sequence 4 < 5) is a rollback, even correctly signed.
+    let v3 = binary(3);
+    let rollback = signed(&[&keys[0], &keys[1]], &v3, 3, 4, later, None);
+    let reason = halted(&op, 2, rollback).await;
+    assert!(reason.contains("below 5"), "{reason}");
+    go(2, signed(&[&keys[0], &keys[1]], &v3, 3, 6, later, None)).await;
+    let c3 = v3::Client::new(connect_retrying(&node_addr).await);
+    assert_eq!(
+        c3.get("kept".into())
+            .await
+            .expect("get")
+            .expect("kept")
+            .value,
+        "yes"
+    );
     drop(supervisor);
     kill_node(&state);
 }

@@ -7,7 +7,8 @@ use crate::upgrade::api::{
     self, Control, ControlError, Event, Heartbeat, MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME,
     MAX_TEXT, Outcome, Pending, PublishError, RECENT_EVENTS, RequestError, Slot, StatusView,
 };
-use crate::upgrade::{Artifact, NodeInfo, Upgrade};
+use crate::upgrade::release::ReleaseError;
+use crate::upgrade::{Artifact, ArtifactError, NodeInfo, Upgrade};
 
 /// A field over its limit.
 struct Over {
@@ -56,6 +57,53 @@ fn node_limits(node: &NodeInfo) -> Result<(), RequestError> {
         ("address", &node.address, MAX_NAME),
     ])?;
     Ok(())
+}
+
+impl Coordinator {
+    /// Under release keys: the artifact is a signed, current release of the
+    /// upgrade's service and version, not older than one published before.
+    fn check_release(&self, upgrade: &Upgrade, artifact: &Artifact) -> Result<(), ArtifactError> {
+        let Some(keys) = &self.release_keys else {
+            return Ok(());
+        };
+        let signed = match artifact {
+            Artifact::InProcess => return Ok(()),
+            Artifact::File { .. } => return Err(ArtifactError::Unsigned),
+            Artifact::Release(signed) => signed,
+        };
+        let release = signed.verify(keys, self.clock.now_ms())?;
+        if release.service != upgrade.service || release.version != upgrade.to {
+            return Err(ReleaseError::Mismatch {
+                expected: format!("{} v{}", upgrade.service, upgrade.to),
+                found: format!("{} v{}", release.service, release.version),
+            }
+            .into());
+        }
+        let content = lock(&self.content);
+        let published =
+            content
+                .upgrades
+                .values()
+                .filter_map(|u| match Artifact::parse(&u.def.artifact) {
+                    Ok(Artifact::Release(r)) if r.release().service == release.service => {
+                        Some((r.release().sequence, r.release().sha256.clone()))
+                    }
+                    _ => None,
+                });
+        for (sequence, sha256) in published {
+            if release.sequence < sequence
+                || (release.sequence == sequence && release.sha256 != sha256)
+            {
+                return Err(ReleaseError::Rollback {
+                    service: release.service.clone(),
+                    sequence: release.sequence,
+                    seen: sequence,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl api::v2::Coordinator for Coordinator {
@@ -114,7 +162,10 @@ impl api::v2::Coordinator for Coordinator {
         ])?;
         // An artifact nodes cannot parse would halt the rollout on the first
         // node; refuse it here. (Whether the file exists is each node's to see.)
-        Artifact::parse(&upgrade.artifact).map_err(|e| PublishError::Artifact(e.to_string()))?;
+        let artifact = Artifact::parse(&upgrade.artifact)
+            .map_err(|e| PublishError::Artifact(e.to_string()))?;
+        self.check_release(&upgrade, &artifact)
+            .map_err(|e| PublishError::Artifact(e.to_string()))?;
         self.schedules
             .validate(&upgrade.schedule)
             .map_err(PublishError::Schedule)?;

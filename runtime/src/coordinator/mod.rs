@@ -21,6 +21,7 @@ use crate::udb::{Content, Udb, UdbError};
 use crate::upgrade::NodeState;
 pub use crate::upgrade::api;
 use crate::upgrade::api::Unrecorded;
+use crate::upgrade::release::ReleaseKeys;
 use rollout::Txn;
 
 /// The coordinator's service object.
@@ -32,6 +33,8 @@ pub struct Coordinator {
     clock: Arc<dyn Clock>,
     /// Why the latest UDB write failed, until one succeeds.
     udb_failing: Mutex<Option<String>>,
+    /// When set, only releases signed by these keys are published.
+    release_keys: Option<ReleaseKeys>,
 }
 
 /// How long a node may hold a slot without a heartbeat or report before it
@@ -75,7 +78,18 @@ impl Coordinator {
             slot_timeout: DEFAULT_SLOT_TIMEOUT,
             clock: Arc::new(clock),
             udb_failing: Mutex::new(None),
+            release_keys: None,
         })
+    }
+
+    /// Publishes only signed releases: an artifact must be a release signed
+    /// by at least the threshold of `keys`, unexpired, of the published
+    /// service and version, and not older (by sequence) than one published
+    /// before; `file:` artifacts are refused (`in-process` ones run code the
+    /// nodes already hold). Nodes check releases themselves as well.
+    pub fn with_release_keys(mut self, keys: ReleaseKeys) -> Self {
+        self.release_keys = Some(keys);
+        self
     }
 
     /// How long a node may hold a slot unheard before it counts as lost

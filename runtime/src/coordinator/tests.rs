@@ -450,3 +450,56 @@ fn oversized_fields_and_bad_artifacts_are_refused_before_anything_is_stored() {
     ));
     assert!(f.status().rollouts.is_empty());
 }
+
+#[test]
+fn under_release_keys_only_signed_current_releases_are_published() {
+    use crate::upgrade::release::{Release, ReleaseKeys, SigningKey};
+    let keys: Vec<SigningKey> = (0..2).map(|_| SigningKey::generate()).collect();
+    let publics: Vec<[u8; 32]> = keys.iter().map(SigningKey::public).collect();
+    let mut f = fixture();
+    f.coordinator = f
+        .coordinator
+        .with_release_keys(ReleaseKeys::new(2, &publics).expect("keys"));
+    f.register("n1", "g");
+    let release = |version: u32, sequence: u64, expires_ms: u64, signers: &[&SigningKey]| {
+        let artifact = Release {
+            service: "Kv".into(),
+            version,
+            sha256: "ab".repeat(32),
+            length: 10,
+            sequence,
+            expires_ms,
+            lock: None,
+        }
+        .sign(signers)
+        .expect("sign");
+        Upgrade {
+            artifact,
+            ..upgrade("rolling:1")
+        }
+    };
+    let both = [&keys[0], &keys[1]];
+    let refused = |u: Upgrade, why: &str| {
+        let result = run(f.coordinator.publish(u));
+        assert!(
+            matches!(&result, Err(PublishError::Artifact(m)) if m.contains(why)),
+            "expected {why:?}: {result:?}"
+        );
+    };
+    refused(
+        Upgrade {
+            artifact: "file:/bin/true?sha256=".to_string() + &"0".repeat(64),
+            ..upgrade("rolling:1")
+        },
+        "only signed releases",
+    );
+    refused(release(2, 3, T0 + 1, &[&keys[0]]), "signed by 1 of");
+    refused(release(2, 3, T0, &both), "expired");
+    refused(release(3, 3, T0 + 1, &both), "is for Kv v3");
+    assert!(f.status().rollouts.is_empty(), "nothing published");
+    let id = run(f.coordinator.publish(release(2, 3, T0 + 1, &both))).expect("published");
+    run(f.coordinator.control(id, Control::Abort)).expect("aborted");
+    refused(release(2, 2, T0 + 1, &both), "below 3");
+    // In-process upgrades run code the nodes already hold.
+    run(f.coordinator.publish(upgrade("rolling:1"))).expect("in-process");
+}

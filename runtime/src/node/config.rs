@@ -125,6 +125,25 @@ pub struct NodeConfig {
     /// When a write to a journaled state is acknowledged
     /// ([`durable_stage`](super::durable_stage)); default: once synced.
     pub durability: crate::state::Durability,
+    /// The release keys this node trusts and where it finds signed
+    /// binaries. When set, a restart-mode upgrade runs only a release
+    /// signed by enough of the keys, current and not expired, and never a
+    /// `file:` path; when unset (development), signed releases are refused.
+    pub releases: Option<ReleasePolicy>,
+}
+
+/// How a node checks and fetches signed releases
+/// ([`release`](crate::upgrade::release)).
+#[derive(Debug, Clone)]
+pub struct ReleasePolicy {
+    /// The keys it trusts, and how many must sign.
+    pub keys: crate::upgrade::release::ReleaseKeys,
+    /// Where signed binaries are found, each named `sha256-<hex>` (a
+    /// directory the deployment fills, a shared mount).
+    pub source: std::path::PathBuf,
+    /// Where the node keeps verified copies, and `seen`: the highest
+    /// release sequence it accepted per service (rollback protection).
+    pub store: std::path::PathBuf,
 }
 
 impl fmt::Debug for NodeConfig {
@@ -137,6 +156,7 @@ impl fmt::Debug for NodeConfig {
             .field("oldest_answered", &self.oldest_answered)
             .field("server", &self.server)
             .field("durability", &self.durability)
+            .field("releases", &self.releases)
             .finish()
     }
 }
@@ -156,6 +176,7 @@ impl NodeConfig {
             oldest_answered: None,
             server: crate::rpc::ServerConfig::default(),
             durability: crate::state::Durability::default(),
+            releases: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-pub use config::{NodeConfig, NodeError};
+pub use config::{NodeConfig, NodeError, ReleasePolicy};
 pub use stage::{DurableStage, Prepared, Running, Stage, Storage, durable_stage, stage};
 
 use crate::rpc::{Listener, Server, Service};

@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use super::{Node, NodeError};
 use crate::sync::{blocking, lock};
-use crate::upgrade::Artifact;
+use crate::upgrade::release::{ReleaseError, Seen, fetch};
+use crate::upgrade::{Artifact, ArtifactError};
 
 impl Node {
     /// Restart-mode upgrade: verify the binary, start the next process
@@ -14,9 +17,6 @@ impl Node {
     /// journaled, and hand over to the restart hook. The new binary registers
     /// at the new version, which tells the coordinator the upgrade went.
     pub(super) async fn restart_into(&self, artifact: Artifact) -> Result<(), NodeError> {
-        let Artifact::File { path, .. } = &artifact else {
-            return Ok(());
-        };
         let restart = self
             .inner
             .config
@@ -27,8 +27,8 @@ impl Node {
             })?;
         // Hashing a large binary takes seconds (4 s for a debug kv-node):
         // off the runtime's threads, so the node keeps serving meanwhile.
-        let checking = artifact.clone();
-        blocking(move || checking.verify()).await?;
+        let node = self.clone();
+        let path = &blocking(move || node.binary_of(&artifact)).await?;
         // No checkpoint from here on: the next process may be preparing its
         // state from the committed snapshot and the journal after it, which
         // a checkpoint's compaction would cut.
@@ -84,5 +84,38 @@ impl Node {
         Err(NodeError::RestartReturned {
             version: self.version() + 1,
         })
+    }
+
+    /// The verified binary an artifact names: a signed release checked
+    /// against the node's keys, then fetched by its digest; a `file:` path
+    /// by its checksum, on a node without release keys only.
+    fn binary_of(&self, artifact: &Artifact) -> Result<PathBuf, NodeError> {
+        let policy = self.inner.config.releases.as_ref();
+        match (artifact, policy) {
+            (Artifact::Release(signed), Some(policy)) => {
+                let release = signed
+                    .verify(&policy.keys, crate::clock::now_ms())
+                    .map_err(ArtifactError::from)?;
+                let to = self.version() + 1;
+                if release.service != self.inner.service || release.version != to {
+                    return Err(ArtifactError::from(ReleaseError::Mismatch {
+                        expected: format!("{} v{to}", self.inner.service),
+                        found: format!("{} v{}", release.service, release.version),
+                    })
+                    .into());
+                }
+                Seen::at(policy.store.join("seen"))
+                    .accept(release)
+                    .map_err(ArtifactError::from)?;
+                Ok(fetch(release, &policy.source, &policy.store).map_err(ArtifactError::from)?)
+            }
+            (Artifact::Release(_), None) => Err(ArtifactError::NoReleaseKeys.into()),
+            (Artifact::File { .. }, Some(_)) => Err(ArtifactError::Unsigned.into()),
+            (Artifact::File { path, .. }, None) => {
+                artifact.verify()?;
+                Ok(path.clone())
+            }
+            (Artifact::InProcess, _) => Err(ArtifactError::Syntax("in-process".into()).into()),
+        }
     }
 }

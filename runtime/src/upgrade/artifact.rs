@@ -1,8 +1,11 @@
 //! Artifacts: where a version's code is, and the checksum it must have.
 //!
 //! An upgrade definition names its artifact as `in-process` (the running
-//! binary already holds the new version) or `file:PATH?sha256=HEX` (a binary
-//! to restart into). A node verifies the checksum before it uses the file.
+//! binary already holds the new version), `release:v1;…` (a signed release,
+//! see [`release`](super::release): what nodes with release keys accept),
+//! or `file:PATH?sha256=HEX` (a binary to restart into, for development: the
+//! publisher names a path on the node's host). A node verifies the checksum
+//! before it uses the file.
 
 use std::path::PathBuf;
 
@@ -13,6 +16,9 @@ use sha2::{Digest, Sha256};
 pub enum Artifact {
     /// The running binary holds the new version: swap inside the process.
     InProcess,
+    /// A signed release: a binary to restart into, named by its digest,
+    /// with the signatures that vouch for it.
+    Release(Box<super::release::SignedRelease>),
     /// A binary to restart into, with its SHA-256.
     File {
         /// The binary.
@@ -25,9 +31,27 @@ pub enum Artifact {
 /// Why an artifact cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArtifactError {
-    /// The artifact string is neither `in-process` nor `file:PATH?sha256=HEX`.
-    #[error("artifact {0:?} is neither `in-process` nor `file:PATH?sha256=HEX`")]
+    /// The artifact string is neither `in-process`, a release nor `file:PATH?sha256=HEX`.
+    #[error(
+        "artifact {0:?} is neither `in-process`, `release:v1;…` (upshift release sign) nor `file:PATH?sha256=HEX`"
+    )]
     Syntax(String),
+    /// A release that is malformed, or not acceptable.
+    #[error(transparent)]
+    Release(#[from] super::release::ReleaseError),
+    /// A release's binary could not be fetched and verified.
+    #[error(transparent)]
+    Fetch(#[from] super::release::FetchError),
+    /// A node with release keys was given an unsigned binary.
+    #[error(
+        "this node runs only signed releases; publish a `release:` artifact (upshift release sign) instead of a file path"
+    )]
+    Unsigned,
+    /// A release reached a node without release keys.
+    #[error(
+        "this node has no release keys (NodeConfig::releases), so it cannot check a signed release"
+    )]
+    NoReleaseKeys,
     /// The file could not be read.
     #[error("cannot read artifact {path}: {reason}")]
     Unreadable {
@@ -56,6 +80,11 @@ impl Artifact {
         if s == "in-process" {
             return Ok(Artifact::InProcess);
         }
+        if super::release::SignedRelease::is_release(s) {
+            return Ok(Artifact::Release(Box::new(
+                super::release::SignedRelease::parse(s)?,
+            )));
+        }
         let rest = s
             .strip_prefix("file:")
             .ok_or_else(|| ArtifactError::Syntax(s.into()))?;
@@ -79,7 +108,8 @@ impl Artifact {
         Ok(format!("file:{}?sha256={sha}", path.display()))
     }
 
-    /// Checks a file artifact's checksum; in-process artifacts pass.
+    /// Checks a file artifact's checksum; in-process artifacts pass (a
+    /// release is checked against release keys, by the node).
     pub fn verify(&self) -> Result<(), ArtifactError> {
         let Artifact::File { path, sha256 } = self else {
             return Ok(());
@@ -114,6 +144,10 @@ mod tests {
     #[test]
     fn artifacts_parse_and_verify() {
         assert_eq!(Artifact::parse("in-process"), Ok(Artifact::InProcess));
+        assert!(matches!(
+            Artifact::parse("release:v1;service=kv"),
+            Err(ArtifactError::Release(_))
+        ));
         for bad in [
             "file:/x",
             "file:?sha256=00",

@@ -1,5 +1,6 @@
 //! The glossary's upgrade and everything nodes, operators and the
-//! coordinator exchange about it: data only, no behaviour beyond parsing.
+//! coordinator exchange about it: data only, no behaviour beyond parsing and
+//! checking (a release's signatures, an artifact's digest).
 //!
 //! The coordinator's RPC interface ([`api`]) is declared here too, with
 //! upshift's own macro, so nodes (`node`) and the coordinator
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod artifact;
 mod node;
+pub mod release;
 pub mod schedule_spec;
 
 use serde::{Deserialize, Serialize};
