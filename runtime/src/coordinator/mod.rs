@@ -35,11 +35,17 @@ pub struct Coordinator {
     udb_failing: Mutex<Option<String>>,
     /// When set, only releases signed by these keys are published.
     release_keys: Option<ReleaseKeys>,
+    /// A node's last report counts for health gates only this long.
+    heard_within: Duration,
 }
 
 /// How long a node may hold a slot without a heartbeat or report before it
 /// counts as lost: longer than the slowest upgrade (transform, restart).
 pub const DEFAULT_SLOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How recently a node must have been heard from for its health report to
+/// count: 30 heartbeats at the nodes' default interval (100 ms).
+pub const DEFAULT_HEARD_WITHIN: Duration = Duration::from_secs(3);
 
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,7 +85,18 @@ impl Coordinator {
             clock: Arc::new(clock),
             udb_failing: Mutex::new(None),
             release_keys: None,
+            heard_within: DEFAULT_HEARD_WITHIN,
         })
+    }
+
+    /// How recently a node must have been heard from for its last health
+    /// report to count ([`DEFAULT_HEARD_WITHIN`] unless set): a health gate
+    /// holds the rollout, and it is not declared final, while an upgraded
+    /// node is silent for longer (it may have died after reporting
+    /// healthy). Keep it several of the nodes' heartbeat intervals.
+    pub fn with_heard_within(mut self, within: Duration) -> Self {
+        self.heard_within = within;
+        self
     }
 
     /// Publishes only signed releases: an artifact must be a release signed
@@ -116,7 +133,7 @@ impl Coordinator {
     /// back and the request fails: nothing unrecorded is ever answered as done.
     fn transact<T>(&self, change: impl FnOnce(&mut Txn<'_>) -> T) -> Result<T, Unrecorded> {
         let mut content = lock(&self.content);
-        let mut txn = Txn::new(&mut content, self.clock.now_ms());
+        let mut txn = Txn::new(&mut content, self.clock.now_ms(), self.heard_within);
         // Every request is a moment to notice lost slot holders: heartbeats
         // of the other nodes keep them coming.
         txn.expire_slots(self.slot_timeout);

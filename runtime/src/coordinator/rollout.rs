@@ -19,6 +19,8 @@ pub(super) struct Txn<'a> {
     pub(super) batch: Batch,
     undo: Vec<Undo>,
     pub(super) now: u64,
+    /// See [`Rollout::heard_within_ms`].
+    pub(super) heard_within_ms: u64,
 }
 
 /// The value a record had before a transaction changed it.
@@ -29,13 +31,15 @@ enum Undo {
 }
 
 impl<'a> Txn<'a> {
-    /// A transaction over `content` at `now` (Unix milliseconds).
-    pub(super) fn new(content: &'a mut Content, now: u64) -> Self {
+    /// A transaction over `content` at `now` (Unix milliseconds), where a
+    /// node's reports count if it was heard from within `heard_within`.
+    pub(super) fn new(content: &'a mut Content, now: u64, heard_within: Duration) -> Self {
         Txn {
             content,
             batch: Batch::default(),
             undo: Vec::new(),
             now,
+            heard_within_ms: heard_within.as_millis() as u64,
         }
     }
 
@@ -151,7 +155,9 @@ impl<'a> Txn<'a> {
         self.batch.upgrades.push(record);
     }
 
-    /// Marks the service's upgrade final once every node runs its version.
+    /// Marks the service's upgrade final once every node runs its version
+    /// and the schedule's health gates pass (so a node that died after
+    /// upgrading, or turned unhealthy, keeps the rollout open).
     pub(super) fn finalize(&mut self, service: &str) {
         let Some(up) = self
             .content
@@ -162,23 +168,38 @@ impl<'a> Txn<'a> {
         else {
             return;
         };
-        let mut nodes = self
+        let nodes: Vec<&NodeRecord> = self
             .content
             .nodes
             .values()
             .filter(|n| n.info.service == service)
-            .peekable();
-        if nodes.peek().is_some() && nodes.all(|n| n.info.version >= up.def.to) {
-            self.upgrade(UpgradeRecord {
-                state: RolloutState::Final,
-                ..up.clone()
-            });
-            self.event(
-                None,
-                Some(up.id),
-                format!("every node runs v{}: upgrade final", up.def.to),
-            );
+            .collect();
+        if nodes.is_empty() || nodes.iter().any(|n| n.info.version < up.def.to) {
+            return;
         }
+        let rollout = Rollout {
+            upgrade: &up,
+            nodes,
+            now_ms: self.now,
+            heard_within_ms: self.heard_within_ms,
+        };
+        match Registry::gates_pass(&up.def.schedule, &rollout) {
+            Decision::Go => {}
+            Decision::Wait(_) => return,
+            Decision::Halt(reason) => {
+                self.halt(up, None, reason);
+                return;
+            }
+        }
+        self.upgrade(UpgradeRecord {
+            state: RolloutState::Final,
+            ..up.clone()
+        });
+        self.event(
+            None,
+            Some(up.id),
+            format!("every node runs v{}: upgrade final", up.def.to),
+        );
     }
 
     /// A node registers (again, after a restart): its version tells how an
@@ -264,6 +285,13 @@ impl<'a> Txn<'a> {
         if version_changed {
             self.node(node);
             self.finalize(&service);
+        } else if up.as_ref().is_some_and(|u| {
+            u.state == RolloutState::Active
+                && beat.version >= u.def.to
+                && u.def.schedule.has_health_gate()
+        }) {
+            // A health gate may have been all that kept the rollout open.
+            self.finalize(&service);
         }
         up.filter(|u| u.def.from == beat.version && u.state == RolloutState::Active)
             .map(|u| Pending {
@@ -313,6 +341,7 @@ impl<'a> Txn<'a> {
                 .filter(|n| n.info.service == up.def.service)
                 .collect(),
             now_ms: self.now,
+            heard_within_ms: self.heard_within_ms,
         };
         match schedules.decide(&up.def.schedule, &node, &rollout) {
             Decision::Go => {

@@ -503,3 +503,51 @@ fn under_release_keys_only_signed_current_releases_are_published() {
     // In-process upgrades run code the nodes already hold.
     run(f.coordinator.publish(upgrade("rolling:1"))).expect("in-process");
 }
+
+/// A node that upgrades and then falls silent may have died: its last
+/// "healthy" no longer counts. The gate holds the next node, and the
+/// rollout is not declared final, until it is heard from again.
+#[test]
+fn a_health_gate_needs_upgraded_nodes_to_be_heard_from() {
+    let f = fixture();
+    f.register("n1", "g");
+    f.register("n2", "g");
+    let up = f.publish("rolling:1,health:5");
+    let beat = |id: &str, version: u32| {
+        let beat = Heartbeat {
+            id: id.into(),
+            version,
+            healthy: true,
+            calls: vec![],
+        };
+        run(f.coordinator.heartbeat(beat)).expect("recorded");
+    };
+    // Seconds of heartbeats from `ids`, one a second.
+    let beating = |ids: &[&str], secs: u32| {
+        for _ in 0..secs {
+            f.clock.advance(1_000);
+            for id in ids {
+                beat(id, 2);
+            }
+        }
+    };
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    f.report("n1", up, Outcome::Upgraded { version: 2 });
+    beat("n1", 2);
+    // n1 dies: 6 s of silence, longer than the gate's 5 s of health.
+    f.clock.advance(6_000);
+    assert_eq!(
+        f.slot("n2", up),
+        Slot::Wait("node n1 has not been heard from for 6 s; its health is not known".into())
+    );
+    // It comes back and keeps reporting: healthy all along, n2 may go.
+    beating(&["n1"], 1);
+    assert_eq!(f.slot("n2", up), Slot::Granted);
+    f.report("n2", up, Outcome::Upgraded { version: 2 });
+    // Every node runs v2, but n2 falls silent before its 5 s of health:
+    // n1's heartbeats do not make the rollout final.
+    beating(&["n1"], 8);
+    assert_eq!(f.rollout(up), RolloutState::Active, "n2 is silent");
+    beating(&["n1", "n2"], 5);
+    assert_eq!(f.rollout(up), RolloutState::Final);
+}

@@ -80,9 +80,18 @@ pub(super) fn window(from_minute: u32, to_minute: u32, rollout: &Rollout<'_>) ->
 }
 
 /// Each upgraded node must be healthy for `healthy_secs` before the next
-/// goes; an unhealthy upgraded node halts the rollout.
+/// goes; an unhealthy upgraded node halts the rollout, and one not heard
+/// from lately (it may have died after reporting healthy) holds it.
 pub(super) fn health_gate(healthy_secs: u64, rollout: &Rollout<'_>) -> Decision {
     for n in rollout.upgraded() {
+        let silent = rollout.now_ms.saturating_sub(n.last_seen_ms);
+        if silent > rollout.heard_within_ms {
+            return Decision::Wait(format!(
+                "node {} has not been heard from for {} s; its health is not known",
+                n.info.id,
+                silent / 1000
+            ));
+        }
         if !n.healthy {
             return Decision::Halt(format!(
                 "node {} failed its health check after upgrading",

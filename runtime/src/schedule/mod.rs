@@ -37,6 +37,9 @@ pub struct Rollout<'a> {
     pub nodes: Vec<&'a NodeRecord>,
     /// Now, Unix milliseconds.
     pub now_ms: u64,
+    /// How recently a node must have been heard from for its last report
+    /// to count: a node silent for longer may be dead, whatever it said.
+    pub heard_within_ms: u64,
 }
 
 impl Rollout<'_> {
@@ -107,6 +110,23 @@ impl Registry {
                 self.custom.keys().collect::<Vec<_>>()
             )),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the health gates of `spec` (its `health:SECS` terms) let
+    /// the rollout be final: every upgraded node heard from lately and
+    /// healthy for long enough. `Go` when `spec` has no health gate.
+    pub fn gates_pass(spec: &ScheduleSpec, rollout: &Rollout<'_>) -> Decision {
+        match spec {
+            ScheduleSpec::HealthGate { healthy_secs } => {
+                builtin::health_gate(*healthy_secs, rollout)
+            }
+            ScheduleSpec::All(specs) => specs
+                .iter()
+                .map(|s| Self::gates_pass(s, rollout))
+                .find(|d| *d != Decision::Go)
+                .unwrap_or(Decision::Go),
+            _ => Decision::Go,
         }
     }
 
@@ -203,6 +223,7 @@ mod tests {
             upgrade: &up,
             nodes: vec![&asking],
             now_ms,
+            heard_within_ms: 3_000,
         };
         registry.decide(&spec, &asking, &rollout)
     }
@@ -298,6 +319,7 @@ mod tests {
             upgrade: &up,
             nodes: vec![&even],
             now_ms: 0,
+            heard_within_ms: 3_000,
         };
         assert_eq!(
             r.decide(&spec, &even, &rollout),
