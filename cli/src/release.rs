@@ -103,33 +103,26 @@ pub fn sign(args: Sign) -> Result<(), Failure> {
             SigningKey::from_file(&text).map_err(|e| fail(format!("{}: {e}", path.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (sha256, length) = digest_file(&args.binary)
-        .map_err(|e| fail(format!("read {}: {e}", args.binary.display())))?;
-    let lock = match &args.lock {
-        Some(path) => {
-            let (digest, _) =
-                digest_file(path).map_err(|e| fail(format!("read {}: {e}", path.display())))?;
-            Some(format!("sha256-{}", &digest[..32]))
-        }
-        None => None,
-    };
-    let release = Release {
-        service: args.service,
-        version: args.version,
-        sha256: sha256.clone(),
-        length,
-        sequence: args.sequence,
-        expires_ms: now_ms().saturating_add(args.expires_in_days.saturating_mul(86_400_000)),
-        lock,
-    };
+    let expires_ms = now_ms().saturating_add(args.expires_in_days.saturating_mul(86_400_000));
+    let mut release = Release::for_binary(
+        &args.binary,
+        &args.service,
+        args.version,
+        args.sequence,
+        expires_ms,
+    )
+    .map_err(|e| fail(format!("read {}: {e}", args.binary.display())))?;
+    if let Some(path) = &args.lock {
+        let (digest, _) =
+            digest_file(path).map_err(|e| fail(format!("read {}: {e}", path.display())))?;
+        release.lock = Some(format!("sha256-{}", &digest[..32]));
+    }
     let refs: Vec<&SigningKey> = keys.iter().collect();
     let artifact = release.sign(&refs).map_err(|e| fail(e.to_string()))?;
     if let Some(source) = &args.source {
-        std::fs::create_dir_all(source)
-            .map_err(|e| fail(format!("create {}: {e}", source.display())))?;
-        let target = source.join(format!("sha256-{sha256}"));
-        std::fs::copy(&args.binary, &target)
-            .map_err(|e| fail(format!("copy to {}: {e}", target.display())))?;
+        release
+            .add_to_source(&args.binary, source)
+            .map_err(|e| fail(format!("copy into {}: {e}", source.display())))?;
     }
     println!("{artifact}");
     Ok(())

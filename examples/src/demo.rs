@@ -19,7 +19,7 @@ use upshift::schedule::{Registry, ScheduleSpec};
 use upshift::state::FileStore;
 use upshift::sync::lock;
 use upshift::udb::RedbUdb;
-use upshift::upgrade::release::{Release, ReleaseKeys, SigningKey, digest_file};
+use upshift::upgrade::release::{Release, ReleaseKeys, SigningKey};
 use upshift::upgrade::{RolloutState, Upgrade};
 use upshift::{CallError, Connection, RetryPolicy};
 
@@ -591,21 +591,13 @@ impl Releases {
     /// Signs `binary` as the release of `version` (its sequence number),
     /// puts it in the release source, and returns the artifact string.
     fn sign(&self, binary: &Path, version: u32) -> Result<String, String> {
-        let (sha256, length) =
-            digest_file(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
-        let target = self.dir.join("source").join(format!("sha256-{sha256}"));
-        std::fs::copy(binary, &target).map_err(|e| format!("{}: {e}", target.display()))?;
-        Release {
-            service: "Kv".into(),
-            version,
-            sha256,
-            length,
-            sequence: u64::from(version),
-            expires_ms: upshift::clock::now_ms() + 3_600_000,
-            lock: None,
-        }
-        .sign(&[&self.keys[0], &self.keys[2]])
-        .map_err(|e| e.to_string())
+        let expires_ms = upshift::clock::now_ms() + 3_600_000;
+        let release = Release::for_binary(binary, "Kv", version, u64::from(version), expires_ms)
+            .and_then(|r| r.add_to_source(binary, &self.dir.join("source")).map(|_| r))
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        release
+            .sign(&[&self.keys[0], &self.keys[2]])
+            .map_err(|e| e.to_string())
     }
 }
 

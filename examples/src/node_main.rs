@@ -111,12 +111,9 @@ pub async fn run(newest: u32) -> Result<(), String> {
     // While a process handing over to this one still serves: the newest
     // version's state, transformed from what it has committed and journaled.
     let (dir, name) = (options.state.clone(), crate::kv::state::NAME);
-    let prestart = tokio::task::spawn_blocking(move || {
-        let stages: Vec<_> = crate::kv::stages()
-            .into_iter()
-            .filter(|s| s.version() <= newest)
-            .collect();
-        Node::prepare_newest(&dir, name, &stages)
+    let (stages, prestart) = tokio::task::spawn_blocking(move || {
+        let prestart = Node::prepare_newest(&dir, name, &stages);
+        (stages, prestart)
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -330,18 +330,10 @@ fn signed(
     expires_ms: u64,
     length: Option<u64>,
 ) -> String {
-    let (sha256, len) = digest_file(binary).expect("digest");
-    Release {
-        service: "Kv".into(),
-        version,
-        sha256,
-        length: length.unwrap_or(len),
-        sequence,
-        expires_ms,
-        lock: None,
-    }
-    .sign(keys)
-    .expect("sign")
+    let mut release =
+        Release::for_binary(binary, "Kv", version, sequence, expires_ms).expect("digest");
+    release.length = length.unwrap_or(release.length);
+    release.sign(keys).expect("sign")
 }
 
 /// The attacks of an unauthenticated publisher on a node that trusts
@@ -358,8 +350,9 @@ async fn a_node_with_release_keys_runs_only_signed_current_releases() {
     let list = ReleaseKeys::new(2, &publics).expect("keys");
     std::fs::write(dir.join("release.keys"), list.to_file()).expect("key list");
     for version in [2, 3] {
-        let (sha, _) = digest_file(&binary(version)).expect("digest");
-        std::fs::copy(binary(version), source.join(format!("sha256-{sha}"))).expect("stage");
+        Release::for_binary(&binary(version), "Kv", version, 0, 0)
+            .and_then(|r| r.add_to_source(&binary(version), &source))
+            .expect("stage");
     }
     let later = upshift::clock::now_ms() + 3_600_000;
     let node_addr = format!("127.0.0.1:{}", free_port());

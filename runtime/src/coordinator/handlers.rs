@@ -7,7 +7,6 @@ use crate::upgrade::api::{
     self, Control, ControlError, Event, Heartbeat, MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME,
     MAX_TEXT, Outcome, Pending, PublishError, RECENT_EVENTS, RequestError, Slot, StatusView,
 };
-use crate::upgrade::release::ReleaseError;
 use crate::upgrade::{Artifact, ArtifactError, NodeInfo, Upgrade};
 
 /// A field over its limit.
@@ -72,34 +71,14 @@ impl Coordinator {
             Artifact::Release(signed) => signed,
         };
         let release = signed.verify(keys, self.clock.now_ms())?;
-        if release.service != upgrade.service || release.version != upgrade.to {
-            return Err(ReleaseError::Mismatch {
-                expected: format!("{} v{}", upgrade.service, upgrade.to),
-                found: format!("{} v{}", release.service, release.version),
-            }
-            .into());
-        }
+        release.is_for(&upgrade.service, upgrade.to)?;
         let content = lock(&self.content);
-        let published =
-            content
-                .upgrades
-                .values()
-                .filter_map(|u| match Artifact::parse(&u.def.artifact) {
-                    Ok(Artifact::Release(r)) if r.release().service == release.service => {
-                        Some((r.release().sequence, r.release().sha256.clone()))
-                    }
-                    _ => None,
-                });
-        for (sequence, sha256) in published {
-            if release.sequence < sequence
-                || (release.sequence == sequence && release.sha256 != sha256)
+        for published in content.upgrades.values() {
+            if let Ok(Artifact::Release(earlier)) = Artifact::parse(&published.def.artifact)
+                && earlier.release().service == release.service
             {
-                return Err(ReleaseError::Rollback {
-                    service: release.service.clone(),
-                    sequence: release.sequence,
-                    seen: sequence,
-                }
-                .into());
+                let earlier = earlier.release();
+                release.not_older_than(earlier.sequence, &earlier.sha256)?;
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{Node, NodeError};
 use crate::sync::{blocking, lock};
-use crate::upgrade::release::{ReleaseError, Seen, fetch};
+use crate::upgrade::release::{Seen, fetch};
 use crate::upgrade::{Artifact, ArtifactError};
 
 impl Node {
@@ -46,13 +46,7 @@ impl Node {
             .await?;
         }
         let handed = started.elapsed();
-        let service = self.service();
-        let timeout = self.inner.config.quiesce_timeout;
-        if !service.quiesce(timeout).await {
-            let busy = service.in_flight();
-            service.reopen();
-            return Err(NodeError::Busy(busy, timeout));
-        }
+        let service = self.quiesce().await?;
         let quiesced = started.elapsed();
         // A journaled state has every acknowledged change on disk already,
         // and the next process replays the journal: a checkpoint here would
@@ -96,14 +90,9 @@ impl Node {
                 let release = signed
                     .verify(&policy.keys, crate::clock::now_ms())
                     .map_err(ArtifactError::from)?;
-                let to = self.version() + 1;
-                if release.service != self.inner.service || release.version != to {
-                    return Err(ArtifactError::from(ReleaseError::Mismatch {
-                        expected: format!("{} v{to}", self.inner.service),
-                        found: format!("{} v{}", release.service, release.version),
-                    })
-                    .into());
-                }
+                release
+                    .is_for(self.inner.service, self.version() + 1)
+                    .map_err(ArtifactError::from)?;
                 Seen::at(policy.store.join("seen"))
                     .accept(release)
                     .map_err(ArtifactError::from)?;

@@ -71,14 +71,8 @@ impl Node {
     async fn transform_in_pause(&self, to: u32, current: &mut Current) -> Result<(), NodeError> {
         let running = self.version();
         let stage = &self.inner.stages[&to];
-        let old = self.service();
         let paused = Instant::now();
-        let timeout = self.inner.config.quiesce_timeout;
-        if !old.quiesce(timeout).await {
-            let busy = old.in_flight();
-            old.reopen();
-            return Err(NodeError::Busy(busy, timeout));
-        }
+        let old = self.quiesce().await?;
         let result = (|| {
             let snapshot = (current.snapshot)()?;
             let storage = Storage::of(&self.inner.store, &self.inner.config);
@@ -168,15 +162,8 @@ impl Node {
         (mut prepared, staged): (Box<dyn Prepared>, Staged),
     ) -> Result<(), NodeError> {
         let running = self.version();
-        let old = self.service();
         let paused = Instant::now();
-        let timeout = self.inner.config.quiesce_timeout;
-        if !old.quiesce(timeout).await {
-            let busy = old.in_flight();
-            state.release();
-            old.reopen();
-            return Err(NodeError::Busy(busy, timeout));
-        }
+        let old = self.quiesce().await.inspect_err(|_| state.release())?;
         let last = state.seal(&format!(
             "the node switched to v{to}; this write reached v{running}'s state after it"
         ));
@@ -233,6 +220,20 @@ impl Node {
                 Err(e)
             }
         }
+    }
+
+    /// Holds new calls back (they get a retryable `Upgrading`) and waits
+    /// for those in flight; calls the upgrade off, reopened, when they do
+    /// not finish within the quiesce timeout.
+    pub(super) async fn quiesce(&self) -> Result<std::sync::Arc<crate::rpc::Service>, NodeError> {
+        let service = self.service();
+        let timeout = self.inner.config.quiesce_timeout;
+        if !service.quiesce(timeout).await {
+            let busy = service.in_flight();
+            service.reopen();
+            return Err(NodeError::Busy(busy, timeout));
+        }
+        Ok(service)
     }
 
     /// Serves `next` from now on.

@@ -86,7 +86,7 @@ pub struct FileStore {
     hook: Option<Hook>,
     /// The locked `<name>.lock`; the lock goes with the last clone. `None`
     /// for a store opened [read only](FileStore::open_read_only).
-    _lock: Option<Arc<File>>,
+    lock: Option<Arc<File>>,
 }
 
 impl fmt::Debug for FileStore {
@@ -157,7 +157,7 @@ impl FileStore {
     pub fn open(dir: impl Into<PathBuf>, name: &str) -> Result<Self, StoreError> {
         let mut store = Self::open_read_only(dir, name)?;
         let lock = take_lock(&store.dir.join(format!("{name}.lock")))?;
-        store._lock = Some(Arc::new(lock));
+        store.lock = Some(Arc::new(lock));
         Ok(store)
     }
 
@@ -189,13 +189,13 @@ impl FileStore {
             dir,
             name: name.to_string(),
             hook: None,
-            _lock: None,
+            lock: None,
         })
     }
 
     /// Refuses a change to a store opened read only.
     fn owned(&self, op: &'static str) -> Result<(), StoreError> {
-        match self._lock {
+        match self.lock {
             Some(_) => Ok(()),
             None => Err(StoreError::Io {
                 op,
@@ -429,7 +429,7 @@ struct Header {
 impl SnapshotStore for FileStore {
     fn read(&self) -> Result<Option<(Snapshot, PathBuf)>, StoreError> {
         let (committed, temporary) = self.scan()?;
-        let owned = self._lock.is_some();
+        let owned = self.lock.is_some();
         // A temporary file is a save that never committed.
         for tmp in temporary.iter().filter(|_| owned) {
             fs::remove_file(tmp).map_err(io("remove unfinished save", tmp))?;

@@ -196,6 +196,66 @@ impl Release {
         text
     }
 
+    /// The release of `binary` (its digest and length, streamed) for
+    /// `service` at `version`.
+    pub fn for_binary(
+        binary: &Path,
+        service: &str,
+        version: u32,
+        sequence: u64,
+        expires_ms: u64,
+    ) -> std::io::Result<Release> {
+        let (sha256, length) = digest_file(binary)?;
+        Ok(Release {
+            service: service.to_string(),
+            version,
+            sha256,
+            length,
+            sequence,
+            expires_ms,
+            lock: None,
+        })
+    }
+
+    /// The binary's file name in a release source and a node's store.
+    fn file_name(&self) -> String {
+        format!("sha256-{}", self.sha256)
+    }
+
+    /// Copies `binary` (this release's) into the release source `source`
+    /// under the name nodes fetch it by ([`fetch`]).
+    pub fn add_to_source(&self, binary: &Path, source: &Path) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(source)?;
+        let target = source.join(self.file_name());
+        std::fs::copy(binary, &target)?;
+        Ok(target)
+    }
+
+    /// Whether it is the release of `service` at `version` (an upgrade's).
+    pub fn is_for(&self, service: &str, version: u32) -> Result<(), ReleaseError> {
+        if self.service != service || self.version != version {
+            return Err(ReleaseError::Mismatch {
+                expected: format!("{service} v{version}"),
+                found: format!("{} v{}", self.service, self.version),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses it as a rollback from a release of its service accepted
+    /// before (`sequence`, `sha256`): a lower sequence, or the same one
+    /// with another binary.
+    pub fn not_older_than(&self, sequence: u64, sha256: &str) -> Result<(), ReleaseError> {
+        if self.sequence < sequence || (self.sequence == sequence && self.sha256 != sha256) {
+            return Err(ReleaseError::Rollback {
+                service: self.service.clone(),
+                sequence: self.sequence,
+                seen: sequence,
+            });
+        }
+        Ok(())
+    }
+
     /// The artifact string of this release signed by `keys`.
     pub fn sign(&self, keys: &[&SigningKey]) -> Result<String, ReleaseError> {
         self.check()?;
@@ -610,15 +670,8 @@ impl Seen {
     /// durably before returning.
     pub fn accept(&self, release: &Release) -> Result<(), ReleaseError> {
         let mut seen = self.read()?;
-        if let Some((sequence, sha)) = seen.get(&release.service)
-            && (release.sequence < *sequence
-                || (release.sequence == *sequence && *sha != release.sha256))
-        {
-            return Err(ReleaseError::Rollback {
-                service: release.service.clone(),
-                sequence: release.sequence,
-                seen: *sequence,
-            });
+        if let Some((sequence, sha)) = seen.get(&release.service) {
+            release.not_older_than(*sequence, sha)?;
         }
         seen.insert(
             release.service.clone(),
@@ -682,7 +735,7 @@ pub enum FetchError {
 /// the signed length; returns the verified copy's path. The path depends
 /// only on the signed digest, never on the caller.
 pub fn fetch(release: &Release, source: &Path, store: &Path) -> Result<PathBuf, FetchError> {
-    let name = format!("sha256-{}", release.sha256);
+    let name = release.file_name();
     let target = store.join(&name);
     let store_error = |e: std::io::Error| FetchError::Store {
         path: store.to_path_buf(),
