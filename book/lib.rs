@@ -16,6 +16,9 @@ pub mod node {}
 #[doc = include_str!("src/coordinator.md")]
 pub mod coordinator {}
 
+#[doc = include_str!("src/proving.md")]
+pub mod proving {}
+
 #[doc = include_str!("src/reference/interface.md")]
 pub mod interface {}
 

@@ -600,3 +600,19 @@ pub fn stages() -> Vec<Box<dyn upshift::node::Stage>> {
         ),
     ]
 }
+
+/// The key-value store's conformance tests ([`upshift::conformance`]): its
+/// stages, and the one answer its specification allows a future SO that
+/// the newer object never gives: a v2 node cannot tell when a value
+/// expires, so v3 callers it serves see [`Expiry::Unknown`].
+pub fn conformance() -> upshift::conformance::Conformance {
+    upshift::conformance::Conformance::new(stages()).accept_future(
+        |future: &v3::Response, object: &v3::Response| {
+            matches!(
+                (future, object),
+                (v3::Response::Get(Some(f)), v3::Response::Get(Some(o)))
+                    if f.value == o.value && f.expiry == Expiry::Unknown
+            )
+        },
+    )
+}

@@ -200,7 +200,7 @@ pub fn require_schemas<'a>(
         .filter(|ty| seen.insert(type_text(ty)))
         .map(|ty| {
             let span = syn::spanned::Spanned::span(ty);
-            quote::quote_spanned!(span=> ::upshift::schema::require::<#ty>();)
+            quote::quote_spanned!(span=> let _ = ::upshift::schema::require::<#ty>();)
         });
     quote::quote!(const _: () = { #(#requires)* };)
 }

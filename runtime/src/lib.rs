@@ -49,6 +49,7 @@
 extern crate self as upshift;
 
 pub mod clock;
+pub mod conformance;
 pub mod coordinator;
 pub mod docs;
 pub mod error;

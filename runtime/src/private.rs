@@ -40,3 +40,12 @@ pub fn encode_return<T: ::serde::Serialize + ?Sized>(
         .map(drop)
         .map_err(|e| crate::error::DispatchError::EncodeReturn(e.to_string()))
 }
+
+/// Reads a reply payload as a method's return value; `None` when it is not
+/// one (trailing bytes included).
+pub fn decode_reply<T: ::serde::de::DeserializeOwned>(payload: &[u8]) -> Option<T> {
+    match postcard::take_from_bytes(payload) {
+        Ok((value, [])) => Some(value),
+        _ => None,
+    }
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::NodeError;
 use crate::rpc::Service;
+use crate::schema::Encoding;
 use crate::state::{
     Durability, Durable, FileStore, Follower, Follows, Journaled, Snapshot, StateHandle, Versioned,
     follower,
@@ -72,6 +73,29 @@ pub trait Stage: Send + Sync + 'static {
         let _ = store;
         None
     }
+
+    /// Starts from `snapshot` (transformed to this version) or fresh state,
+    /// in memory: nothing is read or written on disk. What the conformance
+    /// tests (`upshift::conformance`) run each version on; `None` for a
+    /// stage that cannot.
+    fn start_in_memory(&self, snapshot: Option<&Snapshot>) -> Option<Result<Running, NodeError>> {
+        let _ = snapshot;
+        None
+    }
+
+    /// What this version's state encodes as, so states can be drawn for the
+    /// conformance tests; `None` for a stage that does not say.
+    fn state_encoding(&self) -> Option<&'static Encoding> {
+        None
+    }
+}
+
+/// The state of `S`'s version from `snapshot` (transformed), or fresh.
+fn decode_or_default<S: Versioned + Default>(snapshot: Option<&Snapshot>) -> Result<S, NodeError> {
+    Ok(match snapshot {
+        Some(s) => S::decode_from(s.version, &s.payload)?,
+        None => S::default(),
+    })
 }
 
 /// A stage whose state is [`Durable`]: every write the service makes
@@ -170,6 +194,17 @@ where
         let state =
             Durable::<S>::recover(storage.store, snapshot, storage.durability, self.follow)?;
         Self::running(&self.build, state)
+    }
+
+    fn start_in_memory(&self, snapshot: Option<&Snapshot>) -> Option<Result<Running, NodeError>> {
+        Some(
+            decode_or_default::<S>(snapshot)
+                .and_then(|state| Self::running(&self.build, Durable::in_memory(state))),
+        )
+    }
+
+    fn state_encoding(&self) -> Option<&'static Encoding> {
+        Some(S::ENCODING)
     }
 
     fn prepare(&self, store: &FileStore) -> Option<Result<Box<dyn Prepared>, NodeError>> {
@@ -300,12 +335,28 @@ where
         S::VERSION
     }
 
+    // Its state lives in memory; the store is not read at all.
     fn start(&self, snapshot: Option<&Snapshot>, _: Storage<'_>) -> Result<Running, NodeError> {
-        let state = match snapshot {
-            Some(s) => S::decode_from(s.version, &s.payload)?,
-            None => S::default(),
-        };
-        let (service, read) = (self.build)(state);
+        self.run(snapshot)
+    }
+
+    fn start_in_memory(&self, snapshot: Option<&Snapshot>) -> Option<Result<Running, NodeError>> {
+        Some(self.run(snapshot))
+    }
+
+    fn state_encoding(&self) -> Option<&'static Encoding> {
+        Some(S::ENCODING)
+    }
+}
+
+impl<S, F, G> StageFn<F, S, G>
+where
+    S: Versioned + Default + 'static,
+    F: Fn(S) -> (Service, G) + Send + Sync + 'static,
+    G: Fn() -> S + Send + Sync + 'static,
+{
+    fn run(&self, snapshot: Option<&Snapshot>) -> Result<Running, NodeError> {
+        let (service, read) = (self.build)(decode_or_default::<S>(snapshot)?);
         if service.version() != S::VERSION {
             return Err(NodeError::VersionMismatch {
                 service: service.version(),

@@ -3,6 +3,7 @@
 //! that answers it (exactly once, even if the service object panics).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use crate::error::DispatchError;
-use crate::schema::InterfaceSchema;
+use crate::schema::{InterfaceSchema, MethodEncoding};
 use crate::sync::until;
 use crate::wire::{self, Outgoing, Slots, Status};
 
@@ -31,17 +32,48 @@ pub trait Dispatch: Send + Sync + 'static {
         payload: &'a [u8],
         out: &'a mut Vec<u8>,
     ) -> impl Future<Output = Result<(), DispatchError>> + Send + 'a;
+
+    /// What each method's arguments and reply encode as, by method index.
+    /// Generated dispatchers tell; a hand-written one that does not cannot
+    /// be checked by `upshift::conformance`.
+    fn encodings(&self) -> &'static [MethodEncoding] {
+        &[]
+    }
 }
+
+/// A call answered in the caller's task, its future boxed: for tests and
+/// tools that call a service without a connection.
+pub(crate) type Local<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<u8>, DispatchError>> + Send + 'a>>;
 
 /// A [`Dispatch`] behind a pointer: the server spawns each call as a task of
 /// the concrete dispatcher's type, so no future is boxed per call.
 pub(crate) trait Erased: Send + Sync + 'static {
     fn answer(self: Arc<Self>, call: Incoming);
+    fn local<'a>(&'a self, method: u16, payload: &'a [u8]) -> Local<'a>;
+    fn interface(&self) -> &'static InterfaceSchema;
+    fn method_encodings(&self) -> &'static [MethodEncoding];
 }
 
 impl<D: Dispatch> Erased for D {
     fn answer(self: Arc<Self>, call: Incoming) {
         tokio::spawn(answer(self, call));
+    }
+
+    fn local<'a>(&'a self, method: u16, payload: &'a [u8]) -> Local<'a> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            self.call(method, payload, &mut out).await?;
+            Ok(out)
+        })
+    }
+
+    fn interface(&self) -> &'static InterfaceSchema {
+        self.schema()
+    }
+
+    fn method_encodings(&self) -> &'static [MethodEncoding] {
+        self.encodings()
     }
 }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::error::DispatchError;
 use crate::rpc::dispatch::{Dispatch, Erased, Gate, Incoming};
+use crate::schema::{InterfaceSchema, MethodEncoding};
 use crate::wire::{self, Status};
 
 /// How a node answers calls of one version.
@@ -205,6 +207,35 @@ impl Service {
     /// Admits calls again after [`Service::quiesce`].
     pub fn reopen(&self) {
         self.gate.open();
+    }
+
+    /// The interface and the methods' encodings of the dispatcher that
+    /// answers `version`, if one does.
+    pub fn describe(
+        &self,
+        version: u32,
+    ) -> Option<(&'static InterfaceSchema, &'static [MethodEncoding])> {
+        let entry = self.versions.get(&version)?;
+        Some((
+            entry.dispatch.interface(),
+            entry.dispatch.method_encodings(),
+        ))
+    }
+
+    /// Answers a call in the caller's task, without a connection: the
+    /// encoded reply, or why the dispatcher did not give one (an SO's
+    /// `Disallowed` among them). `None` when no dispatcher answers
+    /// `version`. The service's gate and counters are left alone: this is
+    /// for tests and tools that drive one service ([`crate::conformance`]
+    /// does), not a way around an upgrade's quiescence.
+    pub async fn call_local(
+        &self,
+        version: u32,
+        method: u16,
+        payload: &[u8],
+    ) -> Option<Result<Vec<u8>, DispatchError>> {
+        let entry = self.versions.get(&version)?;
+        Some(entry.dispatch.local(method, payload).await)
     }
 
     /// Calls being answered right now.

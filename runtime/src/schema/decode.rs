@@ -203,10 +203,15 @@ fn mentions_param(shape: &Shape) -> bool {
 }
 
 /// splitmix64: small, seeded, the same on every platform.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator that starts from `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -214,7 +219,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         if n == 0 { 0 } else { self.next() % n }
     }
 
@@ -250,6 +255,22 @@ fn varint(mut n: u128, out: &mut Vec<u8>) {
 #[derive(Default)]
 struct Walk<'s> {
     enclosing: Vec<&'s Shape>,
+    /// Draws from small domains (a few short strings, small numbers), so
+    /// that drawn calls meet: two `put`s and a `get` of the same key.
+    small: bool,
+}
+
+/// The bytes of a value drawn from `shape` from small domains: strings of
+/// `""`, `"a"`, `"b"`, numbers mostly below 4, at times an edge. What
+/// the conformance tests call methods with and start states from.
+pub(crate) fn draw_small(shape: &Shape, rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    Walk {
+        enclosing: Vec::new(),
+        small: true,
+    }
+    .draw(shape, rng, &mut out);
+    out
 }
 
 /// How deep recursive shapes are drawn before choosing what ends them.
@@ -274,6 +295,7 @@ impl<'s> Walk<'s> {
         let deep = self.recursions() > RECURSION;
         match shape {
             Shape::Unit | Shape::Invalid | Shape::Param(_) | Shape::Recurse => {}
+            Shape::Scalar(s) if self.small => draw_small_scalar(*s, rng, out),
             Shape::Scalar(s) => draw_scalar(*s, rng, out),
             Shape::Option(t) => {
                 let some = !deep && rng.below(2) == 1;
@@ -481,6 +503,28 @@ fn draw_scalar(s: Scalar, rng: &mut Rng, out: &mut Vec<u8>) {
     }
 }
 
+fn draw_small_scalar(s: Scalar, rng: &mut Rng, out: &mut Vec<u8>) {
+    const TEXTS: [&str; 5] = ["", "a", "b", "a", "ab"];
+    match s {
+        Scalar::Str | Scalar::Char => {
+            let text = if s == Scalar::Char {
+                ["a", "b"][rng.below(2) as usize]
+            } else {
+                TEXTS[rng.below(TEXTS.len() as u64) as usize]
+            };
+            varint(text.len() as u128, out);
+            out.extend(text.as_bytes());
+        }
+        Scalar::U8 | Scalar::I8 => out.push(rng.below(4) as u8),
+        Scalar::F32 => out.extend((rng.below(4) as f32).to_le_bytes()),
+        Scalar::F64 => out.extend((rng.below(4) as f64).to_le_bytes()),
+        // Mostly small, one draw in eight anything (edges included); signed
+        // ones are zigzagged, so small varints are small either way.
+        _ if rng.below(8) > 0 => varint(u128::from(rng.below(4)), out),
+        _ => draw_scalar(s, rng, out),
+    }
+}
+
 fn draw_char(rng: &mut Rng) -> char {
     if rng.below(4) > 0 {
         char::from(b' ' + rng.below(95) as u8)
@@ -489,14 +533,14 @@ fn draw_char(rng: &mut Rng) -> char {
     }
 }
 
-fn take<'b>(bytes: &'b [u8], at: &mut usize, n: usize) -> Option<&'b [u8]> {
+pub(super) fn take<'b>(bytes: &'b [u8], at: &mut usize, n: usize) -> Option<&'b [u8]> {
     let end = at.checked_add(n)?;
     let taken = bytes.get(*at..end)?;
     *at = end;
     Some(taken)
 }
 
-fn read_varint(bytes: &[u8], at: &mut usize, bits: u32) -> Option<u128> {
+pub(super) fn read_varint(bytes: &[u8], at: &mut usize, bits: u32) -> Option<u128> {
     let mut n: u128 = 0;
     let mut shift = 0;
     loop {
@@ -512,7 +556,7 @@ fn read_varint(bytes: &[u8], at: &mut usize, bits: u32) -> Option<u128> {
     }
 }
 
-fn read_scalar(s: Scalar, bytes: &[u8], at: &mut usize) -> Option<Node> {
+pub(super) fn read_scalar(s: Scalar, bytes: &[u8], at: &mut usize) -> Option<Node> {
     let unzigzag = |n: u128| ((n >> 1) as i128) ^ -((n & 1) as i128);
     Some(match s {
         Scalar::Bool => match take(bytes, at, 1)?[0] {

@@ -90,6 +90,17 @@ pub struct Field {
     pub encoding: &'static Encoding,
 }
 
+/// What one method's arguments and reply encode as: what a generated
+/// dispatcher tells through [`crate::rpc::Dispatch::encodings`], so calls
+/// can be drawn and replies read without the types (`upshift::conformance`).
+#[derive(Debug, Clone, Copy)]
+pub struct MethodEncoding {
+    /// Each argument's encoding, in order (the payload is their tuple).
+    pub args: &'static [&'static Encoding],
+    /// The return value's encoding (the payload of an `Ok` reply).
+    pub returns: &'static Encoding,
+}
+
 /// A variant of an enum.
 #[derive(Debug, Clone, Copy)]
 pub struct Variant {

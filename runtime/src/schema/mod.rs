@@ -21,8 +21,9 @@ mod decode;
 pub mod encoding;
 mod fill;
 mod record;
+mod value;
 
-pub use encoding::{Encoding, Field, Variant};
+pub use encoding::{Encoding, Field, MethodEncoding, Variant};
 
 /// What a user type that appears in messages or state is on the wire: its
 /// [`Encoding`]. Every type a versioned interface or state uses must have
@@ -217,9 +218,13 @@ tuple_schema!(
     (A, B, C, D, E, F)
 );
 
-/// Compile-time check the interface macro emits for every type in a version.
+/// Compile-time check the interface macro emits for every type in a
+/// version; its dispatcher reads the encodings through it too, so a type
+/// without a schema is one error at the type, not one per use of it.
 #[doc(hidden)]
-pub const fn require<T: Schema + ?Sized>() {}
+pub const fn require<T: Schema + ?Sized>() -> &'static Encoding {
+    T::ENCODING
+}
 
 /// What a derived type's fields name for the type itself (`Vec<Self>`):
 /// [`Encoding::Recurse`], so the encoding of a recursive type is finite.
@@ -233,8 +238,11 @@ impl Schema for Recurse {
 
 #[doc(hidden)]
 pub use decode::{Element, check_decoding, element};
+// The conformance tests draw calls and states, and read replies, by encoding.
+pub(crate) use decode::{Rng, draw_small};
 #[doc(hidden)]
 pub use fill::fill_lock;
+pub(crate) use value::{Value, read as read_value};
 
 /// A generic type's parameter, by position, where its own lock section
 /// records its encoding: [`Encoding::Param`].

@@ -12,7 +12,7 @@ use serde::ser::{self, Serialize};
 
 /// One value on the wire, framed the way postcard frames it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Node {
+pub(crate) enum Node {
     Bool(bool),
     Unsigned(u128),
     Signed(i128),

@@ -708,7 +708,9 @@ mod tests {
 
     /// A state where applying a change twice shows: a running sum and the
     /// list of what was added.
-    #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[derive(
+        Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize, upshift::Schema,
+    )]
     struct Sum {
         total: u64,
         added: Vec<u64>,
@@ -876,7 +878,9 @@ mod tests {
 
     /// The next version of `Sum`: signed amounts. Its transform keeps the
     /// total and the list; it follows `Sum`'s changes as the same amounts.
-    #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[derive(
+        Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize, upshift::Schema,
+    )]
     struct Tally {
         total: i64,
         log: Vec<i64>,

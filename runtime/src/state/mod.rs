@@ -23,8 +23,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The root type of one version of a node's state.
-pub trait Versioned: Serialize + DeserializeOwned + Sized {
+use crate::schema::Schema;
+
+/// The root type of one version of a node's state. Its [`Schema`] says what
+/// a snapshot's payload encodes as, so states can be drawn for the
+/// conformance tests (`upshift::conformance`).
+pub trait Versioned: Serialize + DeserializeOwned + Schema + Sized {
     /// Name of the state, written in every snapshot's header.
     const NAME: &'static str;
     /// This type's version.

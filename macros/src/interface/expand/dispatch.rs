@@ -90,6 +90,10 @@ impl<'a> VersionGen<'a> {
             let variant = m.variant();
             quote!(Response::#variant(ref __value) => ::upshift::__private::encode_return(__value, __out))
         });
+        let decoders = self.v.methods.iter().enumerate().map(|(i, m)| {
+            let (variant, i) = (m.variant(), i as u16);
+            quote!(#i => ::upshift::__private::decode_reply(__payload).map(Response::#variant))
+        });
         quote! {
             /// The answer to a call of this version; on the wire, the payload of an `Ok` reply.
             #[derive(::upshift::__private::serde::Serialize, ::upshift::__private::serde::Deserialize)]
@@ -107,6 +111,30 @@ impl<'a> VersionGen<'a> {
                     match *self {
                         #(#encoders,)*
                     }
+                }
+
+                /// Reads the reply payload of a call to method `method`;
+                /// `None` when it is not one.
+                pub fn decode(
+                    __method: ::core::primitive::u16,
+                    __payload: &[::core::primitive::u8],
+                ) -> ::core::option::Option<Self> {
+                    match __method {
+                        #(#decoders,)*
+                        _ => ::core::option::Option::None,
+                    }
+                }
+            }
+
+            #[automatically_derived]
+            impl ::upshift::conformance::Reply for Response {
+                const VERSION: ::core::primitive::u32 = VERSION;
+
+                fn decode(
+                    method: ::core::primitive::u16,
+                    payload: &[::core::primitive::u8],
+                ) -> ::core::option::Option<Self> {
+                    Response::decode(method, payload)
                 }
             }
         }
@@ -132,6 +160,22 @@ impl<'a> VersionGen<'a> {
                 }
             }
         });
+        // What each method's arguments and reply encode as, for tests that
+        // draw calls (`upshift::conformance`) and read replies.
+        // Read through `require`, spanned at the type as the schema check
+        // is, so a type without a schema is reported once, not twice.
+        let encoding = |ty: &syn::Type| {
+            let span = syn::spanned::Spanned::span(ty);
+            quote::quote_spanned!(span=> ::upshift::schema::require::<#ty>())
+        };
+        let encodings = self.v.methods.iter().map(|m| {
+            let args = m.args.iter().map(|a| encoding(&a.ty));
+            let ret = encoding(&m.ret);
+            quote!(::upshift::schema::MethodEncoding {
+                args: &[#(#args),*],
+                returns: #ret,
+            })
+        });
         quote! {
             /// Serves this version's calls on a node through `I`: the node's
             /// object, or an SO chain that ends in it.
@@ -142,6 +186,11 @@ impl<'a> VersionGen<'a> {
             impl<I: Interface> ::upshift::Dispatch for Dispatcher<I> {
                 fn schema(&self) -> &'static ::upshift::schema::InterfaceSchema {
                     &SCHEMA
+                }
+
+                fn encodings(&self) -> &'static [::upshift::schema::MethodEncoding] {
+                    const ENCODINGS: &[::upshift::schema::MethodEncoding] = &[#(#encodings),*];
+                    ENCODINGS
                 }
 
                 // A version without methods has only the unknown-method arm.
