@@ -41,7 +41,7 @@ use crate::clock;
 use crate::error::DispatchError;
 use crate::node::{NodeError, Running, Stage};
 use crate::rpc::{Route, Service};
-use crate::schema::{self, Encoding, InterfaceSchema, Rng, Value};
+use crate::schema::{self, Encoding, InterfaceSchema, Rng};
 use crate::state::{Snapshot, Versioned};
 
 /// A version's reply type (the generated `vN::Response`), for
@@ -941,7 +941,7 @@ impl Conformance {
                 // here the two histories differ, and nothing more compares.
                 (Outcome::Answer(_), Outcome::Refused(_)) => break,
                 (Outcome::Answer(a), Outcome::Answer(b)) => {
-                    if same(&method.returns, a, b) {
+                    if schema::same_value(&method.returns, a, b) {
                         continue;
                     }
                     let accepted = matches!(route, Route::FutureSo(_))
@@ -955,7 +955,7 @@ impl Conformance {
                             format!(
                                 "{} answers {}",
                                 reference_name(pair, reference),
-                                show(&method.returns, b)
+                                schema::show_value(&method.returns, b)
                             ),
                         );
                     }
@@ -1063,24 +1063,6 @@ fn smaller(case: &Case, at: usize) -> Vec<Case> {
     out
 }
 
-/// Whether two replies hold the same value (a map's entries in any order).
-fn same(shape: &Shape, a: &[u8], b: &[u8]) -> bool {
-    if a == b {
-        return true;
-    }
-    match (schema::read_value(shape, a), schema::read_value(shape, b)) {
-        (Some(a), Some(b)) => a.normalized() == b.normalized(),
-        _ => false,
-    }
-}
-
-fn show(shape: &Shape, bytes: &[u8]) -> String {
-    schema::read_value(shape, bytes).map_or_else(
-        || format!("{} bytes that do not read as the return type", bytes.len()),
-        |v: Value| v.to_string(),
-    )
-}
-
 fn reference_name(pair: &Pair<'_>, plan: Plan) -> String {
     match plan {
         Plan::Old => format!("the v{} object, never upgraded,", pair.from),
@@ -1112,7 +1094,11 @@ impl Pair<'_> {
         match (&case.start, &self.state) {
             (None, _) => out.push_str("  start: fresh state (`Default`)\n"),
             (Some(payload), Some(shape)) => {
-                let _ = writeln!(out, "  start: v{from} state {}", show(shape, payload));
+                let _ = writeln!(
+                    out,
+                    "  start: v{from} state {}",
+                    schema::show_value(shape, payload)
+                );
             }
             (Some(_), None) => out.push_str("  start: a drawn state\n"),
         }
@@ -1135,7 +1121,7 @@ impl Pair<'_> {
             match verdict.seen.get(i) {
                 Some(Some((outcome, route))) => {
                     let shown = match outcome {
-                        Outcome::Answer(reply) => show(&method.returns, reply),
+                        Outcome::Answer(reply) => schema::show_value(&method.returns, reply),
                         Outcome::Refused(why) => format!("refused: {why}"),
                         Outcome::Failed(why) => format!("failed: {why}"),
                     };
@@ -1155,18 +1141,7 @@ impl Pair<'_> {
     }
 
     fn show_call(&self, method: &Method, payload: &[u8]) -> String {
-        let shape = Shape::Tuple(method.args.iter().map(|(_, s)| s.clone()).collect());
-        let args = match schema::read_value(&shape, payload) {
-            Some(Value::Tuple(values)) => method
-                .args
-                .iter()
-                .zip(values)
-                .map(|((name, _), value)| format!("{name}: {value}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => format!("{} bytes", payload.len()),
-        };
-        format!("{}({args})", method.name)
+        schema::show_call(&method.name, &method.args, payload)
     }
 }
 

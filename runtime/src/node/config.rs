@@ -53,6 +53,16 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// The next version, run as a shadow before the switch, did not answer
+    /// as the running version did (or saw too few calls to tell); the node
+    /// stays on the version it runs.
+    #[error("shadowing v{version} before switching to it failed: {reason}")]
+    Shadow {
+        /// The version shadowed.
+        version: u32,
+        /// What it answered otherwise, first; or why it could not tell.
+        reason: String,
+    },
     /// A stage built a service of another version than its state's.
     #[error(
         "the stage for v{state} built a service that runs v{service}; a stage's service and state must have one version"
@@ -130,6 +140,12 @@ pub struct NodeConfig {
     /// signed by enough of the keys, current and not expired, and never a
     /// `file:` path; when unset (development), signed releases are refused.
     pub releases: Option<ReleasePolicy>,
+    /// Shadow verification of in-process upgrades: before switching, the
+    /// next version runs beside the current one on a copy of the state,
+    /// every call is mirrored to it for the soak, and the node switches
+    /// only if the shadow answered every compared call as the current
+    /// version did ([`ShadowPolicy`](super::ShadowPolicy)). Off by default.
+    pub shadow: Option<super::ShadowPolicy>,
 }
 
 /// How a node checks and fetches signed releases
@@ -177,6 +193,7 @@ impl NodeConfig {
             server: crate::rpc::ServerConfig::default(),
             durability: crate::state::Durability::default(),
             releases: None,
+            shadow: None,
         }
     }
 }

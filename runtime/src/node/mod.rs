@@ -6,6 +6,7 @@
 mod agent;
 mod config;
 mod restart;
+mod shadow;
 mod stage;
 mod upgrade;
 
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub use config::{NodeConfig, NodeError, ReleasePolicy};
+pub use shadow::{ShadowPolicy, ShadowReport};
 pub use stage::{DurableStage, Prepared, Running, Stage, Storage, durable_stage, stage};
 
 use crate::rpc::{Listener, Server, Service};
@@ -72,6 +74,8 @@ struct Inner {
     pauses: std::sync::Mutex<Vec<(u32, Duration)>>,
     /// The running version's journaled state, if its stage keeps one.
     state: std::sync::Mutex<Option<StateHandle>>,
+    /// What the last shadowing saw ([`NodeConfig::shadow`]).
+    shadowed: std::sync::Mutex<Option<ShadowReport>>,
 }
 
 /// One node: a service at its current version, its state store, and the
@@ -256,6 +260,7 @@ impl Node {
                 nudge: tokio::sync::Notify::new(),
                 pauses: std::sync::Mutex::new(Vec::new()),
                 state: std::sync::Mutex::new(running.state),
+                shadowed: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -307,6 +312,12 @@ impl Node {
     pub fn problem(&self) -> Option<String> {
         let state = lock(&self.inner.state).clone();
         state.and_then(|s| s.failure()).map(|why| why.to_string())
+    }
+
+    /// What the last shadowing of an upgrade saw, if one ran
+    /// ([`NodeConfig::shadow`]).
+    pub fn shadowed(&self) -> Option<ShadowReport> {
+        lock(&self.inner.shadowed).clone()
     }
 
     /// Saves the current state as the committed snapshot; for a journaled

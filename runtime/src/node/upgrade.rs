@@ -47,6 +47,9 @@ impl Node {
                 known: self.inner.stages.keys().copied().collect(),
             });
         }
+        if let Some(policy) = self.inner.config.shadow {
+            self.shadow(to, policy, &current).await?;
+        }
         let state = lock(&self.inner.state).clone();
         if let Some(state) = state
             && let Some(from) = state.tap_or_checkpoint(self, &current).await?
@@ -271,7 +274,10 @@ impl StateHandle {
 
 /// Runs the next version's code (`prepare`, `follow`: the user's), turning
 /// a panic into an error so the node stays on its version.
-fn guarded<T>(to: u32, work: impl FnOnce() -> Result<T, NodeError>) -> Result<T, NodeError> {
+pub(super) fn guarded<T>(
+    to: u32,
+    work: impl FnOnce() -> Result<T, NodeError>,
+) -> Result<T, NodeError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
         let reason = panic
             .downcast_ref::<&str>()

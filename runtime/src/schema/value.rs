@@ -31,6 +31,42 @@ pub(crate) fn read(shape: &Shape, bytes: &[u8]) -> Option<Value> {
     (at == bytes.len()).then_some(value)
 }
 
+/// Whether two encodings of `shape` hold the same value (a map's entries
+/// in any order).
+pub(crate) fn same(shape: &Shape, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (read(shape, a), read(shape, b)) {
+        (Some(a), Some(b)) => a.normalized() == b.normalized(),
+        _ => false,
+    }
+}
+
+/// An encoded value of `shape` as a person reads it.
+pub(crate) fn show(shape: &Shape, bytes: &[u8]) -> String {
+    read(shape, bytes).map_or_else(
+        || format!("{} bytes that do not read as the type", bytes.len()),
+        |v| v.to_string(),
+    )
+}
+
+/// A call as a person reads it: `get(key: "a")`, from the method's name,
+/// its arguments' names and shapes, and the encoded arguments.
+pub(crate) fn show_call(name: &str, args: &[(String, Shape)], payload: &[u8]) -> String {
+    let shape = Shape::Tuple(args.iter().map(|(_, s)| s.clone()).collect());
+    let args = match read(&shape, payload) {
+        Some(Value::Tuple(values)) => args
+            .iter()
+            .zip(values)
+            .map(|((name, _), value)| format!("{name}: {value}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => format!("{} bytes", payload.len()),
+    };
+    format!("{name}({args})")
+}
+
 impl Value {
     /// The value with every map's entries in key order, so two maps that
     /// hold the same entries compare equal whatever order they wrote them

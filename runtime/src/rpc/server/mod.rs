@@ -145,12 +145,18 @@ impl Server {
     /// Serves `service`, replacing a service of the same name; returns the
     /// replaced one. Calls already running finish on the old service.
     pub fn install(&self, service: Service) -> Option<Arc<Service>> {
+        self.install_shared(Arc::new(service))
+    }
+
+    /// [`Server::install`] for a service already shared: one that was
+    /// served before and is put back.
+    pub fn install_shared(&self, service: Arc<Service>) -> Option<Arc<Service>> {
         let mut services = self
             .inner
             .services
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        let replaced = services.insert(service.name(), Arc::new(service));
+        let replaced = services.insert(service.name(), service);
         // Connections cache their lookup; a new generation makes them look again.
         self.inner.generation.fetch_add(1, Ordering::Release);
         replaced
