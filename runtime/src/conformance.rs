@@ -217,35 +217,29 @@ impl Conformance {
                         .build()
                     {
                         Ok(rt) => rt.block_on(self.run_all()),
-                        Err(e) => Report {
-                            seed: self.seed,
-                            checked: Vec::new(),
-                            skipped: Vec::new(),
-                            failures: vec![Failure {
-                                from: 0,
-                                to: 0,
-                                property: Property::Transform,
-                                script: format!("no check ran: a tokio runtime did not start: {e}"),
-                            }],
-                        },
+                        Err(e) => self.stopped(format!("a tokio runtime did not start: {e}")),
                     }
                 })
                 .join()
-                .unwrap_or_else(|panic| Report {
-                    seed: self.seed,
-                    checked: Vec::new(),
-                    skipped: Vec::new(),
-                    failures: vec![Failure {
-                        from: 0,
-                        to: 0,
-                        property: Property::Transform,
-                        script: format!(
-                            "the checks stopped: a panic outside any call: {}",
-                            message(&*panic)
-                        ),
-                    }],
+                .unwrap_or_else(|panic| {
+                    self.stopped(format!("a panic outside any call: {}", message(&*panic)))
                 })
         })
+    }
+
+    /// The report of a run that could not check anything, and why.
+    fn stopped(&self, why: String) -> Report {
+        Report {
+            seed: self.seed,
+            checked: Vec::new(),
+            skipped: Vec::new(),
+            failures: vec![Failure {
+                from: 0,
+                to: 0,
+                property: Property::Transform,
+                script: format!("the checks stopped: {why}"),
+            }],
+        }
     }
 
     async fn run_all(&self) -> Report {
