@@ -4,7 +4,9 @@
 //! - `b_same_version`: a v3 upshift client calling a v3 node (the object);
 //! - `c_one_past_so`: a v2 client on the v3 node (one past SO);
 //! - `d_two_past_sos`: a v1 client on the v3 node (two chained past SOs);
-//! - `e_tarpc`: the same service in tarpc (bincode over TCP).
+//! - `e_tarpc`: the same service in tarpc (bincode over TCP);
+//! - `f_same_version_tls`: `b_same_version` over mutual TLS 1.3 (rustls,
+//!   `ring`; certificates from a development CA made for the run).
 //!
 //! `latency` makes one call per iteration; `throughput` makes 128 concurrent
 //! calls on one connection per iteration. Run: `cargo bench -p upshift-benches --bench rpc`.
@@ -45,7 +47,9 @@ struct Setup {
     c2: v2::Client,
     c1: v1::Client,
     tarpc: TarpcKvClient,
+    tls: v3::Client,
     _listener: upshift::Listener,
+    _tls_listener: upshift::Listener,
 }
 
 static SETUP: LazyLock<Setup> = LazyLock::new(|| {
@@ -96,9 +100,10 @@ static SETUP: LazyLock<Setup> = LazyLock::new(|| {
         let transport = tarpc::serde_transport::Transport::from((stream, Bincode::default()));
         let tarpc = TarpcKvClient::new(tarpc::client::Config::default(), transport).spawn();
 
-        (raw, conn, tarpc, listener)
+        let (tls, tls_listener) = tls_client().await;
+        (raw, conn, tarpc, listener, tls, tls_listener)
     });
-    let (raw, conn, tarpc, listener) = setup;
+    let (raw, conn, tarpc, listener, tls, tls_listener) = setup;
     Setup {
         rt,
         raw,
@@ -106,9 +111,45 @@ static SETUP: LazyLock<Setup> = LazyLock::new(|| {
         c2: v2::Client::new(conn.clone()),
         c1: v1::Client::new(conn),
         tarpc,
+        tls,
         _listener: listener,
+        _tls_listener: tls_listener,
     }
 });
+
+/// A v3 node served with mutual TLS and a v3 client with its certificate.
+async fn tls_client() -> (v3::Client, upshift::Listener) {
+    use upshift::rpc::tls::dev::DevCa;
+    use upshift::rpc::{ClientTls, Identity, Role, ServerTls, TlsFiles};
+    let dir = std::env::temp_dir().join(format!("upshift-bench-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ca = DevCa::open_or_create(&dir).expect("a CA");
+    let hosts = ["127.0.0.1".to_string()];
+    ca.issue(&dir, "node", &Identity::new(Role::Node, "n1"), &hosts)
+        .expect("node certificate");
+    ca.issue(
+        &dir,
+        "client",
+        &Identity::new(Role::Reader, "bench"),
+        &hosts,
+    )
+    .expect("client certificate");
+    let config = upshift::ServerConfig {
+        tls: Some(ServerTls::from_files(&TlsFiles::in_dir(&dir, "node")).expect("server TLS")),
+        ..upshift::ServerConfig::default()
+    };
+    let server = Server::with_config(upshift_examples::kv::service(3, false), config);
+    let listener = server.listen("127.0.0.1:0").await.expect("bind");
+    let config = upshift::ClientConfig {
+        tls: Some(ClientTls::from_files(&TlsFiles::in_dir(&dir, "client")).expect("client TLS")),
+        ..upshift::ClientConfig::default()
+    };
+    let conn = Connection::connect_with(listener.local_addr(), config)
+        .await
+        .expect("connect over TLS");
+    let _ = std::fs::remove_dir_all(&dir);
+    (v3::Client::new(conn), listener)
+}
 
 fn key(i: usize) -> String {
     format!("key-{:04}", i % 1000)
@@ -139,6 +180,14 @@ async fn one_past_so(i: usize) {
 
 async fn two_past_sos(i: usize) {
     SETUP.c1.put(key(i), VALUE.into()).await.expect("put");
+}
+
+async fn same_version_tls(i: usize) {
+    SETUP
+        .tls
+        .put(key(i), VALUE.into(), None)
+        .await
+        .expect("put");
 }
 
 async fn with_tarpc(i: usize) {
@@ -189,6 +238,7 @@ variants! {
     c_one_past_so => one_past_so,
     d_two_past_sos => two_past_sos,
     e_tarpc => with_tarpc,
+    f_same_version_tls => same_version_tls,
 }
 
 fn main() {

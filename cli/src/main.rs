@@ -8,6 +8,7 @@
 mod docs;
 mod lock;
 mod release;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,16 @@ use upshift::upgrade::{NodeState, RolloutState, Upgrade};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Mutual TLS: a directory of certificates (`upshift keys tls`). The
+    /// coordinator serves with `coordinator.pem`; the other commands call
+    /// it with the certificate `--as` names.
+    #[arg(long, global = true)]
+    tls: Option<PathBuf>,
+    /// Whose certificate in `--tls` to call with: a file name without
+    /// `.pem` (`operator-alice`, `reader-bob`); by default the directory's
+    /// only `operator-*` certificate.
+    #[arg(long = "as", global = true)]
+    identity: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -190,6 +201,28 @@ enum KeysAction {
         #[arg(long, default_value_t = 1)]
         threshold: u32,
     },
+    /// Development certificates for mutual TLS: a CA (`ca.pem`, `ca.key`,
+    /// made once), the coordinator's, and one per node, operator and
+    /// reader named. Production certificates come from your own PKI, with
+    /// the same identity URIs (`upshift://node/ID`, …).
+    Tls {
+        /// Where to write them (the CA there is reused).
+        dir: PathBuf,
+        /// A node id: writes `node-ID.pem` (may repeat).
+        #[arg(long)]
+        node: Vec<String>,
+        /// An operator's name: writes `operator-NAME.pem` (may repeat;
+        /// `admin` when none is given).
+        #[arg(long)]
+        operator: Vec<String>,
+        /// A reader's name: writes `reader-NAME.pem` (may repeat).
+        #[arg(long)]
+        reader: Vec<String>,
+        /// A host name or IP address the coordinator and nodes are reached
+        /// at (may repeat; `127.0.0.1` and `localhost` when none is given).
+        #[arg(long)]
+        host: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,7 +244,11 @@ impl<E: std::fmt::Display> From<E> for Failure {
 async fn main() -> ExitCode {
     upshift::logs::init();
     let cli = Cli::parse();
-    match run(cli.command).await {
+    let access = tls::Access {
+        dir: cli.tls,
+        identity: cli.identity,
+    };
+    match run(cli.command, &access).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(line, code)) => {
             eprintln!("error: {line}");
@@ -220,14 +257,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn client(addr: SocketAddr) -> Result<api::v2::Client, Failure> {
-    let conn = Connection::connect(addr)
+async fn client(addr: SocketAddr, access: &tls::Access) -> Result<api::v2::Client, Failure> {
+    let config = upshift::ClientConfig {
+        tls: access.client()?,
+        ..upshift::ClientConfig::default()
+    };
+    let conn = Connection::connect_with(addr, config)
         .await
         .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
     Ok(api::v2::Client::new(conn).with_deadline(Duration::from_secs(10)))
 }
 
-async fn run(command: Command) -> Result<(), Failure> {
+async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
     match command {
         Command::Check {
             manifest_path,
@@ -291,10 +332,17 @@ async fn run(command: Command) -> Result<(), Failure> {
                     "WARNING: no --release-keys: this coordinator publishes unsigned `file:` artifacts, which nodes without release keys run"
                 ),
             }
-            let (_server, listener) = coordinator
-                .serve(listen.as_str())
-                .await
-                .map_err(|e| Failure(format!("cannot listen on {listen}: {e}"), 2))?;
+            let served = match access.server()? {
+                Some(tls) => coordinator.serve_tls(listen.as_str(), tls).await,
+                None => {
+                    eprintln!(
+                        "WARNING: no --tls: this coordinator serves plain TCP, and anyone who can reach it can publish upgrades and steer rollouts"
+                    );
+                    coordinator.serve(listen.as_str()).await
+                }
+            };
+            let (_server, listener) =
+                served.map_err(|e| Failure(format!("cannot listen on {listen}: {e}"), 2))?;
             println!(
                 "coordinator listening on {} (UDB {})",
                 listener.local_addr(),
@@ -311,11 +359,21 @@ async fn run(command: Command) -> Result<(), Failure> {
                     threshold,
                 },
         } => release::generate(&dir, count, threshold),
+        Command::Keys {
+            action:
+                KeysAction::Tls {
+                    dir,
+                    node,
+                    operator,
+                    reader,
+                    host,
+                },
+        } => tls::generate(&dir, &node, &operator, &reader, &host),
         Command::Release {
             action: ReleaseAction::Sign(args),
         } => release::sign(args),
         Command::Status { coordinator } => {
-            let status = client(coordinator).await?.status().await?;
+            let status = client(coordinator, access).await?.status().await?;
             print!("{}", render_status(&status));
             Ok(())
         }
@@ -339,7 +397,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 artifact,
                 notes,
             };
-            let id = client(coordinator)
+            let id = client(coordinator, access)
                 .await?
                 .publish(def)
                 .await?
@@ -350,24 +408,29 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Watch {
             coordinator,
             upgrade,
-        } => watch(client(coordinator).await?, upgrade).await,
+        } => watch(client(coordinator, access).await?, upgrade).await,
         Command::Pause {
             coordinator,
             upgrade,
-        } => control(coordinator, upgrade, Control::Pause).await,
+        } => control(coordinator, upgrade, Control::Pause, access).await,
         Command::Resume {
             coordinator,
             upgrade,
-        } => control(coordinator, upgrade, Control::Resume).await,
+        } => control(coordinator, upgrade, Control::Resume, access).await,
         Command::Abort {
             coordinator,
             upgrade,
-        } => control(coordinator, upgrade, Control::Abort).await,
+        } => control(coordinator, upgrade, Control::Abort, access).await,
     }
 }
 
-async fn control(addr: SocketAddr, upgrade: u64, action: Control) -> Result<(), Failure> {
-    client(addr)
+async fn control(
+    addr: SocketAddr,
+    upgrade: u64,
+    action: Control,
+    access: &tls::Access,
+) -> Result<(), Failure> {
+    client(addr, access)
         .await?
         .control(upgrade, action)
         .await?

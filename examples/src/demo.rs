@@ -392,22 +392,32 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
             releases.dir.display()
         ));
     }
-    let (_coordinator, coordinator) = coordinator.serve("127.0.0.1:0").await?;
+    // Every connection is mutual TLS, with certificates made here: the
+    // coordinator's, each node's, the operator's and the clients'.
+    let tls = Tls::generate(&dir, options.nodes)?;
+    let (_coordinator, coordinator) = coordinator
+        .serve_tls("127.0.0.1:0", tls.server("coordinator")?)
+        .await?;
     say(format!(
-        "coordinator on {} (embedded UDB: {})",
+        "coordinator on {} (mutual TLS, certificates in {}; embedded UDB: {})",
         coordinator.local_addr(),
+        tls.dir.display(),
         dir.join("udb.redb").display()
     ));
-    let operator = api::v2::Client::new(Connection::connect(coordinator.local_addr()).await?);
+    let operator = api::v2::Client::new(
+        tls.connect(coordinator.local_addr(), "operator-demo")
+            .await?,
+    );
 
     let cluster = match &options.restart_binaries {
-        None => Cluster::in_process(&dir, options.nodes, coordinator.local_addr()).await?,
+        None => Cluster::in_process(&dir, options.nodes, coordinator.local_addr(), &tls).await?,
         Some(bin) => Cluster::processes(
             &dir,
             bin,
             options.nodes,
             coordinator.local_addr(),
             releases.as_ref(),
+            &tls,
         )?,
     };
     for (i, addr) in cluster.addrs.iter().enumerate() {
@@ -431,7 +441,7 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     });
     let mut clients = Vec::new();
     for (i, addr) in cluster.addrs.iter().enumerate() {
-        let conn = Connection::connect(addr).await?;
+        let conn = tls.connect(*addr, "reader-clients").await?;
         for version in 1..=3 {
             clients.push(tokio::spawn(client_loop(
                 shared.clone(),
@@ -509,8 +519,8 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
     let mut missing = Vec::new();
     let mut checked = 0;
     for (i, addr) in cluster.addrs.iter().enumerate() {
-        let reader =
-            v3::Client::new(Connection::connect(addr).await?).with_retry(RetryPolicy::default());
+        let reader = v3::Client::new(tls.connect(*addr, "reader-clients").await?)
+            .with_retry(RetryPolicy::default());
         for (key, value) in acked.get(&i).into_iter().flatten() {
             checked += 1;
             match reader.get(key.clone()).await? {
@@ -558,6 +568,70 @@ struct Cluster {
     addrs: Vec<SocketAddr>,
     in_process: Vec<(Node, Listener)>,
     supervisors: Vec<(Child, PathBuf)>,
+}
+
+/// The demo's certificates: a development CA, and one certificate for the
+/// coordinator, each node, the operator and the clients.
+struct Tls {
+    dir: PathBuf,
+}
+
+impl Tls {
+    fn generate(dir: &Path, nodes: usize) -> Result<Self, Box<dyn std::error::Error>> {
+        use upshift::rpc::{Identity, Role, tls::dev::DevCa};
+        let dir = dir.join("certs");
+        let ca = DevCa::open_or_create(&dir)?;
+        let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let mut issued = vec![
+            (
+                "coordinator".to_string(),
+                Identity::new(Role::Coordinator, "demo"),
+            ),
+            (
+                "operator-demo".to_string(),
+                Identity::new(Role::Operator, "demo"),
+            ),
+            (
+                "reader-clients".to_string(),
+                Identity::new(Role::Reader, "clients"),
+            ),
+        ];
+        for i in 0..nodes {
+            issued.push((
+                format!("node-node{i}"),
+                Identity::new(Role::Node, format!("node{i}")),
+            ));
+        }
+        for (file, identity) in &issued {
+            ca.issue(&dir, file, identity, &hosts)?;
+        }
+        Ok(Tls { dir })
+    }
+
+    fn files(&self, name: &str) -> upshift::rpc::TlsFiles {
+        upshift::rpc::TlsFiles::in_dir(&self.dir, name)
+    }
+
+    fn server(&self, name: &str) -> Result<upshift::rpc::ServerTls, upshift::rpc::TlsError> {
+        upshift::rpc::ServerTls::from_files(&self.files(name))
+    }
+
+    fn client(&self, name: &str) -> Result<upshift::rpc::ClientTls, upshift::rpc::TlsError> {
+        upshift::rpc::ClientTls::from_files(&self.files(name))
+    }
+
+    /// A connection to `addr` with the certificate `name`.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+    ) -> Result<Connection, Box<dyn std::error::Error>> {
+        let config = upshift::ClientConfig {
+            tls: Some(self.client(name)?),
+            ..upshift::ClientConfig::default()
+        };
+        Ok(Connection::connect_with(addr, config).await?)
+    }
 }
 
 /// The demo's release keys and release source (restart mode).
@@ -626,12 +700,16 @@ impl Cluster {
         dir: &Path,
         count: usize,
         coordinator: SocketAddr,
+        tls: &Tls,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let mut cluster = Cluster::empty();
         for i in 0..count {
             let store = FileStore::open(dir.join(format!("node{i}")), crate::kv::state::NAME)?;
             let mut config = NodeConfig::new(format!("node{i}"));
             config.heartbeat = Duration::from_millis(50);
+            let certificate = format!("node-node{i}");
+            config.coordinator_tls = Some(tls.client(&certificate)?);
+            config.server.tls = Some(tls.server(&certificate)?);
             let node = Node::start(config, store, crate::kv::stages(), 1)?;
             let listener = node.listen("127.0.0.1:0").await?;
             node.run_agent(coordinator, listener.local_addr().to_string());
@@ -649,6 +727,7 @@ impl Cluster {
         count: usize,
         coordinator: SocketAddr,
         releases: Option<&Releases>,
+        tls: &Tls,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let mut cluster = Cluster::empty();
         for i in 0..count {
@@ -670,6 +749,7 @@ impl Cluster {
                     &format!("node{i}"),
                 ])
                 .args(releases.map_or_else(Vec::new, Releases::node_args))
+                .args(["--tls", &tls.dir.display().to_string()])
                 .stdout(Stdio::null())
                 .stderr(node_log(i)?)
                 .spawn()

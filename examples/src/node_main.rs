@@ -48,11 +48,15 @@ pub struct Options {
     pub release_keys: Option<PathBuf>,
     /// Where signed binaries are (`sha256-<hex>`).
     pub release_source: Option<PathBuf>,
+    /// Mutual TLS: a directory from `upshift keys tls` holding `ca.pem` and
+    /// this node's `node-ID.pem` and `.key`, used to call the coordinator
+    /// and to serve.
+    pub tls: Option<PathBuf>,
 }
 
 impl Options {
     /// Parses `--state DIR --listen ADDR --coordinator ADDR --id ID [--group G]
-    /// [--release-keys FILE --release-source DIR]`.
+    /// [--release-keys FILE --release-source DIR] [--tls DIR]`.
     pub fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut map = std::collections::BTreeMap::new();
         let mut args = args.peekable();
@@ -74,6 +78,7 @@ impl Options {
             group: take("group").unwrap_or_else(|_| "kv".into()),
             release_keys: take("release-keys").ok().map(PathBuf::from),
             release_source: take("release-source").ok().map(PathBuf::from),
+            tls: take("tls").ok().map(PathBuf::from),
         })
     }
 }
@@ -147,6 +152,18 @@ pub async fn run(newest: u32) -> Result<(), String> {
         }
         _ => return Err("--release-keys and --release-source go together".into()),
     };
+    if let Some(dir) = &options.tls {
+        let files = upshift::rpc::TlsFiles::in_dir(dir, &format!("node-{}", options.id));
+        config.coordinator_tls =
+            Some(upshift::rpc::ClientTls::from_files(&files).map_err(|e| format!("--tls: {e}"))?);
+        config.server.tls =
+            Some(upshift::rpc::ServerTls::from_files(&files).map_err(|e| format!("--tls: {e}"))?);
+    } else {
+        eprintln!(
+            "{}: WARNING: no --tls: this node serves plain TCP and reports to the coordinator unauthenticated",
+            options.id
+        );
+    }
     config.heartbeat = Duration::from_millis(50);
     let next = options.state.join("next-binary");
     config.restart = Some(Arc::new(move |binary: PathBuf| {

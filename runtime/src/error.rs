@@ -88,6 +88,11 @@ pub enum CallError {
          it takes no writes until it restarts"
     )]
     Unavailable(String),
+    /// The node refused the call for who made it: the identity of the
+    /// client's certificate (or the lack of one) does not allow it. The
+    /// call did not run.
+    #[error("the call is not allowed: {0}")]
+    Forbidden(String),
     /// No reply arrived within the deadline; the call may or may not have run.
     #[error("no reply within the deadline of {0:?}; the call may or may not have run")]
     DeadlineExceeded(Duration),
@@ -166,6 +171,10 @@ pub enum DispatchError {
     /// The return value could not be encoded (its `Serialize` impl failed).
     #[error("the return value could not be encoded: {0}")]
     EncodeReturn(String),
+    /// The caller may not make this call: its identity (from its TLS
+    /// certificate), or the lack of one, does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 thread_local! {

@@ -33,12 +33,15 @@ fn allowed(unit: &str) -> Option<Vec<&'static str>> {
     })
 }
 
-/// Inside `rpc`: dispatch ← service ← server; client alone; memory sees both sides.
+/// Inside `rpc`: dispatch ← service ← server; client alone; memory sees
+/// both sides; tls (mutual TLS, the caller's identity) below all of them.
 fn rpc_allowed(part: &str) -> Option<&'static [&'static str]> {
     Some(match part {
-        "dispatch" | "client" => &[],
-        "service" => &["dispatch"],
-        "server" => &["dispatch", "service"],
+        "tls" => &[],
+        "dispatch" => &["tls"],
+        "client" => &["tls"],
+        "service" => &["dispatch", "tls"],
+        "server" => &["dispatch", "service", "tls"],
         "memory" => &["server", "client"],
         _ => return None,
     })

@@ -5,6 +5,7 @@
 //! with `#[upshift::interface]` in `crate::upgrade::api`, and nodes talk to
 //! it through the generated client.
 
+mod access;
 mod handlers;
 mod rollout;
 #[cfg(test)]
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::rpc::{Listener, Server};
+use crate::rpc::{Listener, Server, ServerConfig, ServerTls};
 use crate::schedule::Registry;
 use crate::sync::lock;
 use crate::udb::{Content, Udb, UdbError};
@@ -124,6 +125,29 @@ impl Coordinator {
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<(Server, Listener)> {
         let server = Server::new(api::v2::service(self));
+        let listener = server.listen(addr).await?;
+        tracing::warn!(
+            addr = %listener.local_addr(),
+            "the coordinator serves plain TCP: anyone who can reach it can publish upgrades,              register nodes and steer rollouts; serve it with TLS outside local development"
+        );
+        Ok((server, listener))
+    }
+
+    /// Serves the coordinator's interface on `addr` with mutual TLS: only
+    /// callers with a certificate of `tls`'s CA are served, and each may
+    /// make only the calls its identity allows (a node acts only as
+    /// itself; operators publish and steer; readers look). A refused call
+    /// is answered `Forbidden` and does not run.
+    pub async fn serve_tls(
+        self,
+        addr: impl tokio::net::ToSocketAddrs,
+        tls: ServerTls,
+    ) -> std::io::Result<(Server, Listener)> {
+        let config = ServerConfig {
+            tls: Some(tls),
+            ..ServerConfig::default()
+        };
+        let server = Server::with_config(api::v2::service(self).guarded(access::guard()), config);
         let listener = server.listen(addr).await?;
         Ok((server, listener))
     }

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::Node;
 use crate::error::CallError;
-use crate::rpc::Connection;
+use crate::rpc::{ClientConfig, Connection};
 use crate::upgrade::api::{self, Heartbeat, Outcome, Slot};
 use crate::upgrade::{Artifact, NodeInfo};
 
@@ -68,7 +68,11 @@ impl Node {
     }
 
     async fn register(&self, coordinator: SocketAddr, address: &str) -> Option<api::v2::Client> {
-        let conn = Connection::connect(coordinator).await.ok()?;
+        let config = ClientConfig {
+            tls: self.inner.config.coordinator_tls.clone(),
+            ..ClientConfig::default()
+        };
+        let conn = Connection::connect_with(coordinator, config).await.ok()?;
         let client = api::v2::Client::new(conn).with_deadline(Duration::from_secs(5));
         let info = NodeInfo {
             id: self.inner.config.id.clone(),

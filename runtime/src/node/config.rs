@@ -146,6 +146,11 @@ pub struct NodeConfig {
     /// only if the shadow answered every compared call as the current
     /// version did ([`ShadowPolicy`](super::ShadowPolicy)). Off by default.
     pub shadow: Option<super::ShadowPolicy>,
+    /// Mutual TLS to the coordinator: the coordinators' CA and this node's
+    /// certificate, which must name it (`upshift://node/ID`, the node's
+    /// `id`). Without it the agent calls the coordinator over plain TCP.
+    /// TLS on the node's own RPC is `server.tls`.
+    pub coordinator_tls: Option<crate::rpc::ClientTls>,
 }
 
 /// How a node checks and fetches signed releases
@@ -194,6 +199,7 @@ impl NodeConfig {
             durability: crate::state::Durability::default(),
             releases: None,
             shadow: None,
+            coordinator_tls: None,
         }
     }
 }

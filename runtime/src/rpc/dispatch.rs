@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use crate::error::DispatchError;
+use crate::rpc::tls::{Identity, as_caller};
 use crate::schema::{InterfaceSchema, MethodEncoding};
 use crate::sync::until;
 use crate::wire::{self, Outgoing, Slots, Status};
@@ -112,6 +113,8 @@ pub(crate) struct Incoming {
     pub(crate) replies: Replies,
     /// The service's gate, left when the call is answered.
     pub(crate) gate: Option<Arc<Gate>>,
+    /// Who made the call, from the connection's client certificate.
+    pub(crate) caller: Option<Arc<Identity>>,
 }
 
 impl Incoming {
@@ -177,9 +180,11 @@ async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
     call.replies.room().await;
     let mut out = Vec::with_capacity(64);
     let start = wire::begin_reply(&mut out, call.call_id, call.node_version, Status::Ok);
-    let result = dispatch
-        .call(call.method, &call.body[call.payload_at..], &mut out)
-        .await;
+    let result = as_caller(
+        call.caller.clone(),
+        dispatch.call(call.method, &call.body[call.payload_at..], &mut out),
+    )
+    .await;
     let reply = match result {
         Ok(()) => {
             wire::finish(&mut out, start);

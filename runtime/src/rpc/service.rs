@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::error::DispatchError;
 use crate::rpc::dispatch::{Dispatch, Erased, Gate, Incoming};
+use crate::rpc::tls::Identity;
 use crate::schema::{InterfaceSchema, MethodEncoding};
 use crate::wire::{self, Status};
 
@@ -209,6 +210,29 @@ impl Service {
         self.gate.open();
     }
 
+    /// The same service, asking `guard` before every call whether its
+    /// caller may make it ([`Guard`]); a refusal answers the call with
+    /// `Forbidden` and the guard's reason, and the call does not run.
+    pub fn guarded(self, guard: Guard) -> Service {
+        let versions = self
+            .versions
+            .into_iter()
+            .map(|(version, entry)| {
+                let guarded = Guarded {
+                    inner: entry.dispatch,
+                    version,
+                    guard: guard.clone(),
+                };
+                let entry = Entry {
+                    dispatch: Arc::new(guarded),
+                    served: entry.served,
+                };
+                (version, entry)
+            })
+            .collect();
+        Service { versions, ..self }
+    }
+
     /// The interface and the methods' encodings of the dispatcher that
     /// answers `version`, if one does.
     pub fn describe(
@@ -249,5 +273,41 @@ fn service_name(schema: &'static crate::schema::InterfaceSchema) -> &'static str
     match &schema.service {
         std::borrow::Cow::Borrowed(name) => name,
         std::borrow::Cow::Owned(name) => name.as_str(),
+    }
+}
+
+/// Decides whether a call may run: given who makes it (from the
+/// connection's client certificate, `None` without TLS), the call's version
+/// and method and its encoded arguments, `Ok` or the reason it may not.
+pub type Guard =
+    Arc<dyn Fn(Option<&Identity>, u32, u16, &[u8]) -> Result<(), String> + Send + Sync>;
+
+/// A version's dispatcher behind a [`Guard`].
+struct Guarded {
+    inner: Arc<dyn Erased>,
+    version: u32,
+    guard: Guard,
+}
+
+impl Dispatch for Guarded {
+    fn schema(&self) -> &'static InterfaceSchema {
+        self.inner.interface()
+    }
+
+    fn encodings(&self) -> &'static [MethodEncoding] {
+        self.inner.method_encodings()
+    }
+
+    async fn call<'a>(
+        &'a self,
+        method: u16,
+        payload: &'a [u8],
+        out: &'a mut Vec<u8>,
+    ) -> Result<(), DispatchError> {
+        let caller = crate::rpc::tls::caller();
+        (self.guard)(caller.as_deref(), self.version, method, payload)
+            .map_err(DispatchError::Forbidden)?;
+        out.extend_from_slice(&self.inner.local(method, payload).await?);
+        Ok(())
     }
 }

@@ -32,6 +32,9 @@ pub enum Status {
     /// journal or a checkpoint failed); the payload says why. The call was
     /// not acknowledged, and the node takes no writes until it restarts.
     Unavailable = 10,
+    /// The caller's identity does not allow the call; the payload says why.
+    /// The call did not run.
+    Forbidden = 11,
 }
 
 impl Status {
@@ -49,6 +52,7 @@ impl Status {
             8 => Status::Upgrading,
             9 => Status::Refused,
             10 => Status::Unavailable,
+            11 => Status::Forbidden,
             other => return Err(FrameError::UnknownStatus(other)),
         })
     }
@@ -62,6 +66,7 @@ impl Status {
             DispatchError::UnknownMethod { .. } => Status::UnknownMethod,
             DispatchError::BadRequest { .. } => Status::BadRequest,
             DispatchError::EncodeReturn(_) => Status::Internal,
+            DispatchError::Forbidden(_) => Status::Forbidden,
         }
     }
 
@@ -91,6 +96,7 @@ impl Status {
                 CallError::Unreachable(format!("the node refused the connection: {}", message()))
             }
             Status::Unavailable => CallError::Unavailable(message()),
+            Status::Forbidden => CallError::Forbidden(message()),
         })
     }
 }

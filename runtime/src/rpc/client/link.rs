@@ -150,9 +150,26 @@ impl Link {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr()?;
+        let link = match config.tls.clone() {
+            Some(tls) => {
+                // A server that never finishes the handshake must not hold
+                // the connect forever.
+                let handshake = tls.connect(peer, stream);
+                let stream = tokio::time::timeout(config.deadline, handshake)
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no TLS handshake with {peer} within {:?}", config.deadline),
+                        )
+                    })??;
+                Self::from_io(stream, config)
+            }
+            None => Self::from_io(stream, config),
+        };
         Ok(Link {
             peer: Some(peer),
-            ..Self::from_io(stream, config)
+            ..link
         })
     }
 

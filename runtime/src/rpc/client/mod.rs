@@ -28,6 +28,9 @@ pub struct ClientConfig {
     pub max_frame: usize,
     /// Deadline of calls made by clients that do not set their own.
     pub deadline: Duration,
+    /// Mutual TLS over TCP: the servers' CA and this client's certificate
+    /// (which tells the server who calls). Reconnections use it too.
+    pub tls: Option<crate::rpc::tls::ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -35,6 +38,7 @@ impl Default for ClientConfig {
         ClientConfig {
             max_frame: wire::DEFAULT_MAX_FRAME,
             deadline: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

@@ -10,14 +10,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::{Open, Server, stopping};
+use crate::rpc::tls;
 use crate::sync::lock;
 use crate::wire::{self, CONNECTION_CALL_ID, Status, UNKNOWN_VERSION};
 
 /// A listening socket of some transport.
 trait Accept: Send + 'static {
-    type Stream: AsyncRead + AsyncWrite + Send + 'static;
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// The transport's name, for logs.
     const NAME: &'static str;
+    /// Whether a server with TLS speaks it here: over TCP; a Unix socket
+    /// is reached only through the file system's permissions.
+    const TLS: bool;
     /// The next connection, and its peer's IP address if it has one.
     fn accept(
         &self,
@@ -27,6 +31,7 @@ trait Accept: Send + 'static {
 impl Accept for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
     const NAME: &'static str = "TCP";
+    const TLS: bool = true;
 
     async fn accept(&self) -> std::io::Result<(Self::Stream, Option<IpAddr>)> {
         let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
@@ -40,6 +45,7 @@ impl Accept for tokio::net::TcpListener {
 impl Accept for tokio::net::UnixListener {
     type Stream = tokio::net::UnixStream;
     const NAME: &'static str = "Unix";
+    const TLS: bool = false;
 
     async fn accept(&self) -> std::io::Result<(Self::Stream, Option<IpAddr>)> {
         tokio::net::UnixListener::accept(self)
@@ -70,9 +76,23 @@ fn spawn_accept_loop<L: Accept>(server: Server, listener: L) -> JoinHandle<()> {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => match admit(&server, peer) {
                         Ok(admitted) => {
-                            let serving = server.clone().serve_connection(stream);
+                            let server = server.clone();
+                            let tls = server.inner.config.tls.clone().filter(|_| L::TLS);
                             connections.spawn(async move {
-                                serving.await;
+                                match tls {
+                                    // The handshake runs in the connection's
+                                    // task: a slow one holds only itself.
+                                    Some(tls) => {
+                                        let timeout = server.inner.config.frame_timeout;
+                                        match tls::handshake(&tls, stream, timeout).await {
+                                            Ok((stream, caller)) => {
+                                                server.serve_connection_as(stream, caller).await;
+                                            }
+                                            Err(why) => tracing::info!(peer = ?peer, "{why}"),
+                                        }
+                                    }
+                                    None => server.serve_connection_as(stream, None).await,
+                                }
                                 drop(admitted);
                             });
                         }

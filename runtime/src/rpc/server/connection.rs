@@ -11,11 +11,21 @@ use tokio::sync::mpsc;
 use super::{Open, Server};
 use crate::rpc::dispatch::{Incoming, Replies};
 use crate::rpc::service::Service;
+use crate::rpc::tls::Identity;
 use crate::wire::{self, Frame, Slots, Status, UNKNOWN_VERSION};
 
 impl Server {
     /// Serves one connection until the peer closes it or breaks the framing.
     pub async fn serve_connection<IO>(self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        self.serve_connection_as(io, None).await;
+    }
+
+    /// [`Server::serve_connection`] for a connection whose calls are made
+    /// by `caller` (from its client certificate).
+    pub(crate) async fn serve_connection_as<IO>(self, io: IO, caller: Option<Arc<Identity>>)
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -140,6 +150,7 @@ impl Server {
                     body,
                     replies: replies.clone(),
                     gate: None,
+                    caller: caller.clone(),
                 };
                 if let Err((call, refusal)) = service.answer(incoming.version, incoming) {
                     call.refuse(refusal.status(), "");

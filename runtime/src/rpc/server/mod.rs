@@ -44,6 +44,12 @@ pub struct ServerConfig {
     /// A connection with no call in flight and no frame for this long is
     /// closed (clients reconnect on their next call).
     pub idle_timeout: std::time::Duration,
+    /// Mutual TLS on TCP listeners: when set, a connection is served only
+    /// after a TLS handshake in which the caller presents a certificate
+    /// of the configured CA (within `frame_timeout`), and each call knows
+    /// who made it ([`caller`](crate::rpc::caller)). Unix sockets stay
+    /// plain: the file system's permissions guard them.
+    pub tls: Option<crate::rpc::tls::ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +62,7 @@ impl Default for ServerConfig {
             max_connections_per_peer: 512,
             frame_timeout: std::time::Duration::from_secs(30),
             idle_timeout: std::time::Duration::from_secs(600),
+            tls: None,
         }
     }
 }
