@@ -201,6 +201,37 @@ enum KeysAction {
         #[arg(long, default_value_t = 1)]
         threshold: u32,
     },
+    /// New release keys whose list is endorsed by a threshold of the
+    /// current keys, so every holder of the current list accepts it
+    /// (`upshift keys accept`).
+    Rotate {
+        /// Where to write the new keys and their endorsed list.
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many new keys.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// How many of them must sign a release.
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+        /// The list trusted now (`release.keys`).
+        #[arg(long)]
+        current: PathBuf,
+        /// A current secret key that endorses the new list; repeat up to
+        /// the current threshold.
+        #[arg(long = "sign", required = true)]
+        signers: Vec<PathBuf>,
+    },
+    /// Replace a trusted key list by the next one, only if a threshold of
+    /// its keys endorsed it (run on each node and coordinator host).
+    Accept {
+        /// The list trusted now; replaced in place.
+        #[arg(long)]
+        current: PathBuf,
+        /// The endorsed next list (`upshift keys rotate`).
+        #[arg(long)]
+        next: PathBuf,
+    },
     /// Development certificates for mutual TLS: a CA (`ca.pem`, `ca.key`,
     /// made once), the coordinator's, and one per node, operator and
     /// reader named. Production certificates come from your own PKI, with
@@ -359,6 +390,19 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                     threshold,
                 },
         } => release::generate(&dir, count, threshold),
+        Command::Keys {
+            action:
+                KeysAction::Rotate {
+                    dir,
+                    count,
+                    threshold,
+                    current,
+                    signers,
+                },
+        } => release::rotate(&dir, count, threshold, &current, &signers),
+        Command::Keys {
+            action: KeysAction::Accept { current, next },
+        } => release::accept(&current, &next),
         Command::Keys {
             action:
                 KeysAction::Tls {

@@ -12,6 +12,17 @@ use crate::Failure;
 /// (`release-<id>.key`, readable by the owner only) and the list nodes and
 /// coordinators trust (`release.keys`, public), needing `threshold` of them.
 pub fn generate(dir: &Path, count: u32, threshold: u32) -> Result<(), Failure> {
+    let list = new_keys(dir, count, threshold)?;
+    write_list(&dir.join("release.keys"), &list)?;
+    println!(
+        "trusted key list {} ({threshold} of {count} must sign)",
+        dir.join("release.keys").display()
+    );
+    Ok(())
+}
+
+/// `count` new secret keys written in `dir`, and their list (not written).
+fn new_keys(dir: &Path, count: u32, threshold: u32) -> Result<ReleaseKeys, Failure> {
     let fail = |what: String| Failure(what, 2);
     if count == 0 || threshold == 0 || threshold > count {
         return Err(fail(format!(
@@ -22,7 +33,7 @@ pub fn generate(dir: &Path, count: u32, threshold: u32) -> Result<(), Failure> {
     let list_path = dir.join("release.keys");
     if list_path.exists() {
         return Err(fail(format!(
-            "{} exists; generate new keys in another directory (rotating keys: see the security chapter)",
+            "{} exists; generate new keys in another directory (rotating keys: `upshift keys rotate`)",
             list_path.display()
         )));
     }
@@ -34,12 +45,92 @@ pub fn generate(dir: &Path, count: u32, threshold: u32) -> Result<(), Failure> {
         println!("secret key {}", path.display());
     }
     let publics: Vec<[u8; 32]> = keys.iter().map(SigningKey::public).collect();
-    let list = ReleaseKeys::new(threshold, &publics).map_err(|e| fail(e.to_string()))?;
-    std::fs::write(&list_path, list.to_file())
-        .map_err(|e| fail(format!("write {}: {e}", list_path.display())))?;
+    ReleaseKeys::new(threshold, &publics).map_err(|e| fail(e.to_string()))
+}
+
+fn write_list(path: &Path, list: &ReleaseKeys) -> Result<(), Failure> {
+    // Written aside and renamed: a reader never sees half a list.
+    let tmp = path.with_extension("keys.tmp");
+    std::fs::write(&tmp, list.to_file())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Failure(format!("write {}: {e}", path.display()), 2))
+}
+
+fn read_list(path: &Path) -> Result<ReleaseKeys, Failure> {
+    ReleaseKeys::read(path).map_err(|e| Failure(format!("{}: {e}", path.display()), 2))
+}
+
+fn read_keys(paths: &[PathBuf]) -> Result<Vec<SigningKey>, Failure> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure(format!("read {}: {e}", path.display()), 2))?;
+            SigningKey::from_file(&text).map_err(|e| Failure(format!("{}: {e}", path.display()), 2))
+        })
+        .collect()
+}
+
+/// `upshift keys rotate`: new keys in `dir` and their list, endorsed by
+/// `signers` of the `current` list. The endorsement is checked as every
+/// holder of the current list will check it, so a rotation they would
+/// refuse is refused here, before anything is distributed.
+pub fn rotate(
+    dir: &Path,
+    count: u32,
+    threshold: u32,
+    current: &Path,
+    signers: &[PathBuf],
+) -> Result<(), Failure> {
+    let current_list = read_list(current)?;
+    let signers = read_keys(signers)?;
+    let refs: Vec<&SigningKey> = signers.iter().collect();
+    let next = new_keys(dir, count, threshold)?;
+    let endorsed = current_list.endorse(&next, &refs);
+    current_list.rotate(&endorsed).map_err(|e| {
+        Failure(
+            format!(
+                "the new list would not be accepted by holders of {}: {e}",
+                current.display()
+            ),
+            2,
+        )
+    })?;
+    write_list(&dir.join("release.keys"), &endorsed)?;
     println!(
-        "trusted key list {} ({threshold} of {count} must sign)",
-        list_path.display()
+        "endorsed key list {} ({threshold} of {count} must sign), accepted by holders of {}",
+        dir.join("release.keys").display(),
+        current.display()
+    );
+    println!(
+        "on each node and coordinator: upshift keys accept --current {} --next {}",
+        current.display(),
+        dir.join("release.keys").display()
+    );
+    Ok(())
+}
+
+/// `upshift keys accept`: replaces the `current` list by `next` if a
+/// threshold of the current keys endorsed it; otherwise changes nothing.
+pub fn accept(current: &Path, next: &Path) -> Result<(), Failure> {
+    let current_list = read_list(current)?;
+    let next_list = read_list(next)?;
+    let accepted = current_list.rotate(&next_list).map_err(|e| {
+        Failure(
+            format!(
+                "{} is not endorsed by the keys of {}: {e}",
+                next.display(),
+                current.display()
+            ),
+            2,
+        )
+    })?;
+    write_list(current, &accepted)?;
+    println!(
+        "{} now trusts {} keys, {} of which must sign",
+        current.display(),
+        accepted.ids().count(),
+        accepted.threshold()
     );
     Ok(())
 }
@@ -94,15 +185,7 @@ pub fn sign(args: Sign) -> Result<(), Failure> {
     if args.keys.is_empty() {
         return Err(fail("--key is needed at least once".into()));
     }
-    let keys = args
-        .keys
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| fail(format!("read {}: {e}", path.display())))?;
-            SigningKey::from_file(&text).map_err(|e| fail(format!("{}: {e}", path.display())))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = read_keys(&args.keys)?;
     let expires_ms = now_ms().saturating_add(args.expires_in_days.saturating_mul(86_400_000));
     let mut release = Release::for_binary(
         &args.binary,

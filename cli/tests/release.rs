@@ -104,3 +104,130 @@ fn keys_sign_a_release_that_verifies_against_the_written_list() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Secret key files of a key directory.
+fn secret_keys(dir: &Path) -> Vec<String> {
+    let mut keys: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "key"))
+        .map(|p| p.display().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Rotating release keys: a new list endorsed by two of the three current
+/// keys is accepted in place of the current one; an under-endorsed one is
+/// refused by `rotate` before anything is written, and by `accept`.
+#[test]
+fn keys_rotate_only_with_a_threshold_of_the_current_keys() {
+    let dir = std::env::temp_dir().join(format!("upshift-cli-rotate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (old, new, short) = (dir.join("old"), dir.join("new"), dir.join("short"));
+    let path = |p: &Path| p.display().to_string();
+    let made = upshift(&[
+        "keys",
+        "generate",
+        "--dir",
+        &path(&old),
+        "--count",
+        "3",
+        "--threshold",
+        "2",
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let current = old.join("release.keys");
+    // A trusted copy, as a node holds it.
+    let node_copy = dir.join("node-release.keys");
+    std::fs::copy(&current, &node_copy).expect("copy");
+    let old_secrets = secret_keys(&old);
+
+    let under = upshift(&[
+        "keys",
+        "rotate",
+        "--dir",
+        &path(&short),
+        "--current",
+        &path(&current),
+        "--sign",
+        &old_secrets[0],
+    ]);
+    assert_eq!(under.status.code(), Some(2), "{}", text(&under.stderr));
+    assert!(
+        text(&under.stderr).contains("would not be accepted"),
+        "{}",
+        text(&under.stderr)
+    );
+    assert!(
+        !short.join("release.keys").exists(),
+        "nothing distributable was written"
+    );
+
+    let rotated = upshift(&[
+        "keys",
+        "rotate",
+        "--dir",
+        &path(&new),
+        "--count",
+        "2",
+        "--threshold",
+        "2",
+        "--current",
+        &path(&current),
+        "--sign",
+        &old_secrets[0],
+        "--sign",
+        &old_secrets[2],
+    ]);
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let next = new.join("release.keys");
+
+    // A list endorsed by keys the node does not trust is refused, and the
+    // node's list stays as it was.
+    let forged = upshift(&[
+        "keys",
+        "accept",
+        "--current",
+        &path(&node_copy),
+        "--next",
+        &path(&short.join("release.keys")),
+    ]);
+    assert_eq!(forged.status.code(), Some(2));
+    let stranger = dir.join("stranger");
+    let made = upshift(&["keys", "generate", "--dir", &path(&stranger)]);
+    assert!(made.status.success());
+    let refused = upshift(&[
+        "keys",
+        "accept",
+        "--current",
+        &path(&node_copy),
+        "--next",
+        &path(&stranger.join("release.keys")),
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("is not endorsed"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(
+        ReleaseKeys::read(&node_copy).expect("read"),
+        ReleaseKeys::read(&current).expect("read")
+    );
+
+    let accepted = upshift(&[
+        "keys",
+        "accept",
+        "--current",
+        &path(&node_copy),
+        "--next",
+        &path(&next),
+    ]);
+    assert!(accepted.status.success(), "{}", text(&accepted.stderr));
+    let trusted = ReleaseKeys::read(&node_copy).expect("the rotated list");
+    assert_eq!((trusted.threshold(), trusted.ids().count()), (2, 2));
+    let new_ids: Vec<_> = ReleaseKeys::read(&next).expect("read").ids().collect();
+    assert_eq!(trusted.ids().collect::<Vec<_>>(), new_ids);
+    let _ = std::fs::remove_dir_all(&dir);
+}

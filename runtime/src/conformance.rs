@@ -783,12 +783,8 @@ impl Pair<'_> {
             }
         };
         let mut service = Arc::new(running.service);
-        for (i, step) in case
-            .steps
-            .iter()
-            .enumerate()
-            .chain([(case.steps.len(), &NO_STEP)])
-        {
+        // One more round than steps: an upgrade after the last call.
+        for i in 0..=case.steps.len() {
             if let Plan::Upgraded { switch } = plan
                 && i == switch
                 && !upgraded
@@ -813,9 +809,9 @@ impl Pair<'_> {
                     }
                 }
             }
-            if i == case.steps.len() {
+            let Some(step) = case.steps.get(i) else {
                 break;
-            }
+            };
             now += step.wait_ms;
             time.set(now);
             if skip.get(i).copied().unwrap_or(false) {
@@ -836,14 +832,6 @@ impl Pair<'_> {
         played
     }
 }
-
-/// The step after the last, where an upgrade after every call happens.
-static NO_STEP: Step = Step {
-    wait_ms: 0,
-    version: 0,
-    method: 0,
-    payload: Vec::new(),
-};
 
 /// Calls `service` in a task of its own, so a panic is an outcome.
 async fn call(service: Arc<Service>, version: u32, method: u16, payload: Vec<u8>) -> Outcome {

@@ -128,9 +128,29 @@ async fn operators_steer_readers_only_read() {
     assert!(why.contains("may not pause, resume or abort"), "{why}");
     let why = forbidden(reader.register(node_info("n1")).await);
     assert!(why.contains("only a node does"), "{why}");
-    assert_eq!(
-        operator.status().await.expect("status").rollouts[&id].state,
-        RolloutState::Active
+    let status = operator.status().await.expect("status");
+    assert_eq!(status.rollouts[&id].state, RolloutState::Active);
+    // The history says who made each change; refused calls made none.
+    let said = |needle: &str| status.recent.iter().any(|e| e.what.contains(needle));
+    assert!(
+        said("(on a call by operator alice)"),
+        "{:#?}",
+        status.recent
+    );
+    assert!(said("(on a call by node n1)"), "{:#?}", status.recent);
+    // Bob's three refused calls: recorded once (at most once a minute).
+    let refusals: Vec<_> = status
+        .recent
+        .iter()
+        .filter(|e| e.what.contains("bob"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert!(
+        refusals[0]
+            .what
+            .starts_with("refused a call: reader bob may not publish an upgrade")
+            && refusals[0].what.ends_with("(on a call by reader bob)"),
+        "{refusals:#?}"
     );
 }
 

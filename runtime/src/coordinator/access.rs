@@ -9,10 +9,12 @@
 //!
 //! A node cannot act as another (its certificate names one id), nor
 //! publish; a reader changes nothing; a caller without an upshift identity
-//! does nothing at all.
+//! does nothing at all. A refused call is logged, and recorded in the
+//! history at most once a minute per caller.
 
 use std::sync::Arc;
 
+use super::Coordinator;
 use crate::rpc::{Guard, Identity, Role};
 use crate::upgrade::api::{v1, v2};
 
@@ -26,9 +28,10 @@ enum Act<'a> {
     Read,
 }
 
-/// The guard a coordinator served with TLS answers every call through.
-pub(super) fn guard() -> Guard {
-    Arc::new(|caller, version, method, payload| {
+/// The guard a coordinator served with TLS answers every call through;
+/// refusals are recorded in `coordinator`'s history.
+pub(super) fn guard(coordinator: Arc<Coordinator>) -> Guard {
+    Arc::new(move |caller, version, method, payload| {
         let Some(caller) = caller else {
             return Err(
                 "this coordinator answers only callers with a certificate that names an \
@@ -43,7 +46,9 @@ pub(super) fn guard() -> Guard {
             _ => return Ok(()),
         };
         match act {
-            Ok(act) => allowed(caller, act),
+            Ok(act) => {
+                allowed(caller, act).inspect_err(|why| coordinator.refused(Some(caller), why))
+            }
             // The dispatcher says why the call is malformed.
             Err(_) => Ok(()),
         }

@@ -143,8 +143,15 @@ impl api::v2::Coordinator for Coordinator {
         // node; refuse it here. (Whether the file exists is each node's to see.)
         let artifact = Artifact::parse(&upgrade.artifact)
             .map_err(|e| PublishError::Artifact(e.to_string()))?;
-        self.check_release(&upgrade, &artifact)
-            .map_err(|e| PublishError::Artifact(e.to_string()))?;
+        // A release the keys do not vouch for is an attempt worth recording.
+        self.check_release(&upgrade, &artifact).map_err(|e| {
+            let caller = crate::rpc::caller();
+            self.refused(
+                caller.as_deref(),
+                &format!("publishing {}: {e}", upgrade.artifact),
+            );
+            PublishError::Artifact(e.to_string())
+        })?;
         self.schedules
             .validate(&upgrade.schedule)
             .map_err(PublishError::Schedule)?;

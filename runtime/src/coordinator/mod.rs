@@ -38,7 +38,12 @@ pub struct Coordinator {
     release_keys: Option<ReleaseKeys>,
     /// A node's last report counts for health gates only this long.
     heard_within: Duration,
+    /// When each caller's last refused call was recorded (TLS only).
+    refusals: Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// A caller's refused calls are recorded in the history at most this often.
+const REFUSALS_EVERY_MS: u64 = 60_000;
 
 /// How long a node may hold a slot without a heartbeat or report before it
 /// counts as lost: longer than the slowest upgrade (transform, restart).
@@ -87,6 +92,7 @@ impl Coordinator {
             udb_failing: Mutex::new(None),
             release_keys: None,
             heard_within: DEFAULT_HEARD_WITHIN,
+            refusals: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -147,9 +153,41 @@ impl Coordinator {
             tls: Some(tls),
             ..ServerConfig::default()
         };
-        let server = Server::with_config(api::v2::service(self).guarded(access::guard()), config);
+        let coordinator = Arc::new(self);
+        let service = api::v2::service(coordinator.clone()).guarded(access::guard(coordinator));
+        let server = Server::with_config(service, config);
         let listener = server.listen(addr).await?;
         Ok((server, listener))
+    }
+
+    /// Records that `caller` made a call it may not, or asked for what the
+    /// coordinator refuses to record (a release its keys do not vouch for),
+    /// at most once a minute per caller: a certificate holder cannot grow the history, or
+    /// keep the UDB writing, by calling what it may not. Every refusal is
+    /// logged.
+    fn refused(&self, caller: Option<&crate::rpc::Identity>, why: &str) {
+        match caller {
+            Some(caller) => tracing::warn!(%caller, "refused a call: {why}"),
+            None => tracing::warn!("refused a call: {why}"),
+        }
+        let now = self.clock.now_ms();
+        {
+            let mut last = lock(&self.refusals);
+            // Callers without an identity (no TLS) share one entry.
+            let key = caller.map(crate::rpc::Identity::uri).unwrap_or_default();
+            if last
+                .get(&key)
+                .is_some_and(|at| now.saturating_sub(*at) < REFUSALS_EVERY_MS)
+            {
+                return;
+            }
+            // Bounded: identities come from the CA, but the map must not grow without end.
+            if last.len() >= 4096 {
+                last.clear();
+            }
+            last.insert(key, now);
+        }
+        let _ = self.transact(|txn| txn.event(None, None, format!("refused a call: {why}")));
     }
 
     /// Runs `change` under the lock and writes what it recorded to the UDB
@@ -161,6 +199,10 @@ impl Coordinator {
         // Every request is a moment to notice lost slot holders: heartbeats
         // of the other nodes keep them coming.
         txn.expire_slots(self.slot_timeout);
+        // What the request changes is its caller's doing (the expiries
+        // above are the coordinator's): the history says who, when the
+        // caller's certificate named them.
+        txn.by = crate::rpc::caller().map(|caller| caller.to_string());
         let answer = change(&mut txn);
         if txn.batch.is_empty() {
             return Ok(answer);

@@ -21,6 +21,9 @@ pub(super) struct Txn<'a> {
     pub(super) now: u64,
     /// See [`Rollout::heard_within_ms`].
     pub(super) heard_within_ms: u64,
+    /// Who made the request the changes come from (`operator alice`), from
+    /// its certificate; named in each event it causes.
+    pub(super) by: Option<String>,
 }
 
 /// The value a record had before a transaction changed it.
@@ -40,6 +43,7 @@ impl<'a> Txn<'a> {
             undo: Vec::new(),
             now,
             heard_within_ms: heard_within.as_millis() as u64,
+            by: None,
         }
     }
 
@@ -115,6 +119,10 @@ impl<'a> Txn<'a> {
 
     pub(super) fn event(&mut self, node: Option<&str>, upgrade: Option<u64>, what: String) {
         let seq = self.content.events.last().map_or(1, |e| e.seq + 1);
+        let what = match &self.by {
+            Some(by) => format!("{what} (on a call by {by})"),
+            None => what,
+        };
         let event = Event {
             seq,
             at_ms: self.now,

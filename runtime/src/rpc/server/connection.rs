@@ -68,6 +68,10 @@ impl Server {
                     match tokio::time::timeout(config.idle_timeout, read.fill_buf()).await {
                         Ok(Ok([])) => return,
                         Ok(Ok(_)) => break,
+                        // Between frames, a TLS peer that closes without
+                        // `close_notify` has only hung up: nothing was cut
+                        // (a frame cut short is caught by its length).
+                        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
                         Ok(Err(e)) => {
                             tracing::warn!(error = %e, "closing a connection");
                             return;
