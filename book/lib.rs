@@ -1,6 +1,9 @@
 //! The chapters of the upshift book as doc comments, so that `cargo test`
 //! compiles and runs every Rust block in them.
 
+#[doc = include_str!("src/quickstart.md")]
+pub mod quickstart {}
+
 #[doc = include_str!("src/introduction.md")]
 pub mod introduction {}
 
