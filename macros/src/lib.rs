@@ -17,14 +17,19 @@ mod state;
 
 use proc_macro::TokenStream;
 
-/// Declares every version of a service interface; see the `upshift` crate.
+/// Declares every version of a service interface. Use it as
+/// `#[upshift::interface]` through the `upshift` crate, whose documentation
+/// of `upshift::interface` describes the input, what is generated and the
+/// options.
 #[proc_macro_attribute]
 pub fn interface(args: TokenStream, input: TokenStream) -> TokenStream {
     let file = proc_macro::Span::call_site().local_file();
     interface::expand(args.into(), input.into(), file).into()
 }
 
-/// Declares every version of a node's persistent state; see the `upshift` crate.
+/// Declares every version of a node's persistent state. Use it as
+/// `#[upshift::state]` through the `upshift` crate, whose documentation of
+/// `upshift::state` describes the input, the field rules and the options.
 #[proc_macro_attribute]
 pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
     let file = proc_macro::Span::call_site().local_file();
@@ -32,7 +37,8 @@ pub fn state(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// Describes a user type that appears in messages or state, and locks its
-/// shape once released; see the `upshift` crate.
+/// shape once released. Use it as `#[derive(upshift::Schema)]`; the `upshift`
+/// crate's documentation of `upshift::Schema` lists its options.
 #[proc_macro_derive(Schema, attributes(upshift))]
 pub fn derive_schema(input: TokenStream) -> TokenStream {
     let file = proc_macro::Span::call_site().local_file();

@@ -32,12 +32,13 @@
 //! |---|---|---|
 //! | L0 | [`error`], [`clock`], [`sync`], [`schema`], `logs` | what callers see; time; locks and blocking work; version metadata; a log subscriber for binaries (feature `logs`) |
 //! | L1 | [`wire`] | the frame format shared by clients and nodes |
-//! | L2 | [`rpc`] | calls: dispatch ← service ← server; the client; in-memory pairs |
+//! | L2 | [`rpc`] | calls: dispatch ← service ← server; the client; in-memory pairs; mutual TLS and the caller's identity |
 //! | L2 | [`state`](mod@state) | transforms between state versions and the crash-safe snapshot store |
 //! | L3 | [`upgrade`] | the glossary's upgrade and everything exchanged about it, with the coordinator's API |
 //! | L4 | [`schedule`], [`udb`] | when a node may go; where rollouts are stored |
 //! | L5 | [`node`], [`coordinator`] | the upgrade layer of one node; the service that runs rollouts |
 //! | side | [`docs`] | version diff pages from [`schema`]; nothing imports it |
+//! | side | [`conformance`] | property tests of the SOs and transforms of a node's stages; nothing imports it |
 //!
 //! `lib.rs` and the hidden `__private` module (what generated code names)
 //! only re-export.
@@ -72,7 +73,78 @@ pub use rpc::{
     CallOptions, ClientConfig, Connection, Dispatch, Listener, RetryPolicy, Route, Server,
     ServerConfig, Service,
 };
-pub use upshift_macros::{Schema, interface, state};
+/// Declares every version of a service interface, in one module.
+///
+/// ```ignore
+/// #[upshift::interface]                     // options: name = "pkg.Service", lock = "path"
+/// pub mod kv {
+///     #[version(1)]
+///     pub trait Kv {
+///         async fn get(&self, key: String) -> Option<String>;
+///         async fn put(&self, key: String, value: String);
+///     }
+///     #[version(2)]
+///     pub trait Kv {
+///         async fn get(&self, key: String) -> Option<String>;
+///         async fn put(&self, key: String, value: String, ttl_secs: Option<u64>);
+///     }
+/// }
+/// ```
+///
+/// Each version is written out whole. Generated in `kv::vN`: the server
+/// trait (`Kv`) a service object implements with `async fn`; `Interface`
+/// (objects and SO chains); `Client` (one `async fn` per method, every call
+/// tagged vN; `with_deadline`, `with_retry`); `PastSo`/`Past` (serves vN
+/// callers on a vN+1 node) and `FutureSo`/`Future` (vN callers on a vN-1
+/// node), whose methods delegate by default where the signature did not
+/// change and must be written where it did; `service(object)` and
+/// `service_with_future(object)`, the node's [`Service`]; `Request` and
+/// `Response` (with `decode`); `SCHEMA`, the version's metadata. Arguments
+/// and return values are owned types with a [`Schema`](macro@Schema).
+/// Released versions are checked against `upshift.lock` at build time.
+///
+/// Reference, with every compile error: the book's `reference/interface.md`;
+/// a first program: `quickstart.md`.
+pub use upshift_macros::interface;
+
+/// Declares every version of a node's persistent state, in one module.
+///
+/// ```ignore
+/// #[upshift::state(name = "kv")]            // options: name = "...", lock = "path"
+/// pub mod state {
+///     #[version(1)]
+///     #[derive(Default)]
+///     pub struct Store { pub items: BTreeMap<String, String> }
+///     #[version(2)]
+///     pub struct Store {
+///         #[upshift(with = never_expire)] pub items: BTreeMap<String, Entry>,
+///         #[upshift(default)] pub evictions: u64,
+///     }
+///     // ...
+/// }
+/// ```
+///
+/// Generated in `state::vN`: the types (with serde's derives: do not derive
+/// them yourself), [`state::Upgrade`] from the previous version for every
+/// type that has one — fields that did not change move over; a new field
+/// takes `#[upshift(default)]` or `default = path`, a renamed one
+/// `from = "old"`, a changed type `with = path`, a whole type
+/// `transform = path` — and [`state::Versioned`] for the root, which reads a
+/// snapshot of any older version and transforms it step by step. A missing
+/// rule is a compile error naming the field and what to write.
+///
+/// Reference: the book's `reference/state.md` and `state.md`.
+pub use upshift_macros::state;
+
+/// Describes what a user type inside versioned definitions (messages, state)
+/// encodes, so its encoding is locked with the versions that use it.
+///
+/// Options: `#[upshift(lock = "file")]` on the type (its lock file, when not
+/// the crate's `upshift.lock`), `#[upshift(encoded_as = Type)]` on a type or
+/// field whose own serde code writes it as `Type`. Every type in an
+/// interface's signatures or a state needs one; the compile error says so
+/// at the type. Reference: the book's `reference/compatibility.md`.
+pub use upshift_macros::Schema;
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]

@@ -502,10 +502,16 @@ fn under_release_keys_only_signed_current_releases_are_published() {
         .status()
         .recent
         .into_iter()
-        .filter(|e| e.what.starts_with("refused a call: publishing file:/bin/true"))
+        .filter(|e| {
+            e.what
+                .starts_with("refused a call: publishing file:/bin/true")
+        })
         .collect();
     assert_eq!(refusals.len(), 1, "{refusals:?}");
-    assert!(refusals[0].what.contains("only signed releases"), "{refusals:?}");
+    assert!(
+        refusals[0].what.contains("only signed releases"),
+        "{refusals:?}"
+    );
     let id = run(f.coordinator.publish(release(2, 3, T0 + 1, &both))).expect("published");
     run(f.coordinator.control(id, Control::Abort)).expect("aborted");
     refused(release(2, 2, T0 + 1, &both), "below 3");
