@@ -84,12 +84,15 @@ type Invariant = Box<dyn Fn(&Snapshot) -> Result<(), String> + Send + Sync>;
 /// declares beyond them. Build it in a `#[test]` and call
 /// [`Conformance::check`]:
 ///
-/// ```ignore
+/// ```text
 /// #[test]
 /// fn upgrades_conform() {
 ///     upshift::conformance::Conformance::new(kv::stages()).check();
 /// }
 /// ```
+///
+/// (`kv::stages()` being the node's stages; a whole example is in the
+/// book's "Proving an upgrade".)
 pub struct Conformance {
     stages: Vec<Box<dyn Stage>>,
     cases: u32,

@@ -75,8 +75,8 @@ pub use rpc::{
 };
 /// Declares every version of a service interface, in one module.
 ///
-/// ```ignore
-/// #[upshift::interface]                     // options: name = "pkg.Service", lock = "path"
+/// ```
+/// #[upshift::interface] // options: name = "pkg.Service", lock = "path"
 /// pub mod kv {
 ///     #[version(1)]
 ///     pub trait Kv {
@@ -89,6 +89,15 @@ pub use rpc::{
 ///         async fn put(&self, key: String, value: String, ttl_secs: Option<u64>);
 ///     }
 /// }
+///
+/// // v1 callers on a v2 node: `put` changed, so its past SO is written by
+/// // hand; `get` did not, and delegates by default.
+/// impl<N: kv::v2::Interface> kv::v1::Past for kv::v1::PastSo<N> {
+///     async fn put(&self, key: String, value: String) -> Result<(), upshift::Disallowed> {
+///         self.next.put(key, value, None).await
+///     }
+/// }
+/// # fn main() { assert_eq!(kv::v2::VERSION, 2); }
 /// ```
 ///
 /// Each version is written out whole. Generated in `kv::vN`: the server
@@ -109,19 +118,38 @@ pub use upshift_macros::interface;
 
 /// Declares every version of a node's persistent state, in one module.
 ///
-/// ```ignore
-/// #[upshift::state(name = "kv")]            // options: name = "...", lock = "path"
+/// ```
+/// #[upshift::state(name = "kv")] // options: name = "...", lock = "path"
 /// pub mod state {
+///     use std::collections::BTreeMap;
+///
 ///     #[version(1)]
 ///     #[derive(Default)]
-///     pub struct Store { pub items: BTreeMap<String, String> }
-///     #[version(2)]
 ///     pub struct Store {
-///         #[upshift(with = never_expire)] pub items: BTreeMap<String, Entry>,
-///         #[upshift(default)] pub evictions: u64,
+///         pub items: BTreeMap<String, String>,
 ///     }
-///     // ...
+///
+///     #[version(2)]
+///     #[derive(Default)]
+///     pub struct Store {
+///         #[upshift(with = lengths)] // a changed type: a function converts it
+///         pub items: BTreeMap<String, usize>,
+///         #[upshift(default)] // a new field
+///         pub evictions: u64,
+///     }
+///
+///     fn lengths(items: BTreeMap<String, String>) -> BTreeMap<String, usize> {
+///         items.into_iter().map(|(k, v)| (k, v.len())).collect()
+///     }
 /// }
+///
+/// # fn main() {
+/// use upshift::state::Upgrade;
+/// let mut v1 = state::v1::Store::default();
+/// v1.items.insert("a".into(), "abc".into());
+/// let v2 = state::v2::Store::upgrade(v1).unwrap();
+/// assert_eq!((v2.items["a"], v2.evictions), (3, 0));
+/// # }
 /// ```
 ///
 /// Generated in `state::vN`: the types (with serde's derives: do not derive
