@@ -7,6 +7,7 @@
 
 mod docs;
 mod lock;
+mod new;
 mod release;
 mod tls;
 
@@ -64,6 +65,19 @@ enum Command {
         /// file from `upshift keys generate`); `file:` artifacts are refused.
         #[arg(long)]
         release_keys: Option<PathBuf>,
+    },
+    /// Scaffold a service crate: a v1 interface and durable state, the
+    /// object, a node binary with its agent, a client, a test, a README.
+    New {
+        /// The crate's name (lowercase letters, digits, `-`, `_`).
+        name: String,
+        /// The directory to create it in.
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+        /// The upshift runtime to depend on by path (default: the
+        /// checkout this binary was built from, else crates.io).
+        #[arg(long, hide = true)]
+        upshift: Option<PathBuf>,
     },
     /// Release keys: `upshift keys generate --dir DIR`.
     Keys {
@@ -382,6 +396,11 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
+        Command::New {
+            name,
+            path,
+            upshift,
+        } => new::run(&name, &path, upshift.as_deref()),
         Command::Keys {
             action:
                 KeysAction::Generate {
