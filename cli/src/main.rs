@@ -199,35 +199,32 @@ enum Command {
     },
 }
 
-/// A failure to report: its line and exit code.
+/// How many release keys to make, where, and how many must sign.
+#[derive(clap::Args)]
+struct NewKeys {
+    /// Where to write them (created; must not hold a key list yet).
+    #[arg(long)]
+    dir: PathBuf,
+    /// How many keys.
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// How many of them must sign a release.
+    #[arg(long, default_value_t = 1)]
+    threshold: u32,
+}
+
 #[derive(Subcommand)]
 enum KeysAction {
     /// Write new release signing keys (`release-<id>.key`, secret) and the
     /// list nodes and coordinators trust (`release.keys`).
-    Generate {
-        /// Where to write them (created; must not hold a key list yet).
-        #[arg(long)]
-        dir: PathBuf,
-        /// How many keys.
-        #[arg(long, default_value_t = 1)]
-        count: u32,
-        /// How many of them must sign a release.
-        #[arg(long, default_value_t = 1)]
-        threshold: u32,
-    },
+    Generate(NewKeys),
     /// New release keys whose list is endorsed by a threshold of the
     /// current keys, so every holder of the current list accepts it
     /// (`upshift keys accept`).
     Rotate {
-        /// Where to write the new keys and their endorsed list.
-        #[arg(long)]
-        dir: PathBuf,
-        /// How many new keys.
-        #[arg(long, default_value_t = 1)]
-        count: u32,
-        /// How many of them must sign a release.
-        #[arg(long, default_value_t = 1)]
-        threshold: u32,
+        /// The new keys and their endorsed list.
+        #[command(flatten)]
+        keys: NewKeys,
         /// The list trusted now (`release.keys`).
         #[arg(long)]
         current: PathBuf,
@@ -277,6 +274,7 @@ enum ReleaseAction {
     Sign(release::Sign),
 }
 
+/// A failure to report: its line and exit code.
 struct Failure(String, u8);
 
 impl<E: std::fmt::Display> From<E> for Failure {
@@ -402,23 +400,16 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             upshift,
         } => new::run(&name, &path, upshift.as_deref()),
         Command::Keys {
-            action:
-                KeysAction::Generate {
-                    dir,
-                    count,
-                    threshold,
-                },
-        } => release::generate(&dir, count, threshold),
+            action: KeysAction::Generate(keys),
+        } => release::generate(&keys.dir, keys.count, keys.threshold),
         Command::Keys {
             action:
                 KeysAction::Rotate {
-                    dir,
-                    count,
-                    threshold,
+                    keys,
                     current,
                     signers,
                 },
-        } => release::rotate(&dir, count, threshold, &current, &signers),
+        } => release::rotate(&keys.dir, keys.count, keys.threshold, &current, &signers),
         Command::Keys {
             action: KeysAction::Accept { current, next },
         } => release::accept(&current, &next),

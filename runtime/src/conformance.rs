@@ -35,13 +35,13 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use upshift_schema::shape::{self, Shape};
+use upshift_schema::shape::Shape;
 
 use crate::clock;
 use crate::error::DispatchError;
 use crate::node::{NodeError, Running, Stage};
 use crate::rpc::{Route, Service};
-use crate::schema::{self, Encoding, InterfaceSchema, Rng};
+use crate::schema::{self, InterfaceSchema, Rng};
 use crate::state::{Snapshot, Versioned};
 
 /// A version's reply type (the generated `vN::Response`), for
@@ -225,7 +225,10 @@ impl Conformance {
                 })
                 .join()
                 .unwrap_or_else(|panic| {
-                    self.stopped(format!("a panic outside any call: {}", message(&*panic)))
+                    self.stopped(format!(
+                        "a panic outside any call: {}",
+                        crate::sync::panic_message(&*panic)
+                    ))
                 })
         })
     }
@@ -482,26 +485,18 @@ impl Calls {
                     .args
                     .iter()
                     .zip(e.args)
-                    .map(|(a, enc)| Ok((a.name.to_string(), shape_of(enc)?)))
+                    .map(|(a, enc)| Ok((a.name.to_string(), schema::shape_of(enc)?)))
                     .collect::<Result<_, String>>()?;
                 Ok(Method {
                     name: m.name.to_string(),
                     index: m.index,
                     args,
-                    returns: shape_of(e.returns)?,
+                    returns: schema::shape_of(e.returns)?,
                 })
             })
             .collect::<Result<_, String>>()?;
         Ok(Calls { methods })
     }
-}
-
-fn shape_of(encoding: &Encoding) -> Result<Shape, String> {
-    let text = schema::encoding::render(encoding);
-    if text.overflowed() {
-        return Err("an encoding is too large to draw values from".into());
-    }
-    shape::parse(text.as_str()).map_err(|e| format!("an encoding does not parse: {e}"))
 }
 
 /// Two neighbouring stages and what their calls and states look like.
@@ -536,7 +531,7 @@ impl<'a> Pair<'a> {
             calls,
             past: new_service.describe(from).is_some(),
             future: old_service.describe(to).is_some(),
-            state: old.state_encoding().map(shape_of).transpose()?,
+            state: old.state_encoding().map(schema::shape_of).transpose()?,
         })
     }
 
@@ -584,15 +579,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(recorded) = LAST_PANIC.with(|p| p.borrow_mut().take()) {
         return recorded;
     }
-    message(panic)
-}
-
-fn message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(a panic without a message)".into())
+    crate::sync::panic_message(panic)
 }
 
 thread_local! {
@@ -616,7 +603,7 @@ fn quiet_panics() {
                     .location()
                     .map(|l| format!(" at {}:{}", l.file(), l.line()))
                     .unwrap_or_default();
-                let text = format!("{}{at}", message(info.payload()));
+                let text = format!("{}{at}", crate::sync::panic_message(info.payload()));
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
             } else {
                 previous(info);

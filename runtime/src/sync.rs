@@ -52,3 +52,13 @@ pub async fn until(notify: &Notify, mut ready: impl FnMut() -> bool) {
         changed.await;
     }
 }
+
+/// What a caught panic said: its message when it has one (a `&str` or a
+/// `String`, as `panic!` makes them), else that it had none.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use upshift_schema::shape::{self, Shape};
+use upshift_schema::shape::Shape;
 
 use super::stage::Running;
 use super::{Current, Node, NodeError};
@@ -152,8 +152,7 @@ impl Shadow {
             .or_insert_with(|| {
                 let (_, encodings) = self.primary.describe(version)?;
                 let e = encodings.get(usize::from(method))?;
-                let text = schema::encoding::render(e.returns);
-                shape::parse(text.as_str()).ok().map(Arc::new)
+                schema::shape_of(e.returns).ok().map(Arc::new)
             })
             .clone()
     }
@@ -169,10 +168,7 @@ impl Shadow {
             m.args
                 .iter()
                 .zip(e.args)
-                .map(|(a, enc)| {
-                    let text = schema::encoding::render(enc);
-                    Some((a.name.to_string(), shape::parse(text.as_str()).ok()?))
-                })
+                .map(|(a, enc)| Some((a.name.to_string(), schema::shape_of(enc).ok()?)))
                 .collect()
         });
         match args {

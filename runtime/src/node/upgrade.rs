@@ -279,11 +279,7 @@ pub(super) fn guarded<T>(
     work: impl FnOnce() -> Result<T, NodeError>,
 ) -> Result<T, NodeError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-        let reason = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
+        let reason = crate::sync::panic_message(&*panic);
         Err(NodeError::Prepare {
             version: to,
             reason: format!("it panicked: {reason}"),

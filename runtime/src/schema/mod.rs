@@ -242,7 +242,7 @@ pub use decode::{Element, check_decoding, element};
 pub(crate) use decode::{Rng, draw_small};
 #[doc(hidden)]
 pub use fill::fill_lock;
-pub(crate) use value::{same as same_value, show as show_value, show_call};
+pub(crate) use value::{same as same_value, shape_of, show as show_value, show_call};
 
 /// A generic type's parameter, by position, where its own lock section
 /// records its encoding: [`Encoding::Param`].

@@ -31,6 +31,16 @@ pub(crate) fn read(shape: &Shape, bytes: &[u8]) -> Option<Value> {
     (at == bytes.len()).then_some(value)
 }
 
+/// The shape an encoding renders to, to draw and read values of it.
+pub(crate) fn shape_of(encoding: &super::Encoding) -> Result<Shape, String> {
+    let text = super::encoding::render(encoding);
+    if text.overflowed() {
+        return Err("an encoding is too large to draw values from".into());
+    }
+    upshift_schema::shape::parse(text.as_str())
+        .map_err(|e| format!("an encoding does not parse: {e}"))
+}
+
 /// Whether two encodings of `shape` hold the same value (a map's entries
 /// in any order).
 pub(crate) fn same(shape: &Shape, a: &[u8], b: &[u8]) -> bool {

@@ -64,11 +64,7 @@ fn guarded<T>(
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)) {
         Ok(result) => result,
         Err(panic) => {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+            let detail = crate::sync::panic_message(&*panic);
             Err(err(
                 path,
                 what,
