@@ -20,8 +20,8 @@ use clap::{Parser, Subcommand};
 use upshift::Connection;
 use upshift::clock::now_ms;
 use upshift::coordinator::Coordinator;
-use upshift::coordinator::api::StatusView;
 use upshift::coordinator::api::{self, Control};
+use upshift::coordinator::api::{Event3, StatusView3};
 use upshift::schedule::{Registry, ScheduleSpec};
 use upshift::udb::RedbUdb;
 use upshift::upgrade::{NodeState, RolloutState, Upgrade};
@@ -152,6 +152,16 @@ enum Command {
         coordinator: SocketAddr,
         /// The upgrade.
         upgrade: u64,
+    },
+    /// Remove a node that is gone for good (silent for longer than the
+    /// coordinator's liveness window), so it no longer holds a rollout open
+    /// or its id. Recorded in the history.
+    Forget {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+        /// The node's id.
+        node: String,
     },
     /// Check every released (locked) interface version, type and state
     /// version against the source: runs `cargo check --workspace
@@ -300,7 +310,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn client(addr: SocketAddr, access: &tls::Access) -> Result<api::v2::Client, Failure> {
+async fn client(addr: SocketAddr, access: &tls::Access) -> Result<api::v3::Client, Failure> {
     let config = upshift::ClientConfig {
         tls: access.client()?,
         ..upshift::ClientConfig::default()
@@ -308,7 +318,7 @@ async fn client(addr: SocketAddr, access: &tls::Access) -> Result<api::v2::Clien
     let conn = Connection::connect_with(addr, config)
         .await
         .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
-    Ok(api::v2::Client::new(conn).with_deadline(Duration::from_secs(10)))
+    Ok(api::v3::Client::new(conn).with_deadline(Duration::from_secs(10)))
 }
 
 async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
@@ -475,6 +485,15 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             coordinator,
             upgrade,
         } => control(coordinator, upgrade, Control::Abort, access).await,
+        Command::Forget { coordinator, node } => {
+            client(coordinator, access)
+                .await?
+                .forget(node.clone())
+                .await?
+                .map_err(|e| Failure(e.to_string(), 2))?;
+            println!("node {node} forgotten");
+            Ok(())
+        }
     }
 }
 
@@ -493,7 +512,10 @@ async fn control(
     Ok(())
 }
 
-fn render_status(status: &StatusView) -> String {
+/// How many of the newest events `upshift status` prints.
+const STATUS_EVENTS: usize = 10;
+
+fn render_status(status: &StatusView3) -> String {
     let mut out = String::new();
     if let Some(why) = &status.udb_failing {
         out.push_str(&format!(
@@ -530,6 +552,9 @@ fn render_status(status: &StatusView) -> String {
         if let NodeState::Failed { reason, .. } = &n.state {
             out.push_str(&format!("{:<14} why: {reason}\n", ""));
         }
+        if let Some(problem) = n.problem.as_ref().filter(|_| !n.healthy) {
+            out.push_str(&format!("{:<14} unhealthy: {problem}\n", ""));
+        }
     }
     for u in status.rollouts.values() {
         out.push_str(&format!(
@@ -541,7 +566,38 @@ fn render_status(status: &StatusView) -> String {
             describe(&u.state)
         ));
     }
+    let skip = status.recent.len().saturating_sub(STATUS_EVENTS);
+    if !status.recent.is_empty() {
+        out.push_str(&format!(
+            "latest events ({} of {}):\n",
+            status.recent.len() - skip,
+            status.events
+        ));
+    }
+    for e in &status.recent[skip..] {
+        out.push_str(&format!("  {}\n", render_event(e, now)));
+    }
     out
+}
+
+/// `#12  3.2s ago  n1 (upgrade #2)  slot granted for v2  by node n1`.
+fn render_event(e: &Event3, now: u64) -> String {
+    let mut line = format!(
+        "#{:<5} {:>7.1}s ago  ",
+        e.seq,
+        now.saturating_sub(e.at_ms) as f64 / 1000.0
+    );
+    match (&e.node, e.upgrade) {
+        (Some(node), Some(up)) => line.push_str(&format!("{node} (upgrade #{up})  ")),
+        (Some(node), None) => line.push_str(&format!("{node}  ")),
+        (None, Some(up)) => line.push_str(&format!("upgrade #{up}  ")),
+        (None, None) => {}
+    }
+    line.push_str(&e.what);
+    if let Some(by) = &e.by {
+        line.push_str(&format!("  [by {by}]"));
+    }
+    line
 }
 
 fn describe(state: &RolloutState) -> String {
@@ -561,7 +617,7 @@ fn bar(done: usize, total: usize) -> String {
     )
 }
 
-async fn watch(client: api::v2::Client, upgrade: Option<u64>) -> Result<(), Failure> {
+async fn watch(client: api::v3::Client, upgrade: Option<u64>) -> Result<(), Failure> {
     let status = client.status().await?;
     let id = match upgrade.or_else(|| status.rollouts.keys().last().copied()) {
         Some(id) if status.rollouts.contains_key(&id) => id,

@@ -185,6 +185,31 @@ async fn the_cli_drives_a_rollout_and_reports_errors_in_one_line() {
         "upgrade #2 was aborted",
     );
     one_line_error(&upshift(&["watch", "-c", addr, "9"]), 2, "no upgrade #9");
+
+    // The history's newest lines are in the status.
+    let status = text(&upshift(&["status", "-c", addr]).stdout);
+    assert!(
+        status.contains("latest events") && status.contains("upgrade #2  operator: Abort"),
+        "{status}"
+    );
+
+    // A node that is gone for good is forgotten, once silent for longer
+    // than the coordinator's liveness window (3 s).
+    one_line_error(
+        &upshift(&["forget", "-c", addr, "node-z"]),
+        2,
+        "no node \"node-z\" is registered",
+    );
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let out = upshift(&["forget", "-c", addr, "node-a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "node node-a forgotten");
+    let status = text(&upshift(&["status", "-c", addr]).stdout);
+    assert!(
+        status.contains("no nodes registered")
+            && status.contains("node-a  forgotten: it ran Kv v2, last heard"),
+        "{status}"
+    );
 }
 
 #[test]

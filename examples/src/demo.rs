@@ -274,7 +274,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Node versions as the coordinator reports them.
-async fn versions(operator: &api::v2::Client) -> BTreeMap<String, u32> {
+async fn versions(operator: &api::v3::Client) -> BTreeMap<String, u32> {
     let status = operator.status().await.unwrap_or_default();
     status
         .nodes
@@ -283,7 +283,7 @@ async fn versions(operator: &api::v2::Client) -> BTreeMap<String, u32> {
         .collect()
 }
 
-async fn progress(start: Instant, label: &str, operator: &api::v2::Client, shared: &Shared) {
+async fn progress(start: Instant, label: &str, operator: &api::v3::Client, shared: &Shared) {
     if !shared.show {
         return;
     }
@@ -306,7 +306,7 @@ async fn progress(start: Instant, label: &str, operator: &api::v2::Client, share
 }
 
 async fn roll_out(
-    operator: &api::v2::Client,
+    operator: &api::v3::Client,
     from: u32,
     start: Instant,
     shared: &Shared,
@@ -404,7 +404,7 @@ pub async fn run(options: Options) -> Result<Report, Box<dyn std::error::Error>>
         tls.dir.display(),
         dir.join("udb.redb").display()
     ));
-    let operator = api::v2::Client::new(
+    let operator = api::v3::Client::new(
         tls.connect(coordinator.local_addr(), "operator-demo")
             .await?,
     );

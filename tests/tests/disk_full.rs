@@ -10,8 +10,8 @@ use std::process::Command;
 
 use std::time::Duration;
 use upshift::coordinator::Coordinator;
-use upshift::coordinator::api::v2::Coordinator as _;
-use upshift::coordinator::api::{PublishError, RequestError};
+use upshift::coordinator::api::v3::Coordinator as _;
+use upshift::coordinator::api::{self, PublishError, PublishError3, RequestError3};
 use upshift::node::{Node, NodeConfig};
 use upshift::schedule::Registry;
 use upshift::state::FileStore;
@@ -20,6 +20,7 @@ use upshift::upgrade::{NodeInfo, Upgrade};
 use upshift::{CallError, Connection};
 use upshift_examples::kv;
 use upshift_examples::kv::interface::v1;
+use upshift_tests::cluster::wait_for;
 
 /// A tmpfs of `size` mounted at a fresh directory, unmounted on drop.
 struct SmallDisk(PathBuf);
@@ -102,7 +103,7 @@ async fn a_full_disk_fails_requests_and_the_coordinator_recovers_when_space_retu
     }
     let (at, error) = refused.expect("the full disk refuses a write");
     assert!(
-        matches!(&error, RequestError::Unrecorded(u) if !u.detail.is_empty()),
+        matches!(&error, RequestError3::Unrecorded(u) if !u.detail.is_empty()),
         "{error:?}"
     );
     let status = c.status().await;
@@ -121,7 +122,7 @@ async fn a_full_disk_fails_requests_and_the_coordinator_recovers_when_space_retu
         })
         .await;
     assert!(
-        matches!(publish, Err(PublishError::Unrecorded(_))),
+        matches!(publish, Err(PublishError3::V2(PublishError::Unrecorded(_)))),
         "{publish:?}"
     );
     let status = c.status().await;
@@ -239,7 +240,7 @@ async fn a_failed_checkpoint_makes_the_node_unhealthy_and_refuse_writes() {
             return;
         }
     };
-    let (node, _listener, client) = serve(&disk.path().join("node")).await;
+    let (node, listener, client) = serve(&disk.path().join("node")).await;
     put(&client, "k").await.expect("acknowledged");
     node.checkpoint().await.expect("a checkpoint with room");
 
@@ -255,4 +256,23 @@ async fn a_failed_checkpoint_makes_the_node_unhealthy_and_refuse_writes() {
         Err(CallError::Unavailable(why)) => assert_eq!(why, problem),
         other => panic!("a write after a failed checkpoint: {other:?}"),
     }
+
+    // The coordinator hears why, and its status says so.
+    let coordinator =
+        Coordinator::open(upshift::udb::MemoryUdb::new(), Registry::default()).expect("open");
+    let (_server, at) = coordinator.serve("127.0.0.1:0").await.expect("serve");
+    let _agent = node.run_agent(at.local_addr(), listener.local_addr().to_string());
+    let operator =
+        api::v3::Client::new(Connection::connect(at.local_addr()).await.expect("connect"));
+    wait_for(Duration::from_secs(10), "the node's heartbeat", || async {
+        operator.status().await.is_ok_and(|s| {
+            s.nodes
+                .get("on-a-small-disk")
+                .is_some_and(|n| n.problem.is_some())
+        })
+    })
+    .await;
+    let seen = operator.status().await.expect("status").nodes["on-a-small-disk"].clone();
+    assert!(!seen.healthy);
+    assert_eq!(seen.problem.as_deref(), Some(problem.as_str()));
 }

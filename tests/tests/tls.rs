@@ -52,6 +52,15 @@ async fn coordinator(dir: &Path) -> (upshift::Server, upshift::Listener) {
         .expect("serve")
 }
 
+fn client_config(dir: &Path, name: &str) -> ClientConfig {
+    ClientConfig {
+        tls: Some(client_tls(dir, name)),
+        ..ClientConfig::default()
+    }
+}
+
+/// A v2 client (the previous release's CLI and agents), served through
+/// v2's past SO.
 async fn client_as(addr: std::net::SocketAddr, tls: ClientTls) -> api::v2::Client {
     let config = ClientConfig {
         tls: Some(tls),
@@ -152,6 +161,34 @@ async fn operators_steer_readers_only_read() {
             && refusals[0].what.ends_with("(on a call by reader bob)"),
         "{refusals:#?}"
     );
+    // v3 callers read who in a field of its own (v2's words above are
+    // assembled from it by v2's past SO).
+    let conn = Connection::connect_with(listener.local_addr(), client_config(&dir, "operator"))
+        .await
+        .expect("connects");
+    let operator3 = api::v3::Client::new(conn).with_deadline(Duration::from_secs(10));
+    let view = operator3.status().await.expect("status");
+    let published = view
+        .recent
+        .iter()
+        .find(|e| e.what.starts_with("published "))
+        .expect("the publish is in the history");
+    assert_eq!(published.by.as_deref(), Some("operator alice"));
+    assert!(!published.what.contains("on a call by"), "{published:?}");
+    // Forgetting a node steers the cluster: an operator's to do.
+    let reader3 = api::v3::Client::new(
+        Connection::connect_with(listener.local_addr(), client_config(&dir, "reader"))
+            .await
+            .expect("connects"),
+    );
+    let why = forbidden(reader3.forget("n1".into()).await);
+    assert!(why.contains("reader bob may not forget a node"), "{why}");
+    let refused = operator3
+        .forget("n1".into())
+        .await
+        .expect("rpc")
+        .expect_err("n1 was just heard from");
+    assert!(refused.to_string().contains("stop it first"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

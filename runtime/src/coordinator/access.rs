@@ -4,7 +4,7 @@
 //! | calls | who |
 //! |---|---|
 //! | `register`, `heartbeat`, `request_slot`, `report` | a node, as the node id in its certificate |
-//! | `publish`, `control` | an operator |
+//! | `publish`, `control`, `forget` | an operator |
 //! | `status`, `history` | an operator or a reader |
 //!
 //! A node cannot act as another (its certificate names one id), nor
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::Coordinator;
 use crate::rpc::{Guard, Identity, Role};
-use crate::upgrade::api::{v1, v2};
+use crate::upgrade::api::{v1, v2, v3};
 
 /// What a call does, for the rules above.
 enum Act<'a> {
@@ -43,6 +43,9 @@ pub(super) fn guard(coordinator: Arc<Coordinator>) -> Guard {
         let act = match version {
             1 => v1::Request::decode(method, payload).map(|r| owned(v1_act(&r))),
             2 => v2::Request::decode(method, payload).map(|r| owned(v2_act(&r))),
+            3 => v3::Request::decode(method, payload).map(|r| owned(v3_act(&r))),
+            // A version the coordinator does not serve runs nothing: the
+            // dispatcher refuses it after the guard.
             _ => return Ok(()),
         };
         match act {
@@ -91,6 +94,19 @@ fn v2_act(request: &v2::Request) -> Act<'_> {
         v2::Request::Publish { .. } => Act::Steer("publish an upgrade"),
         v2::Request::Control { .. } => Act::Steer("pause, resume or abort a rollout"),
         v2::Request::Status {} | v2::Request::History { .. } => Act::Read,
+    }
+}
+
+fn v3_act(request: &v3::Request) -> Act<'_> {
+    match request {
+        v3::Request::Register { node } => Act::AsNode(&node.id, "register"),
+        v3::Request::Heartbeat { beat } => Act::AsNode(&beat.id, "report a heartbeat"),
+        v3::Request::RequestSlot { node, .. } => Act::AsNode(node, "ask for an upgrade slot"),
+        v3::Request::Report { node, .. } => Act::AsNode(node, "report an upgrade"),
+        v3::Request::Publish { .. } => Act::Steer("publish an upgrade"),
+        v3::Request::Control { .. } => Act::Steer("pause, resume or abort a rollout"),
+        v3::Request::Forget { .. } => Act::Steer("forget a node"),
+        v3::Request::Status {} | v3::Request::History { .. } => Act::Read,
     }
 }
 

@@ -1,11 +1,13 @@
-//! The coordinator's RPC handlers (interface v2; v1 callers arrive through
-//! v1's past SO): each request is one transaction over the rollout rules.
+//! The coordinator's RPC handlers (interface v3; v2 and v1 callers arrive
+//! through their past SOs): each request is one transaction over the
+//! rollout rules.
 
 use super::Coordinator;
 use crate::sync::lock;
 use crate::upgrade::api::{
-    self, Control, ControlError, Event, Heartbeat, MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME,
-    MAX_TEXT, Outcome, Pending, PublishError, RECENT_EVENTS, RequestError, Slot, StatusView,
+    self, Control, ControlError, Event3, ForgetError, Heartbeat3, MAX_CALL_COUNTS,
+    MAX_HISTORY_PAGE, MAX_NAME, MAX_TEXT, Outcome, Pending, PublishError, PublishError3,
+    RECENT_EVENTS, RequestError3, Slot, StatusView3,
 };
 use crate::upgrade::{Artifact, ArtifactError, NodeInfo, Upgrade};
 
@@ -28,9 +30,9 @@ fn limits(fields: &[(&'static str, &str, usize)]) -> Result<(), Over> {
     }
 }
 
-impl From<Over> for RequestError {
+impl From<Over> for RequestError3 {
     fn from(o: Over) -> Self {
-        RequestError::TooLong {
+        RequestError3::TooLong {
             field: o.field.into(),
             max: o.max as u32,
             len: o.len as u64,
@@ -48,7 +50,7 @@ impl From<Over> for PublishError {
     }
 }
 
-fn node_limits(node: &NodeInfo) -> Result<(), RequestError> {
+fn node_limits(node: &NodeInfo) -> Result<(), RequestError3> {
     limits(&[
         ("id", &node.id, MAX_NAME),
         ("group", &node.group, MAX_NAME),
@@ -83,51 +85,9 @@ impl Coordinator {
         }
         Ok(())
     }
-}
 
-impl api::v2::Coordinator for Coordinator {
-    async fn register(&self, node: NodeInfo) -> Result<(), RequestError> {
-        node_limits(&node)?;
-        self.transact(|t| t.register(node))
-            .map_err(RequestError::Unrecorded)
-    }
-
-    async fn heartbeat(&self, beat: Heartbeat) -> Result<Option<Pending>, RequestError> {
-        limits(&[("id", &beat.id, MAX_NAME)])?;
-        if beat.calls.len() > MAX_CALL_COUNTS {
-            return Err(Over {
-                field: "calls",
-                max: MAX_CALL_COUNTS,
-                len: beat.calls.len(),
-            }
-            .into());
-        }
-        self.transact(|t| t.heartbeat(beat))
-            .map_err(RequestError::Unrecorded)
-    }
-
-    async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError> {
-        limits(&[("node", &node, MAX_NAME)])?;
-        self.transact(|t| t.request_slot(&self.schedules, node, upgrade))
-            .map_err(RequestError::Unrecorded)
-    }
-
-    async fn report(
-        &self,
-        node: String,
-        upgrade: u64,
-        outcome: Outcome,
-    ) -> Result<(), RequestError> {
-        let reason = match &outcome {
-            Outcome::Failed { reason } => reason.as_str(),
-            Outcome::Upgraded { .. } => "",
-        };
-        limits(&[("node", &node, MAX_NAME), ("reason", reason, MAX_TEXT)])?;
-        self.transact(|t| t.report(node, upgrade, outcome))
-            .map_err(RequestError::Unrecorded)
-    }
-
-    async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError> {
+    /// What a publish must pass before it reaches the rollout rules.
+    fn check_publish(&self, upgrade: &Upgrade) -> Result<(), PublishError> {
         if upgrade.to != upgrade.from.wrapping_add(1) || upgrade.from == u32::MAX {
             return Err(PublishError::SkipsVersion {
                 from: upgrade.from,
@@ -144,7 +104,7 @@ impl api::v2::Coordinator for Coordinator {
         let artifact = Artifact::parse(&upgrade.artifact)
             .map_err(|e| PublishError::Artifact(e.to_string()))?;
         // A release the keys do not vouch for is an attempt worth recording.
-        self.check_release(&upgrade, &artifact).map_err(|e| {
+        self.check_release(upgrade, &artifact).map_err(|e| {
             let caller = crate::rpc::caller();
             self.refused(
                 caller.as_deref(),
@@ -155,8 +115,60 @@ impl api::v2::Coordinator for Coordinator {
         self.schedules
             .validate(&upgrade.schedule)
             .map_err(PublishError::Schedule)?;
+        Ok(())
+    }
+}
+
+impl api::v3::Coordinator for Coordinator {
+    async fn register(&self, node: NodeInfo) -> Result<(), RequestError3> {
+        node_limits(&node)?;
+        self.transact(|t| t.register(node))
+            .map_err(RequestError3::Unrecorded)?
+    }
+
+    async fn heartbeat(&self, beat: Heartbeat3) -> Result<Option<Pending>, RequestError3> {
+        limits(&[
+            ("id", &beat.id, MAX_NAME),
+            ("address", &beat.address, MAX_NAME),
+            ("problem", beat.problem.as_deref().unwrap_or(""), MAX_TEXT),
+        ])?;
+        if beat.calls.len() > MAX_CALL_COUNTS {
+            return Err(Over {
+                field: "calls",
+                max: MAX_CALL_COUNTS,
+                len: beat.calls.len(),
+            }
+            .into());
+        }
+        self.transact(|t| t.heartbeat(beat))
+            .map_err(RequestError3::Unrecorded)?
+    }
+
+    async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3> {
+        limits(&[("node", &node, MAX_NAME)])?;
+        self.transact(|t| t.request_slot(&self.schedules, node, upgrade))
+            .map_err(RequestError3::Unrecorded)
+    }
+
+    async fn report(
+        &self,
+        node: String,
+        upgrade: u64,
+        outcome: Outcome,
+    ) -> Result<(), RequestError3> {
+        let reason = match &outcome {
+            Outcome::Failed { reason } => reason.as_str(),
+            Outcome::Upgraded { .. } => "",
+        };
+        limits(&[("node", &node, MAX_NAME), ("reason", reason, MAX_TEXT)])?;
+        self.transact(|t| t.report(node, upgrade, outcome))
+            .map_err(RequestError3::Unrecorded)
+    }
+
+    async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError3> {
+        self.check_publish(&upgrade).map_err(PublishError3::V2)?;
         self.transact(|t| t.publish(upgrade))
-            .map_err(PublishError::Unrecorded)?
+            .map_err(|e| PublishError3::V2(PublishError::Unrecorded(e)))?
     }
 
     async fn control(&self, upgrade: u64, action: Control) -> Result<(), ControlError> {
@@ -164,13 +176,13 @@ impl api::v2::Coordinator for Coordinator {
             .map_err(ControlError::Unrecorded)?
     }
 
-    async fn status(&self) -> StatusView {
+    async fn status(&self) -> StatusView3 {
         // Through a transaction first, so a lost slot holder shows as such;
         // if that write fails, the view still shows what is recorded.
         let _ = self.transact(|_| ());
         let content = lock(&self.content);
         let skip = content.events.len().saturating_sub(RECENT_EVENTS);
-        StatusView {
+        StatusView3 {
             nodes: content
                 .nodes
                 .iter()
@@ -184,14 +196,14 @@ impl api::v2::Coordinator for Coordinator {
             recent: content.events[skip..]
                 .iter()
                 .cloned()
-                .map(Event::from)
+                .map(Event3::from)
                 .collect(),
             events: content.events.len() as u64,
             udb_failing: lock(&self.udb_failing).clone(),
         }
     }
 
-    async fn history(&self, after: u64, limit: u32) -> Vec<Event> {
+    async fn history(&self, after: u64, limit: u32) -> Vec<Event3> {
         let content = lock(&self.content);
         // Sequence numbers ascend from 1 without gaps.
         let from = content.events.partition_point(|e| e.seq <= after);
@@ -200,7 +212,12 @@ impl api::v2::Coordinator for Coordinator {
             .iter()
             .take(limit)
             .cloned()
-            .map(Event::from)
+            .map(Event3::from)
             .collect()
+    }
+
+    async fn forget(&self, node: String) -> Result<(), ForgetError> {
+        self.transact(|t| t.forget(node))
+            .map_err(ForgetError::Unrecorded)?
     }
 }

@@ -130,7 +130,7 @@ impl Coordinator {
         self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<(Server, Listener)> {
-        let server = Server::new(api::v2::service(self));
+        let server = Server::new(api::v3::service(self));
         let listener = server.listen(addr).await?;
         tracing::warn!(
             addr = %listener.local_addr(),
@@ -154,7 +154,7 @@ impl Coordinator {
             ..ServerConfig::default()
         };
         let coordinator = Arc::new(self);
-        let service = api::v2::service(coordinator.clone()).guarded(access::guard(coordinator));
+        let service = api::v3::service(coordinator.clone()).guarded(access::guard(coordinator));
         let server = Server::with_config(service, config);
         let listener = server.listen(addr).await?;
         Ok((server, listener))

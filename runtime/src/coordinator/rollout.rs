@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::schedule::{Decision, Registry, Rollout};
 use crate::udb::{Batch, Content};
-use crate::upgrade::api::{Control, ControlError, Heartbeat, Outcome, Pending, PublishError, Slot};
+use crate::upgrade::api::{
+    Control, ControlError, ForgetError, Heartbeat3, Outcome, Pending, PublishError, PublishError3,
+    RequestError3, Slot,
+};
 use crate::upgrade::{
     Event, NodeInfo, NodeRecord, NodeState, RolloutState, Upgrade, UpgradeRecord,
 };
@@ -119,18 +122,15 @@ impl<'a> Txn<'a> {
 
     pub(super) fn event(&mut self, node: Option<&str>, upgrade: Option<u64>, what: String) {
         let seq = self.content.events.last().map_or(1, |e| e.seq + 1);
-        let what = match &self.by {
-            Some(by) => format!("{what} (on a call by {by})"),
-            None => what,
-        };
         let event = Event {
             seq,
             at_ms: self.now,
             node: node.map(str::to_string),
             upgrade,
             what,
+            by: self.by.clone(),
         };
-        tracing::info!(node, upgrade, "{}", event.what);
+        tracing::info!(node, upgrade, by = event.by, "{}", event.what);
         self.content.events.push(event.clone());
         self.undo.push(Undo::Event);
         self.batch.events.push(event);
@@ -211,10 +211,17 @@ impl<'a> Txn<'a> {
     }
 
     /// A node registers (again, after a restart): its version tells how an
-    /// upgrade it held went.
-    pub(super) fn register(&mut self, node: NodeInfo) {
+    /// upgrade it held went. An id held by a live node elsewhere is refused:
+    /// two processes must never share one record (and so one slot).
+    pub(super) fn register(&mut self, node: NodeInfo) -> Result<(), RequestError3> {
         let id = node.id.clone();
         let service = node.service.clone();
+        if let Some(old) = self.content.nodes.get(&id)
+            && old.info.address != node.address
+            && self.heard(old)
+        {
+            return Err(self.duplicate(old));
+        }
         let record = match self.content.nodes.get(&id).cloned() {
             Some(old) => {
                 // A node that restarted: its version tells how an upgrade it held went.
@@ -241,6 +248,7 @@ impl<'a> Txn<'a> {
                 state: NodeState::Running,
                 last_seen_ms: self.now,
                 healthy: true,
+                problem: None,
                 healthy_since_ms: Some(self.now),
                 upgraded_at_ms: None,
                 calls: Default::default(),
@@ -253,12 +261,41 @@ impl<'a> Txn<'a> {
         self.node(record);
         self.event(Some(&id), None, what);
         self.finalize(&service);
+        Ok(())
     }
 
-    /// A heartbeat: liveness, health and call counts; answers the upgrade
-    /// the node should take part in, if any.
-    pub(super) fn heartbeat(&mut self, beat: Heartbeat) -> Option<Pending> {
-        let mut node = self.content.nodes.get(&beat.id).cloned()?;
+    /// Whether `node` was heard from within the liveness window.
+    fn heard(&self, node: &NodeRecord) -> bool {
+        self.now.saturating_sub(node.last_seen_ms) <= self.heard_within_ms
+    }
+
+    /// The refusal of a second process for `holder`'s id.
+    fn duplicate(&self, holder: &NodeRecord) -> RequestError3 {
+        RequestError3::DuplicateNode {
+            id: holder.info.id.clone(),
+            address: holder.info.address.clone(),
+            heard_ms_ago: self.now.saturating_sub(holder.last_seen_ms),
+            within_ms: self.heard_within_ms,
+        }
+    }
+
+    /// A heartbeat: liveness, health (and why not) and call counts; answers
+    /// the upgrade the node should take part in, if any. One from another
+    /// address than the id's registered one is refused: that process must
+    /// register, where the liveness rule decides which one holds the id.
+    pub(super) fn heartbeat(&mut self, beat: Heartbeat3) -> Result<Option<Pending>, RequestError3> {
+        let Some(mut node) = self.content.nodes.get(&beat.id).cloned() else {
+            return Err(RequestError3::NotRegistered(beat.id));
+        };
+        // v2 agents do not say where they serve.
+        if !beat.address.is_empty() && beat.address != node.info.address {
+            return Err(self.duplicate(&node));
+        }
+        node.problem = if beat.healthy {
+            None
+        } else {
+            beat.problem.clone()
+        };
         node.last_seen_ms = self.now;
         node.calls = beat.calls.iter().copied().collect();
         node.healthy_since_ms = match (beat.healthy, node.healthy) {
@@ -301,13 +338,50 @@ impl<'a> Txn<'a> {
             // A health gate may have been all that kept the rollout open.
             self.finalize(&service);
         }
-        up.filter(|u| u.def.from == beat.version && u.state == RolloutState::Active)
+        Ok(up
+            .filter(|u| u.def.from == beat.version && u.state == RolloutState::Active)
             .map(|u| Pending {
                 upgrade: u.id,
                 from: u.def.from,
                 to: u.def.to,
                 artifact: u.def.artifact.clone(),
-            })
+            }))
+    }
+
+    /// An operator forgets a node that is gone for good: its record goes
+    /// (its id is free, it no longer holds a rollout open or a slot), and
+    /// the history says so. A node still heard from is refused: it would
+    /// come back at its next heartbeat.
+    pub(super) fn forget(&mut self, id: String) -> Result<(), ForgetError> {
+        let Some(old) = self.content.nodes.get(&id).cloned() else {
+            return Err(ForgetError::NoSuchNode(id));
+        };
+        if self.heard(&old) {
+            return Err(ForgetError::StillHeard {
+                node: id,
+                heard_ms_ago: self.now.saturating_sub(old.last_seen_ms),
+                within_ms: self.heard_within_ms,
+            });
+        }
+        self.content.nodes.remove(&id);
+        self.undo.push(Undo::Node(id.clone(), Some(old.clone())));
+        self.batch.forget.push(id.clone());
+        let silent = self.now.saturating_sub(old.last_seen_ms) / 1000;
+        let held = match &old.state {
+            NodeState::Upgrading { to } => format!("; it held a slot for v{to}"),
+            _ => String::new(),
+        };
+        let up = active_for(self.content, &old.info.service).map(|u| u.id);
+        self.event(
+            Some(&id),
+            up,
+            format!(
+                "forgotten: it ran {} v{}, last heard {silent} s ago{held}",
+                old.info.service, old.info.version
+            ),
+        );
+        self.finalize(&old.info.service);
+        Ok(())
     }
 
     /// A node asks for a slot; the schedule decides, under the lock, so
@@ -419,7 +493,7 @@ impl<'a> Txn<'a> {
     }
 
     /// Records a published upgrade (already checked for shape and schedule).
-    pub(super) fn publish(&mut self, def: Upgrade) -> Result<u64, PublishError> {
+    pub(super) fn publish(&mut self, def: Upgrade) -> Result<u64, PublishError3> {
         if !self
             .content
             .nodes
@@ -432,18 +506,35 @@ impl<'a> Txn<'a> {
                 .values()
                 .map(|n| n.info.service.clone())
                 .collect();
-            return Err(PublishError::NoNodes {
+            return Err(PublishError3::V2(PublishError::NoNodes {
                 service: def.service,
                 known: known.into_iter().collect(),
-            });
+            }));
         }
         if let Some(open) = active_for(self.content, &def.service) {
-            return Err(PublishError::StillOpen {
+            return Err(PublishError3::V2(PublishError::StillOpen {
                 open: open.id,
                 service: def.service,
                 from: open.def.from,
                 to: open.def.to,
                 state: open.state.clone(),
+            }));
+        }
+        // A rollout finishes when every node runs `to`: a node on an older
+        // version than `from` never would, and would then wait behind this
+        // rollout for the upgrade it needs.
+        let mut running = std::collections::BTreeMap::<u32, u64>::new();
+        for n in self.content.nodes.values() {
+            if n.info.service == def.service {
+                *running.entry(n.info.version).or_default() += 1;
+            }
+        }
+        if !running.contains_key(&def.from) || running.keys().any(|v| *v < def.from) {
+            return Err(PublishError3::Untakeable {
+                service: def.service,
+                from: def.from,
+                to: def.to,
+                running: running.into_iter().collect(),
             });
         }
         let id = self.content.upgrades.keys().last().map_or(1, |id| id + 1);

@@ -8,9 +8,10 @@ use super::Coordinator;
 use crate::clock::ManualClock;
 use crate::schedule::Registry;
 use crate::udb::MemoryUdb;
-use crate::upgrade::api::v2::Coordinator as _;
+use crate::upgrade::api::v3::Coordinator as _;
 use crate::upgrade::api::{
-    Control, ControlError, Heartbeat, Outcome, PublishError, Slot, StatusView,
+    Control, ControlError, Heartbeat3, Outcome, PublishError, PublishError3, RequestError3, Slot,
+    StatusView3,
 };
 use crate::upgrade::{NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
 
@@ -81,7 +82,7 @@ impl Fixture {
         run(self.coordinator.report(id.into(), up, outcome)).expect("recorded");
     }
 
-    fn status(&self) -> StatusView {
+    fn status(&self) -> StatusView3 {
         run(self.coordinator.status())
     }
 
@@ -147,7 +148,9 @@ fn a_slot_holder_not_heard_from_expires_and_halts_the_rollout() {
     assert_eq!(f.slot("n1", up), Slot::Granted);
     // n2 keeps beating; n1 is silent for longer than the slot timeout (10 s).
     f.clock.advance(10_001);
-    let beat = Heartbeat {
+    let beat = Heartbeat3 {
+        address: String::new(),
+        problem: None,
         id: "n2".into(),
         version: 1,
         healthy: true,
@@ -239,7 +242,10 @@ fn abort_ends_a_rollout_for_good() {
 #[test]
 fn publish_refusals_are_typed() {
     let f = fixture();
-    let refused = |u: Upgrade| run(f.coordinator.publish(u)).expect_err("refused");
+    let refused = |u: Upgrade| match run(f.coordinator.publish(u)).expect_err("refused") {
+        PublishError3::V2(e) => e,
+        other => panic!("refused as v2 would: {other}"),
+    };
     assert_eq!(
         refused(upgrade("rolling:1")),
         PublishError::NoNodes {
@@ -297,7 +303,7 @@ fn a_write_the_udb_refuses_is_never_answered_as_done() {
             service: "Other".into(),
             ..upgrade("rolling:1")
         })),
-        Err(PublishError::NoNodes { .. })
+        Err(PublishError3::V2(PublishError::NoNodes { .. }))
     ));
     assert!(matches!(
         run(f.coordinator.control(up, Control::Pause)),
@@ -400,19 +406,19 @@ fn the_worst_legal_schedule_survives_a_restart_and_decides() {
             schedule: deeper,
             ..upgrade("rolling:1")
         })),
-        Err(PublishError::Schedule(m)) if m.contains("levels deep")
+        Err(PublishError3::V2(PublishError::Schedule(m))) if m.contains("levels deep")
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn oversized_fields_and_bad_artifacts_are_refused_before_anything_is_stored() {
-    use crate::upgrade::api::{MAX_NAME, MAX_TEXT, RequestError};
+    use crate::upgrade::api::{MAX_NAME, MAX_TEXT};
     let f = fixture();
     let huge = info("n1", &"g".repeat(256 * 1024), 1);
     assert_eq!(
         run(f.coordinator.register(huge)),
-        Err(RequestError::TooLong {
+        Err(RequestError3::TooLong {
             field: "group".into(),
             max: MAX_NAME as u32,
             len: 256 * 1024
@@ -429,7 +435,7 @@ fn oversized_fields_and_bad_artifacts_are_refused_before_anything_is_stored() {
         },
     ));
     assert!(
-        matches!(refused, Err(RequestError::TooLong { .. })),
+        matches!(refused, Err(RequestError3::TooLong { .. })),
         "{refused:?}"
     );
     let bad_artifact = Upgrade {
@@ -438,7 +444,7 @@ fn oversized_fields_and_bad_artifacts_are_refused_before_anything_is_stored() {
     };
     assert!(matches!(
         run(f.coordinator.publish(bad_artifact)),
-        Err(PublishError::Artifact(m)) if m.contains("neither `in-process`")
+        Err(PublishError3::V2(PublishError::Artifact(m))) if m.contains("neither `in-process`")
     ));
     let long_notes = Upgrade {
         notes: "n".repeat(MAX_TEXT + 1),
@@ -446,7 +452,7 @@ fn oversized_fields_and_bad_artifacts_are_refused_before_anything_is_stored() {
     };
     assert!(matches!(
         run(f.coordinator.publish(long_notes)),
-        Err(PublishError::TooLong { field, .. }) if field == "notes"
+        Err(PublishError3::V2(PublishError::TooLong { field, .. })) if field == "notes"
     ));
     assert!(f.status().rollouts.is_empty());
 }
@@ -482,7 +488,7 @@ fn under_release_keys_only_signed_current_releases_are_published() {
     let refused = |u: Upgrade, why: &str| {
         let result = run(f.coordinator.publish(u));
         assert!(
-            matches!(&result, Err(PublishError::Artifact(m)) if m.contains(why)),
+            matches!(&result, Err(PublishError3::V2(PublishError::Artifact(m))) if m.contains(why)),
             "expected {why:?}: {result:?}"
         );
     };
@@ -529,7 +535,9 @@ fn a_health_gate_needs_upgraded_nodes_to_be_heard_from() {
     f.register("n2", "g");
     let up = f.publish("rolling:1,health:5");
     let beat = |id: &str, version: u32| {
-        let beat = Heartbeat {
+        let beat = Heartbeat3 {
+            address: String::new(),
+            problem: None,
             id: id.into(),
             version,
             healthy: true,
@@ -565,4 +573,166 @@ fn a_health_gate_needs_upgraded_nodes_to_be_heard_from() {
     assert_eq!(f.rollout(up), RolloutState::Active, "n2 is silent");
     beating(&["n1", "n2"], 5);
     assert_eq!(f.rollout(up), RolloutState::Final);
+}
+
+fn beat(id: &str, address: &str, version: u32) -> Heartbeat3 {
+    Heartbeat3 {
+        id: id.into(),
+        address: address.into(),
+        version,
+        healthy: true,
+        problem: None,
+        calls: vec![],
+    }
+}
+
+fn at(id: &str, address: &str, version: u32) -> NodeInfo {
+    NodeInfo {
+        address: address.into(),
+        ..info(id, "g", version)
+    }
+}
+
+/// Regression: two processes started with one id shared one record, so
+/// under `rolling:1` both upgraded at once and the rollout went final while
+/// one still ran v1. Now the second is refused while the first is heard
+/// from, and takes the id only once the first has been silent.
+#[test]
+fn a_node_id_is_held_by_one_live_node() {
+    let f = fixture();
+    run(f.coordinator.register(at("n1", "10.0.0.1:7000", 1))).expect("first");
+    let second = run(f.coordinator.register(at("n1", "10.0.0.2:7000", 1))).expect_err("second");
+    assert_eq!(
+        second,
+        RequestError3::DuplicateNode {
+            id: "n1".into(),
+            address: "10.0.0.1:7000".into(),
+            heard_ms_ago: 0,
+            within_ms: 3000,
+        }
+    );
+    assert!(
+        second.to_string().contains("give this node another id"),
+        "{second}"
+    );
+    // Its heartbeats are refused too (it must register, which is refused).
+    assert!(matches!(
+        run(f.coordinator.heartbeat(beat("n1", "10.0.0.2:7000", 1))),
+        Err(RequestError3::DuplicateNode { .. })
+    ));
+    // The same process registering again (a restart at its address) is fine.
+    run(f.coordinator.register(at("n1", "10.0.0.1:7000", 1))).expect("again");
+    // The first goes silent for longer than the liveness window: the id is free.
+    f.clock.advance(3001);
+    run(f.coordinator.register(at("n1", "10.0.0.2:7000", 1))).expect("taken over");
+    assert_eq!(f.status().nodes["n1"].info.address, "10.0.0.2:7000");
+    // The first comes back: refused, it no longer holds the id.
+    assert!(matches!(
+        run(f.coordinator.heartbeat(beat("n1", "10.0.0.1:7000", 1))),
+        Err(RequestError3::DuplicateNode { address, .. }) if address == "10.0.0.2:7000"
+    ));
+}
+
+#[test]
+fn a_node_gone_for_good_is_forgotten_and_stops_holding_the_rollout() {
+    let f = fixture();
+    run(f.coordinator.register(at("n1", "a1", 1))).expect("n1");
+    run(f.coordinator.register(at("n2", "a2", 1))).expect("n2");
+    let up = f.publish("rolling:1");
+    assert_eq!(f.slot("n2", up), Slot::Granted);
+    f.report("n2", up, Outcome::Upgraded { version: 2 });
+    assert_eq!(f.rollout(up), RolloutState::Active, "n1 still runs v1");
+    // n1 is still heard from: refused, it would come back.
+    let refused = run(f.coordinator.forget("n1".into())).expect_err("alive");
+    assert!(refused.to_string().contains("stop it first"), "{refused}");
+    assert_eq!(
+        run(f.coordinator.forget("n9".into())),
+        Err(crate::upgrade::api::ForgetError::NoSuchNode("n9".into()))
+    );
+    // n1 dies; n2 keeps beating.
+    for _ in 0..4 {
+        f.clock.advance(1000);
+        run(f.coordinator.heartbeat(beat("n2", "a2", 2))).expect("n2 beats");
+    }
+    run(f.coordinator.forget("n1".into())).expect("forgotten");
+    let status = f.status();
+    assert!(!status.nodes.contains_key("n1"));
+    assert_eq!(status.rollouts[&up].state, RolloutState::Final);
+    assert!(
+        status.recent.iter().any(|e| e.node.as_deref() == Some("n1")
+            && e.what
+                .starts_with("forgotten: it ran Kv v1, last heard 4 s ago")),
+        "{:?}",
+        status.recent
+    );
+    assert!(
+        !f.udb.content().nodes.contains_key("n1"),
+        "gone from the UDB"
+    );
+    // If it comes back after all, it is told to register.
+    assert_eq!(
+        run(f.coordinator.heartbeat(beat("n1", "a1", 1))),
+        Err(RequestError3::NotRegistered("n1".into()))
+    );
+}
+
+/// Regression: v2 -> v3 was accepted while every node ran v1, and then
+/// blocked v1 -> v2 for good.
+#[test]
+fn an_upgrade_that_could_not_finish_is_refused_at_publish() {
+    let f = fixture();
+    run(f.coordinator.register(at("n1", "a1", 1))).expect("n1");
+    let v2_to_v3 = Upgrade {
+        from: 2,
+        to: 3,
+        ..upgrade("rolling:1")
+    };
+    let e = run(f.coordinator.publish(v2_to_v3.clone())).expect_err("no node runs v2");
+    assert_eq!(
+        e,
+        PublishError3::Untakeable {
+            service: "Kv".into(),
+            from: 2,
+            to: 3,
+            running: vec![(1, 1)],
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "no rollout of Kv v2 -> v3 could finish: its nodes run v1 (1 node); every node must run \
+         v2 (or v3 already): upgrade the older nodes first, or forget those that are gone \
+         (`upshift forget NODE`)"
+    );
+    // A mix: one node at v2, two at v1: still refused (the v1 nodes could
+    // take no upgrade while this one is open).
+    run(f.coordinator.register(at("n2", "a2", 2))).expect("n2");
+    run(f.coordinator.register(at("n3", "a3", 1))).expect("n3");
+    assert!(matches!(
+        run(f.coordinator.publish(v2_to_v3.clone())),
+        Err(PublishError3::Untakeable { running, .. }) if running == vec![(1, 2), (2, 1)]
+    ));
+    // v1 -> v2 is what can run, and is accepted.
+    f.publish("rolling:1");
+}
+
+#[test]
+fn status_says_why_a_node_is_unhealthy() {
+    let f = fixture();
+    run(f.coordinator.register(at("n1", "a1", 1))).expect("n1");
+    let sick = Heartbeat3 {
+        healthy: false,
+        problem: Some(
+            "its state takes no writes: journal append failed: No space left on device".into(),
+        ),
+        ..beat("n1", "a1", 1)
+    };
+    run(f.coordinator.heartbeat(sick)).expect("recorded");
+    let node = &f.status().nodes["n1"];
+    assert!(!node.healthy);
+    assert_eq!(
+        node.problem.as_deref(),
+        Some("its state takes no writes: journal append failed: No space left on device")
+    );
+    run(f.coordinator.heartbeat(beat("n1", "a1", 1))).expect("recorded");
+    assert_eq!(f.status().nodes["n1"].problem, None, "healthy again");
 }

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::Node;
 use crate::error::CallError;
 use crate::rpc::{ClientConfig, Connection};
-use crate::upgrade::api::{self, Heartbeat, Outcome, Slot};
+use crate::upgrade::api::{self, Heartbeat3, Outcome, RequestError3, Slot};
 use crate::upgrade::{Artifact, NodeInfo};
 
 impl Node {
@@ -21,16 +21,20 @@ impl Node {
     pub fn run_agent(&self, coordinator: SocketAddr, address: String) -> JoinHandle<()> {
         let node = self.clone();
         tokio::spawn(async move {
-            let mut client: Option<api::v2::Client> = None;
+            let mut client: Option<api::v3::Client> = None;
             loop {
                 if client.is_none() {
                     client = node.register(coordinator, &address).await;
                 }
-                if let Some(c) = &client
-                    && let Err(e) = node.agent_step(c).await
-                {
-                    tracing::debug!(node = %node.id(), error = %e, "coordinator unreachable; reconnecting");
-                    client = None;
+                if let Some(c) = &client {
+                    match node.agent_step(c, &address).await {
+                        Ok(Step::Done) => {}
+                        Ok(Step::Register) => client = None,
+                        Err(e) => {
+                            tracing::debug!(node = %node.id(), error = %e, "coordinator unreachable; reconnecting");
+                            client = None;
+                        }
+                    }
                 }
                 tokio::select! {
                     () = tokio::time::sleep(node.inner.config.heartbeat) => {}
@@ -67,13 +71,13 @@ impl Node {
         }
     }
 
-    async fn register(&self, coordinator: SocketAddr, address: &str) -> Option<api::v2::Client> {
+    async fn register(&self, coordinator: SocketAddr, address: &str) -> Option<api::v3::Client> {
         let config = ClientConfig {
             tls: self.inner.config.coordinator_tls.clone(),
             ..ClientConfig::default()
         };
         let conn = Connection::connect_with(coordinator, config).await.ok()?;
-        let client = api::v2::Client::new(conn).with_deadline(Duration::from_secs(5));
+        let client = api::v3::Client::new(conn).with_deadline(Duration::from_secs(5));
         let info = NodeInfo {
             id: self.inner.config.id.clone(),
             address: address.to_string(),
@@ -91,38 +95,52 @@ impl Node {
         }
     }
 
-    async fn agent_step(&self, client: &api::v2::Client) -> Result<(), CallError> {
+    /// Why the node is unhealthy, if it is: its state takes no writes
+    /// (whatever its own check says), or its health check fails.
+    fn health(&self) -> Option<String> {
+        match self.problem() {
+            Some(problem) => Some(problem),
+            None if !(self.inner.config.health)() => Some("its health check fails".into()),
+            None => None,
+        }
+    }
+
+    async fn agent_step(&self, client: &api::v3::Client, address: &str) -> Result<Step, CallError> {
         let service = self.service();
-        let beat = Heartbeat {
+        let problem = self.health();
+        let beat = Heartbeat3 {
             id: self.inner.config.id.clone(),
+            address: address.to_string(),
             version: self.version(),
-            // A node whose state takes no writes is not healthy, whatever
-            // its own check says.
-            healthy: (self.inner.config.health)() && self.problem().is_none(),
+            healthy: problem.is_none(),
+            problem,
             calls: service.versions().map(|v| (v, service.served(v))).collect(),
         };
         // A request the coordinator could not record did nothing: this round
-        // ends, and the next heartbeat asks again.
-        let not_taken = |e: api::RequestError| {
+        // ends, and the next heartbeat asks again. One that says the node
+        // must register (forgotten, or its id taken meanwhile) does that.
+        let not_taken = |e: RequestError3| {
             tracing::warn!(node = %self.id(), error = %e, "the coordinator did not take a request; asking again at the next heartbeat");
+            match e {
+                RequestError3::NotRegistered(_) | RequestError3::DuplicateNode { .. } => {
+                    Step::Register
+                }
+                _ => Step::Done,
+            }
         };
-        let Some(pending) = client.heartbeat(beat).await?.unwrap_or_else(|e| {
-            not_taken(e);
-            None
-        }) else {
-            return Ok(());
+        let pending = match client.heartbeat(beat).await? {
+            Ok(Some(pending)) => pending,
+            Ok(None) => return Ok(Step::Done),
+            Err(e) => return Ok(not_taken(e)),
         };
         if pending.from != self.version() {
-            return Ok(());
+            return Ok(Step::Done);
         }
         let id = self.inner.config.id.clone();
         match client.request_slot(id.clone(), pending.upgrade).await? {
             Ok(Slot::Granted) => {}
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                not_taken(e);
-                return Ok(());
-            }
+            Ok(_) => return Ok(Step::Done),
+            Err(e) => return Ok(not_taken(e)),
         }
         let result = match Artifact::parse(&pending.artifact) {
             Ok(Artifact::InProcess) => self.upgrade_to(pending.to).await,
@@ -140,8 +158,16 @@ impl Node {
         // Unrecorded, the outcome still reaches the coordinator: the next
         // heartbeat carries the version the node runs.
         if let Err(e) = client.report(id, pending.upgrade, outcome).await? {
-            not_taken(e);
+            return Ok(not_taken(e));
         }
-        Ok(())
+        Ok(Step::Done)
     }
+}
+
+/// What the agent does after a step.
+enum Step {
+    /// Wait for the next heartbeat.
+    Done,
+    /// Register again before the next heartbeat.
+    Register,
 }

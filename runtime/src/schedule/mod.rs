@@ -189,6 +189,7 @@ mod tests {
             state: NodeState::Running,
             last_seen_ms: 0,
             healthy: true,
+            problem: None,
             healthy_since_ms: Some(0),
             upgraded_at_ms: None,
             calls: Default::default(),

@@ -53,6 +53,9 @@ impl Udb for MemoryUdb {
             content.upgrades.insert(u.id, u.clone());
         }
         content.events.extend(batch.events.iter().cloned());
+        for id in &batch.forget {
+            content.nodes.remove(id);
+        }
         Ok(())
     }
 }

@@ -36,12 +36,17 @@ pub struct Batch {
     pub upgrades: Vec<UpgradeRecord>,
     /// Events to append.
     pub events: Vec<Event>,
+    /// Ids of nodes to remove (forgotten by an operator), after `nodes`.
+    pub forget: Vec<String>,
 }
 
 impl Batch {
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.upgrades.is_empty() && self.events.is_empty()
+        self.nodes.is_empty()
+            && self.upgrades.is_empty()
+            && self.events.is_empty()
+            && self.forget.is_empty()
     }
 }
 

@@ -6,11 +6,16 @@ use serde::Serialize;
 
 use super::{Batch, Content, Udb, UdbError};
 use crate::sync::lock;
-use crate::upgrade::{NodeRecord, UpgradeRecord};
+use crate::upgrade::{Event, NodeRecord, UpgradeRecord};
 
 const NODES: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("nodes");
 const UPGRADES: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("upgrades");
 const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+/// `format`: the shape of the stored records (absent in format 1).
+const META: redb::TableDefinition<&str, u32> = redb::TableDefinition::new("meta");
+
+/// See [`RedbUdb::FORMAT`].
+const FORMAT: u32 = 2;
 
 /// The embedded UDB: a single redb file.
 ///
@@ -31,6 +36,12 @@ impl std::fmt::Debug for RedbUdb {
 }
 
 impl RedbUdb {
+    /// The shape of the records this coordinator writes. 1: the first (no
+    /// `meta` table); 2: nodes say why they are unhealthy, events who
+    /// asked. A file of an older format is upgraded when opened, in one
+    /// transaction; one of a newer format is refused.
+    pub const FORMAT: u32 = FORMAT;
+
     /// Opens the UDB file at `path`, creating it if missing. A file that
     /// exists but is empty or corrupt is an error, never an empty UDB: the
     /// coordinator would forget every rollout and node without a word.
@@ -48,6 +59,7 @@ impl RedbUdb {
             db: std::sync::Mutex::new(Some(db)),
             path,
         };
+        udb.with_db("upgrade the format", |db| udb.upgrade_format(db))?;
         // Create the tables so that reads of a fresh file find them.
         udb.write(&Batch::default())?;
         Ok(udb)
@@ -155,6 +167,107 @@ impl RedbUdb {
         Ok(content)
     }
 
+    /// Brings a file of an older format to [`FORMAT`] (the UDB's own
+    /// transform), in one transaction: a crash leaves the old format, which
+    /// the next open upgrades again. A newer format is refused, never read
+    /// as if it were this one.
+    fn upgrade_format(&self, db: &redb::Database) -> Result<(), UdbError> {
+        use redb::ReadableTable;
+        let p = &self.path;
+        let txn = db.begin_write().map_err(|e| err(p, "begin write", e))?;
+        let format = {
+            let meta = txn.open_table(META).map_err(|e| err(p, "open meta", e))?;
+            meta.get("format")
+                .map_err(|e| err(p, "read format", e))?
+                .map(|v| v.value())
+        };
+        match format {
+            Some(FORMAT) => return txn.abort().map_err(|e| err(p, "abort", e)),
+            Some(newer) if newer > FORMAT => {
+                let _ = txn.abort();
+                return Err(err(
+                    p,
+                    "open",
+                    format!(
+                        "the file is in UDB format {newer}, written by a newer upshift; this \
+                         coordinator reads formats up to {FORMAT}: run the newer coordinator, \
+                         or restore a backup"
+                    ),
+                ));
+            }
+            // Format 1 (or a file with no tables yet).
+            _ => {}
+        }
+        let (mut nodes_done, mut events_done) = (0usize, 0usize);
+        {
+            let mut nodes = txn.open_table(NODES).map_err(|e| err(p, "open nodes", e))?;
+            let old = nodes
+                .iter()
+                .map_err(|e| err(p, "read nodes", e))?
+                .map(|row| {
+                    let (_, v) = row.map_err(|e| err(p, "read node", e))?;
+                    postcard::from_bytes::<format1::NodeRecord>(v.value())
+                        .map_err(|e| err(p, "decode node (format 1)", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for node in old {
+                let node = NodeRecord::from(node);
+                nodes
+                    .insert(node.info.id.as_str(), encode(p, &node)?.as_slice())
+                    .map_err(|e| err(p, "write node", e))?;
+                nodes_done += 1;
+            }
+            let mut events = txn
+                .open_table(EVENTS)
+                .map_err(|e| err(p, "open events", e))?;
+            // The history may be long: converted in pages so it is never
+            // held twice in memory.
+            let mut after = 0u64;
+            loop {
+                let page = events
+                    .range(after.saturating_add(1)..)
+                    .map_err(|e| err(p, "read events", e))?
+                    .take(10_000)
+                    .map(|row| {
+                        let (_, v) = row.map_err(|e| err(p, "read event", e))?;
+                        postcard::from_bytes::<format1::Event>(v.value())
+                            .map_err(|e| err(p, "decode event (format 1)", e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let Some(last) = page.last().map(|e| e.seq) else {
+                    break;
+                };
+                for event in page {
+                    let event = Event::from(event);
+                    events
+                        .insert(event.seq, encode(p, &event)?.as_slice())
+                        .map_err(|e| err(p, "write event", e))?;
+                    events_done += 1;
+                }
+                if events_done % 100_000 == 0 {
+                    tracing::info!(path = %p.display(), events = events_done, "upgrading the UDB's history to format {FORMAT}");
+                }
+                if last == u64::MAX {
+                    break;
+                }
+                after = last;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| err(p, "open meta", e))?;
+            meta.insert("format", FORMAT)
+                .map_err(|e| err(p, "write format", e))?;
+        }
+        txn.commit().map_err(|e| err(p, "commit", e))?;
+        if nodes_done + events_done > 0 {
+            tracing::info!(
+                path = %p.display(),
+                nodes = nodes_done,
+                events = events_done,
+                "upgraded the UDB to format {FORMAT}"
+            );
+        }
+        Ok(())
+    }
+
     fn write_unguarded(&self, db: &redb::Database, batch: &Batch) -> Result<(), UdbError> {
         let p = &self.path;
         let txn = db.begin_write().map_err(|e| err(p, "begin write", e))?;
@@ -164,6 +277,11 @@ impl RedbUdb {
                 nodes
                     .insert(n.info.id.as_str(), encode(p, n)?.as_slice())
                     .map_err(|e| err(p, "write node", e))?;
+            }
+            for id in &batch.forget {
+                nodes
+                    .remove(id.as_str())
+                    .map_err(|e| err(p, "forget node", e))?;
             }
             let mut upgrades = txn
                 .open_table(UPGRADES)
@@ -186,6 +304,66 @@ impl RedbUdb {
     }
 }
 
+/// The records of format 1, as they were stored, and how each becomes
+/// today's.
+mod format1 {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use crate::upgrade::{NodeInfo, NodeState};
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(super) struct NodeRecord {
+        pub info: NodeInfo,
+        pub state: NodeState,
+        pub last_seen_ms: u64,
+        pub healthy: bool,
+        pub healthy_since_ms: Option<u64>,
+        pub upgraded_at_ms: Option<u64>,
+        pub calls: BTreeMap<u32, u64>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(super) struct Event {
+        pub seq: u64,
+        pub at_ms: u64,
+        pub node: Option<String>,
+        pub upgrade: Option<u64>,
+        pub what: String,
+    }
+
+    impl From<NodeRecord> for crate::upgrade::NodeRecord {
+        fn from(n: NodeRecord) -> Self {
+            crate::upgrade::NodeRecord {
+                info: n.info,
+                state: n.state,
+                last_seen_ms: n.last_seen_ms,
+                healthy: n.healthy,
+                // Format 1 kept no reason.
+                problem: None,
+                healthy_since_ms: n.healthy_since_ms,
+                upgraded_at_ms: n.upgraded_at_ms,
+                calls: n.calls,
+            }
+        }
+    }
+
+    impl From<Event> for crate::upgrade::Event {
+        fn from(e: Event) -> Self {
+            // Format 1 named the caller inside `what`; it stays there.
+            crate::upgrade::Event {
+                seq: e.seq,
+                at_ms: e.at_ms,
+                node: e.node,
+                upgrade: e.upgrade,
+                what: e.what,
+                by: None,
+            }
+        }
+    }
+}
+
 fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, UdbError> {
     postcard::to_allocvec(value).map_err(|e| err(path, "encode", e))
 }
@@ -199,6 +377,87 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("temp dir");
         d
+    }
+
+    /// A UDB written by a coordinator of format 1 (before nodes said why
+    /// they are unhealthy and events who asked) is upgraded when opened:
+    /// every node and event is kept, the new fields empty.
+    #[test]
+    fn a_format_1_file_is_upgraded_when_opened_and_a_newer_one_refused() {
+        let d = dir("format1");
+        let path = d.join("udb.redb");
+        let node = format1::NodeRecord {
+            info: crate::upgrade::NodeInfo {
+                id: "n1".into(),
+                address: "a".into(),
+                group: "g".into(),
+                service: "Kv".into(),
+                version: 2,
+            },
+            state: crate::upgrade::NodeState::Running,
+            last_seen_ms: 7,
+            healthy: false,
+            healthy_since_ms: None,
+            upgraded_at_ms: Some(5),
+            calls: [(2, 40)].into_iter().collect(),
+        };
+        {
+            let db = redb::Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("write");
+            {
+                let mut nodes = txn.open_table(NODES).expect("nodes");
+                let bytes = postcard::to_allocvec(&node).expect("encode");
+                nodes.insert("n1", bytes.as_slice()).expect("insert");
+                let mut events = txn.open_table(EVENTS).expect("events");
+                for seq in 1..=25_000u64 {
+                    let event = format1::Event {
+                        seq,
+                        at_ms: seq * 10,
+                        node: Some("n1".into()),
+                        upgrade: None,
+                        what: format!("event {seq} (on a call by operator alice)"),
+                    };
+                    let bytes = postcard::to_allocvec(&event).expect("encode");
+                    events.insert(seq, bytes.as_slice()).expect("insert");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        let content = RedbUdb::open(&path)
+            .and_then(|u| u.read_all())
+            .expect("upgraded");
+        assert_eq!(content.nodes["n1"], NodeRecord::from(node.clone()));
+        assert_eq!(content.nodes["n1"].problem, None);
+        assert_eq!(content.events.len(), 25_000, "every event kept");
+        let last = content.events.last().expect("events");
+        assert_eq!(
+            (last.seq, last.what.as_str(), last.by.as_deref()),
+            (25_000, "event 25000 (on a call by operator alice)", None)
+        );
+        // Opened again: already format 2, read as it is.
+        let again = RedbUdb::open(&path)
+            .and_then(|u| u.read_all())
+            .expect("reopen");
+        assert_eq!(again, content);
+        // A file from a newer upshift is refused, and left as it is.
+        {
+            let db = redb::Database::create(&path).expect("open");
+            let txn = db.begin_write().expect("write");
+            txn.open_table(META)
+                .expect("meta")
+                .insert("format", FORMAT + 1)
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let e = RedbUdb::open(&path).expect_err("newer format refused");
+        assert!(
+            e.to_string().contains(&format!(
+                "UDB format {}, written by a newer upshift",
+                FORMAT + 1
+            )),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -233,6 +492,7 @@ mod tests {
                 state: crate::upgrade::NodeState::Running,
                 last_seen_ms: 1,
                 healthy: true,
+                problem: None,
                 healthy_since_ms: None,
                 upgraded_at_ms: None,
                 calls: Default::default(),

@@ -1,6 +1,11 @@
 //! The coordinator's RPC interface, declared with upshift's own macro: what
 //! nodes (their agents) and operators (the CLI) call.
 //!
+//! v3 (the newest) holds each node id for one live node, carries why a
+//! node is unhealthy and who asked for each change, refuses upgrades that
+//! could not finish, and forgets nodes that are gone; v2 callers are served
+//! through v2's past SO, v1 callers through v1's on top of it.
+//!
 //! v2 answers every request that the UDB could not record with a typed error
 //! (never as if it had succeeded), names each way a publish or a control can
 //! be refused, and returns a status view with recent history instead of the
@@ -310,6 +315,197 @@ pub mod coordinator {
         pub udb_failing: Option<String>,
     }
 
+    // v3's shapes.
+
+    /// What a node reports on every heartbeat, from v3: also where it
+    /// serves (so a second process started with its id is told apart) and
+    /// why it is unhealthy.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct Heartbeat3 {
+        /// The node's id.
+        pub id: String,
+        /// Where it serves calls, as it registered.
+        pub address: String,
+        /// The version it runs.
+        pub version: u32,
+        /// Whether its health check passes.
+        pub healthy: bool,
+        /// Why it is unhealthy (its state takes no writes, its check fails).
+        pub problem: Option<String>,
+        /// Calls served per call version so far.
+        pub calls: Vec<(u32, u64)>,
+    }
+
+    /// A node as v3's status shows it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct NodeView {
+        /// What the node said about itself.
+        pub info: NodeInfo,
+        /// Where it stands.
+        pub state: NodeState,
+        /// Last heartbeat, Unix milliseconds.
+        pub last_seen_ms: u64,
+        /// Whether its latest heartbeat said its health check passes.
+        pub healthy: bool,
+        /// Why it is unhealthy, as it said (nodes on v2 agents do not say).
+        pub problem: Option<String>,
+        /// Since when it has been healthy without interruption, Unix milliseconds.
+        pub healthy_since_ms: Option<u64>,
+        /// When it finished its latest upgrade, Unix milliseconds.
+        pub upgraded_at_ms: Option<u64>,
+        /// Calls it served per call version (object and each SO chain), as reported.
+        pub calls: BTreeMap<u32, u64>,
+    }
+
+    /// One line of upgrade history, from v3 with who asked for it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct Event3 {
+        /// Ascending sequence number, from 1.
+        pub seq: u64,
+        /// When, Unix milliseconds.
+        pub at_ms: u64,
+        /// The node concerned, if one is.
+        pub node: Option<String>,
+        /// The upgrade concerned, if one is.
+        pub upgrade: Option<u64>,
+        /// What happened, in words.
+        pub what: String,
+        /// Who asked for it (`operator alice`), from the caller's
+        /// certificate; `None` for what the coordinator did by itself (an
+        /// expired slot) and for callers without TLS.
+        pub by: Option<String>,
+    }
+
+    /// What v3's `status` returns.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct StatusView3 {
+        /// Nodes by id.
+        pub nodes: BTreeMap<String, NodeView>,
+        /// Rollouts by id.
+        pub rollouts: BTreeMap<u64, RolloutStatus>,
+        /// The newest events, oldest first (at most [`RECENT_EVENTS`]).
+        pub recent: Vec<Event3>,
+        /// How many events the history holds in all.
+        pub events: u64,
+        /// Why the UDB refused the latest write, while writes fail.
+        pub udb_failing: Option<String>,
+    }
+
+    /// Why the coordinator did not take a node's request (v3).
+    #[derive(
+        Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema, thiserror::Error,
+    )]
+    pub enum RequestError3 {
+        /// The UDB refused the write; nothing changed.
+        #[error(transparent)]
+        Unrecorded(Unrecorded),
+        /// A field is longer than the coordinator keeps.
+        #[error("`{field}` is {len} bytes; the coordinator accepts at most {max}")]
+        TooLong {
+            /// The field.
+            field: String,
+            /// Its limit in bytes (or entries, for lists).
+            max: u32,
+            /// Its length.
+            len: u64,
+        },
+        /// Another live node is registered with this id.
+        #[error(
+            "node id {id:?} is taken by a live node at {address} (heard from {heard_ms_ago} ms ago): \
+             give this node another id; the id is freed once that node has been silent for \
+             {within_ms} ms or is forgotten (`upshift forget {id}`)"
+        )]
+        DuplicateNode {
+            /// The id asked for.
+            id: String,
+            /// Where the node that holds it serves.
+            address: String,
+            /// When the holder was last heard from.
+            heard_ms_ago: u64,
+            /// How long a holder must be silent for its id to be taken.
+            within_ms: u64,
+        },
+        /// No node is registered with this id (it was forgotten, or never
+        /// registered): register first.
+        #[error(
+            "node {0:?} is not registered (it was forgotten, or never registered); register it again"
+        )]
+        NotRegistered(String),
+    }
+
+    /// Why an upgrade was not published (v3).
+    #[derive(
+        Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema, thiserror::Error,
+    )]
+    pub enum PublishError3 {
+        /// Every refusal of v2.
+        #[error(transparent)]
+        V2(PublishError),
+        /// Not every node could reach `to` through this upgrade: none runs
+        /// `from`, or some run an older version (which could then take no
+        /// upgrade while this one is open).
+        #[error(
+            "no rollout of {service} v{from} -> v{to} could finish: its nodes run {}; every node \
+             must run v{from} (or v{to} already){}",
+            show_running(.running),
+            behind_hint(.running, *.from)
+        )]
+        Untakeable {
+            /// The published service.
+            service: String,
+            /// The published `from`.
+            from: u32,
+            /// The published `to`.
+            to: u32,
+            /// (version, how many of the service's nodes run it), ascending.
+            running: Vec<(u32, u64)>,
+        },
+    }
+
+    /// "v1 (3 nodes), v2 (1 node)".
+    fn show_running(running: &[(u32, u64)]) -> String {
+        let parts: Vec<String> = running
+            .iter()
+            .map(|(v, n)| format!("v{v} ({n} node{})", if *n == 1 { "" } else { "s" }))
+            .collect();
+        parts.join(", ")
+    }
+
+    /// What to do when nodes run a version older than `from`.
+    fn behind_hint(running: &[(u32, u64)], from: u32) -> &'static str {
+        if running.iter().any(|(v, _)| *v < from) {
+            ": upgrade the older nodes first, or forget those that are gone (`upshift forget NODE`)"
+        } else {
+            ""
+        }
+    }
+
+    /// Why a node was not forgotten.
+    #[derive(
+        Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema, thiserror::Error,
+    )]
+    pub enum ForgetError {
+        /// No node has this id.
+        #[error("no node {0:?} is registered")]
+        NoSuchNode(String),
+        /// The node is alive: it would register again at its next heartbeat.
+        #[error(
+            "node {node:?} was heard from {heard_ms_ago} ms ago; only a node silent for {within_ms} ms \
+             can be forgotten: stop it first"
+        )]
+        StillHeard {
+            /// The node.
+            node: String,
+            /// When it was last heard from.
+            heard_ms_ago: u64,
+            /// How long it must be silent.
+            within_ms: u64,
+        },
+        /// The UDB refused the write; nothing changed.
+        #[error(transparent)]
+        Unrecorded(Unrecorded),
+    }
+
     /// The longest node id, group, service name or address the coordinator keeps.
     pub const MAX_NAME: usize = 255;
     /// The longest reason, note or artifact the coordinator keeps.
@@ -370,10 +566,46 @@ pub mod coordinator {
         /// sequence number above `after`, oldest first.
         async fn history(&self, after: u64, limit: u32) -> Vec<Event>;
     }
+
+    /// v3: a node id is held by one live node; heartbeats say where the
+    /// node serves and why it is unhealthy; events say who asked; publish
+    /// refuses an upgrade that could not finish; nodes that are gone can be
+    /// forgotten.
+    #[version(3)]
+    pub trait Coordinator {
+        /// Records a node (again, after a restart); refused while another
+        /// live node holds its id.
+        async fn register(&self, node: NodeInfo) -> Result<(), RequestError3>;
+        /// Reports liveness, health (and why not) and call counts; returns
+        /// the upgrade the node should take part in, if any.
+        async fn heartbeat(&self, beat: Heartbeat3) -> Result<Option<Pending>, RequestError3>;
+        /// Asks for a slot to upgrade now.
+        async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3>;
+        /// Reports how the node's upgrade went.
+        async fn report(
+            &self,
+            node: String,
+            upgrade: u64,
+            outcome: Outcome,
+        ) -> Result<(), RequestError3>;
+        /// Publishes an upgrade; returns its id.
+        async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError3>;
+        /// Pauses, resumes or aborts a rollout.
+        async fn control(&self, upgrade: u64, action: Control) -> Result<(), ControlError>;
+        /// Every node and rollout, and the newest events.
+        async fn status(&self) -> StatusView3;
+        /// Up to `limit` events (at most [`MAX_HISTORY_PAGE`]) with a
+        /// sequence number above `after`, oldest first.
+        async fn history(&self, after: u64, limit: u32) -> Vec<Event3>;
+        /// Removes a node that is gone for good (silent for longer than the
+        /// coordinator's liveness window), so it no longer holds a rollout
+        /// open or its id; recorded in the history.
+        async fn forget(&self, node: String) -> Result<(), ForgetError>;
+    }
 }
 
 use crate::error::Disallowed;
-use crate::upgrade::NodeInfo;
+use crate::upgrade::{NodeInfo, Upgrade};
 
 /// Refusals reach v1 callers as `Disallowed` with the v2 message.
 fn refused(e: impl std::fmt::Display) -> Disallowed {
@@ -484,13 +716,129 @@ impl<N: v2::Interface> v1::Past for v1::PastSo<N> {
     }
 }
 
-impl From<crate::upgrade::NodeRecord> for NodeRecord {
+/// v3's refusals of a node reach v2 callers as v2's where v2 has them, as
+/// `Disallowed` with the v3 message where not (a duplicate id, a forgotten
+/// node): refused either way, never taken silently.
+fn request_v2(e: RequestError3) -> Result<RequestError, Disallowed> {
+    match e {
+        RequestError3::Unrecorded(u) => Ok(RequestError::Unrecorded(u)),
+        RequestError3::TooLong { field, max, len } => Ok(RequestError::TooLong { field, max, len }),
+        other => Err(refused(other)),
+    }
+}
+
+/// A v3 answer for a v2 caller: v2's error where it has one.
+fn answer_v2<T>(answer: Result<T, RequestError3>) -> Result<Result<T, RequestError>, Disallowed> {
+    match answer {
+        Ok(t) => Ok(Ok(t)),
+        Err(e) => request_v2(e).map(Err),
+    }
+}
+
+/// v3 named the caller in a field; v2 callers read it in the words, as
+/// v2 coordinators wrote it.
+fn event_v2(e: Event3) -> Event {
+    Event {
+        seq: e.seq,
+        at_ms: e.at_ms,
+        node: e.node,
+        upgrade: e.upgrade,
+        what: match e.by {
+            Some(by) => format!("{} (on a call by {by})", e.what),
+            None => e.what,
+        },
+    }
+}
+
+// v2 callers (agents and CLIs of the previous release) on the v3
+// coordinator. `control` is unchanged and forwarded by the macro.
+impl<N: v3::Interface> v2::Past for v2::PastSo<N> {
+    async fn register(&self, node: NodeInfo) -> Result<Result<(), RequestError>, Disallowed> {
+        answer_v2(self.next.register(node).await?)
+    }
+
+    /// A v2 heartbeat does not say where the node serves: it is taken as
+    /// from the registered node (the id's holder was checked at register).
+    async fn heartbeat(
+        &self,
+        beat: Heartbeat,
+    ) -> Result<Result<Option<Pending>, RequestError>, Disallowed> {
+        let beat = Heartbeat3 {
+            id: beat.id,
+            address: String::new(),
+            version: beat.version,
+            healthy: beat.healthy,
+            problem: None,
+            calls: beat.calls,
+        };
+        answer_v2(self.next.heartbeat(beat).await?)
+    }
+
+    async fn request_slot(
+        &self,
+        node: String,
+        upgrade: u64,
+    ) -> Result<Result<Slot, RequestError>, Disallowed> {
+        answer_v2(self.next.request_slot(node, upgrade).await?)
+    }
+
+    async fn report(
+        &self,
+        node: String,
+        upgrade: u64,
+        outcome: Outcome,
+    ) -> Result<Result<(), RequestError>, Disallowed> {
+        answer_v2(self.next.report(node, upgrade, outcome).await?)
+    }
+
+    async fn publish(&self, upgrade: Upgrade) -> Result<Result<u64, PublishError>, Disallowed> {
+        match self.next.publish(upgrade).await? {
+            Ok(id) => Ok(Ok(id)),
+            Err(PublishError3::V2(e)) => Ok(Err(e)),
+            Err(other) => Err(refused(other)),
+        }
+    }
+
+    async fn status(&self) -> Result<StatusView, Disallowed> {
+        let view = self.next.status().await?;
+        Ok(StatusView {
+            nodes: view
+                .nodes
+                .into_iter()
+                .map(|(id, n)| {
+                    let record = NodeRecord {
+                        info: n.info,
+                        state: n.state,
+                        last_seen_ms: n.last_seen_ms,
+                        healthy: n.healthy,
+                        healthy_since_ms: n.healthy_since_ms,
+                        upgraded_at_ms: n.upgraded_at_ms,
+                        calls: n.calls,
+                    };
+                    (id, record)
+                })
+                .collect(),
+            rollouts: view.rollouts,
+            recent: view.recent.into_iter().map(event_v2).collect(),
+            events: view.events,
+            udb_failing: view.udb_failing,
+        })
+    }
+
+    async fn history(&self, after: u64, limit: u32) -> Result<Vec<Event>, Disallowed> {
+        let page = self.next.history(after, limit).await?;
+        Ok(page.into_iter().map(event_v2).collect())
+    }
+}
+
+impl From<crate::upgrade::NodeRecord> for NodeView {
     fn from(n: crate::upgrade::NodeRecord) -> Self {
-        NodeRecord {
+        NodeView {
             info: n.info,
             state: n.state,
             last_seen_ms: n.last_seen_ms,
             healthy: n.healthy,
+            problem: n.problem,
             healthy_since_ms: n.healthy_since_ms,
             upgraded_at_ms: n.upgraded_at_ms,
             calls: n.calls,
@@ -509,14 +857,15 @@ impl From<crate::upgrade::UpgradeRecord> for RolloutStatus {
     }
 }
 
-impl From<crate::upgrade::Event> for Event {
+impl From<crate::upgrade::Event> for Event3 {
     fn from(e: crate::upgrade::Event) -> Self {
-        Event {
+        Event3 {
             seq: e.seq,
             at_ms: e.at_ms,
             node: e.node,
             upgrade: e.upgrade,
             what: e.what,
+            by: e.by,
         }
     }
 }

@@ -85,4 +85,8 @@ pub struct Event {
     pub upgrade: Option<u64>,
     /// What happened, in words.
     pub what: String,
+    /// Who asked for it (`operator alice`), when the request came with an
+    /// upshift identity; `None` for the coordinator's own doing and for
+    /// requests without TLS.
+    pub by: Option<String>,
 }

@@ -50,6 +50,9 @@ pub struct NodeRecord {
     pub last_seen_ms: u64,
     /// Whether its latest heartbeat said its health check passes.
     pub healthy: bool,
+    /// Why it is unhealthy, as its latest heartbeat said (agents of
+    /// coordinator API v3 and later say why; older ones do not).
+    pub problem: Option<String>,
     /// Since when it has been healthy without interruption, Unix milliseconds.
     pub healthy_since_ms: Option<u64>,
     /// When it finished its latest upgrade, Unix milliseconds.
