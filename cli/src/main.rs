@@ -8,6 +8,7 @@
 mod docs;
 mod lock;
 mod new;
+mod new_version;
 mod release;
 mod tls;
 
@@ -78,6 +79,15 @@ enum Command {
         /// checkout this binary was built from, else crates.io).
         #[arg(long, hide = true)]
         upshift: Option<PathBuf>,
+    },
+    /// Add the next version to a crate laid out as `upshift new` writes
+    /// it: the newest interface and state versions copied as the next, its
+    /// object, journaled change, `Follows` and stage, and the empty past and
+    /// future SOs the compiler fills in as you change the copy.
+    NewVersion {
+        /// The crate's directory.
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
     },
     /// Release keys: `upshift keys generate --dir DIR`.
     Keys {
@@ -409,6 +419,7 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             path,
             upshift,
         } => new::run(&name, &path, upshift.as_deref()),
+        Command::NewVersion { path } => new_version::run(&path),
         Command::Keys {
             action: KeysAction::Generate(keys),
         } => release::generate(&keys.dir, keys.count, keys.threshold),

@@ -150,10 +150,11 @@ fn lib_rs(n: &Names) -> String {
         r#"//! {package}: a service upgraded with upshift.
 //!
 //! Every version of the interface and of the state is declared here, each
-//! written out whole. To add v2: copy the `#[version(1)]` trait and struct
-//! as `#[version(2)]`, change them, build, and write what the compiler
-//! asks for (the past and future SOs of changed methods, the rules of
-//! changed fields); add v2's object and its stage to `stages()`.
+//! written out whole. To add v2, run `upshift new-version`: it copies v1 as
+//! v2 (interface, state, object, journaled change, stage) and writes the
+//! empty past and future SOs. Then change v2, build, and write what the
+//! compiler asks for (the SO methods of changed methods, the rules of
+//! changed fields).
 
 use upshift::state::{Durable, Journaled};
 
@@ -357,8 +358,10 @@ cargo run --example client -- 127.0.0.1:7501
 upshift status
 ```
 
-Add a version: see the notes at the top of `src/lib.rs`, then publish the
-upgrade with `upshift publish --service {Service} --from 1 --to 2`.
+Add a version with `upshift new-version` (it copies v1 as v2; change the
+copy and write what the compiler asks for; see the notes at the top of
+`src/lib.rs`), then publish the upgrade with
+`upshift publish --service {Service} --from 1 --to 2`.
 Lock released versions with `upshift lock` (the build then refuses to
 change them), and prove each upgrade with `upshift::conformance`.
 "#,
