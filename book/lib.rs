@@ -19,6 +19,9 @@ pub mod node {}
 #[doc = include_str!("src/coordinator.md")]
 pub mod coordinator {}
 
+// The chapter shows the conformance test as a user's crate has it, under
+// `#[test]`; the example's own runs in `examples/tests/conformance.rs`.
+#[allow(clippy::test_attr_in_doctest)]
 #[doc = include_str!("src/proving.md")]
 pub mod proving {}
 
