@@ -681,3 +681,51 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod large {
+    use super::*;
+
+    /// A payload checksummed in halves on two threads: it reads back
+    /// whole, and a byte flipped anywhere in it (the first, either side of
+    /// the halves' edge, the last) or a file cut short is refused, never
+    /// returned.
+    #[test]
+    fn a_large_snapshot_is_verified_in_both_halves() {
+        let dir = std::env::temp_dir().join(format!("upshift-large-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = FileStore::open(&dir, "kv").expect("open");
+        let payload: Vec<u8> = (0..3 * PARALLEL_OVER + 7)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let snapshot = Snapshot {
+            version: 2,
+            applied: 9,
+            payload,
+        };
+        store.write(&snapshot).expect("write");
+        let path = dir.join("kv.v2.snap");
+        let (read, _) = store.read().expect("read").expect("a snapshot");
+        assert_eq!(read, snapshot);
+        let good = fs::read(&path).expect("bytes");
+        let header = good.len() - snapshot.payload.len();
+        let half = snapshot.payload.len() / 2;
+        for at in [0, half - 1, half, half + 1, snapshot.payload.len() - 1] {
+            let mut bad = good.clone();
+            bad[header + at] ^= 0x40;
+            fs::write(&path, &bad).expect("write");
+            match store.read_file(&path) {
+                Err(StoreError::Corrupt { detail, .. }) => {
+                    assert!(detail.contains("checksum"), "{detail}")
+                }
+                other => panic!("a flipped byte at {at}: {other:?}"),
+            }
+        }
+        fs::write(&path, &good[..good.len() - 1]).expect("write");
+        assert!(matches!(
+            store.read_file(&path),
+            Err(StoreError::Truncated { .. })
+        ));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,242 @@
+//! A coordinator with a thousand nodes: `UPSHIFT_SCALE_NODES` agents (1,000
+//! by default) in this process, each on its own TCP connection, heartbeat
+//! every second to a coordinator in a child process (`RedbUdb` on disk),
+//! then a `rolling:50` rollout runs through them.
+//!
+//! The agents (`upshift_tests::fleet`) speak the coordinator's interface
+//! (v3) as the node's agent does — register, heartbeat, ask for a slot when
+//! an upgrade is pending, "upgrade" (100 ms, no state), report — without a
+//! node behind each, so that what is measured is the coordinator. The same
+//! run is made twice: on redb (the default) and on an in-memory UDB, the
+//! baseline without commits to wait for. Reported: heartbeats handled
+//! per second, the latency of each request as its caller sees it (p50, p99,
+//! max), the coordinator's CPU and resident memory, the rollout's duration
+//! against what its schedule allows, and the most nodes ever upgrading at
+//! once (the schedule's limit must hold).
+//!
+//! Connections come from four loopback addresses (127.0.0.1–4), as nodes
+//! come from their own hosts: the server admits 512 per peer address.
+//!
+//! Run: `cargo bench -p upshift-benches --bench scale`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use upshift::coordinator::Coordinator;
+use upshift::schedule::Registry;
+use upshift::udb::{MemoryUdb, RedbUdb};
+use upshift_tests::fleet::{Pace, Seen, agent, connect, rolling};
+
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const UPGRADE: Duration = Duration::from_millis(100);
+const PARALLEL: u32 = 50;
+const STEADY: Duration = Duration::from_secs(10);
+
+fn main() {
+    if let Ok(udb) = std::env::var("UPSHIFT_SCALE_COORDINATOR") {
+        coordinator(&udb);
+        return;
+    }
+    let nodes: u32 = std::env::var("UPSHIFT_SCALE_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    runtime().block_on(async {
+        let on_disk = run(nodes, false).await;
+        let in_memory = run(nodes, true).await;
+        println!();
+        println!("| {nodes} nodes | redb (the default) | in memory (no commits to wait for) |");
+        println!("|---|---|---|");
+        for ((name, disk), (_, memory)) in on_disk.iter().zip(&in_memory) {
+            println!("| {name} | {disk} | {memory} |");
+        }
+    });
+}
+
+/// A runtime of two workers (the VM's cores), for either process.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// The child process: a coordinator on the redb file `udb` (in memory when
+/// it is `memory`), its address on stdout.
+fn coordinator(udb: &str) {
+    runtime().block_on(async {
+        let coordinator = if udb == "memory" {
+            Coordinator::open(MemoryUdb::new(), Registry::default())
+        } else {
+            Coordinator::open(RedbUdb::open(udb).expect("udb"), Registry::default())
+        };
+        let (_server, listener) = coordinator
+            .expect("open")
+            .serve("127.0.0.1:0")
+            .await
+            .expect("serve");
+        println!("{}", listener.local_addr());
+        std::future::pending::<()>().await;
+    });
+}
+
+/// The child's CPU time (user + system) and resident memory.
+fn usage(pid: u32) -> (Duration, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which ends with ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    // Linux reports CPU time in clock ticks of 1/100 s.
+    (Duration::from_millis(ticks * 10), rss_kb)
+}
+
+/// One run: the measures as table rows.
+async fn run(nodes: u32, memory: bool) -> Vec<(&'static str, String)> {
+    let dir = std::env::temp_dir().join(format!("upshift-bench-scale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"))
+        .env(
+            "UPSHIFT_SCALE_COORDINATOR",
+            if memory {
+                "memory".into()
+            } else {
+                dir.join("udb.redb")
+            },
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the coordinator");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("its address");
+    let addr: std::net::SocketAddr = line.trim().parse().expect("an address");
+    let pid = child.id();
+    let (_, idle_rss) = usage(pid);
+
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let pace = Pace {
+        heartbeat: HEARTBEAT,
+        upgrade: UPGRADE,
+        nodes,
+    };
+    let agents: Vec<_> = (0..nodes)
+        .map(|i| tokio::spawn(agent(addr, i, pace, seen.clone(), stop.clone())))
+        .collect();
+    let operator = connect(addr, 0).await;
+    while operator.status().await.expect("status").nodes.len() < nodes as usize {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "{nodes} nodes registered in {:.1} s; steady state for {} s",
+        started.elapsed().as_secs_f64(),
+        STEADY.as_secs()
+    );
+    tokio::time::sleep(HEARTBEAT).await;
+    seen.percentiles();
+    let beats = seen.heartbeats.load(Ordering::Relaxed);
+    let (cpu, _) = usage(pid);
+    tokio::time::sleep(STEADY).await;
+    let beats = seen.heartbeats.load(Ordering::Relaxed) - beats;
+    let (cpu_after, steady_rss) = usage(pid);
+    let steady = seen.percentiles();
+    let cpu_share = (cpu_after - cpu).as_secs_f64() / STEADY.as_secs_f64();
+
+    let published = Instant::now();
+    let id = operator
+        .publish(rolling(PARALLEL))
+        .await
+        .expect("rpc")
+        .expect("published");
+    loop {
+        let status = operator.status().await.expect("status");
+        if status.rollouts[&id].state == upshift::upgrade::RolloutState::Final {
+            break;
+        }
+        assert!(
+            published.elapsed() < Duration::from_secs(600),
+            "the rollout did not finish: {:?}",
+            status.rollouts[&id].state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rollout = published.elapsed();
+    let during = seen.percentiles();
+    let (_, rollout_rss) = usage(pid);
+    stop.store(true, Ordering::Relaxed);
+    for a in agents {
+        a.abort();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let most = seen.most_upgrading.load(Ordering::SeqCst);
+    let waves = nodes.div_ceil(PARALLEL);
+    // The schedule alone: one wave per upgrade's length (with this many
+    // nodes beating, a freed slot is asked for within a millisecond or so).
+    let ideal = UPGRADE * waves;
+    let failed = seen.failed.load(Ordering::Relaxed);
+    let rows = vec![
+        (
+            "heartbeats handled (steady)",
+            format!("{:.0}/s", beats as f64 / STEADY.as_secs_f64()),
+        ),
+        (
+            "request latency, steady: p50 / p99 / max",
+            format!("{:.2} / {:.2} / {:.2} ms", steady.0, steady.1, steady.2),
+        ),
+        (
+            "request latency, during the rollout: p50 / p99 / max",
+            format!("{:.2} / {:.2} / {:.2} ms", during.0, during.1, during.2),
+        ),
+        (
+            "coordinator CPU (steady)",
+            format!("{:.0} % of one core", cpu_share * 100.0),
+        ),
+        (
+            "coordinator resident memory: idle / with the nodes / after the rollout",
+            format!(
+                "{:.1} / {:.1} / {:.1} MiB",
+                idle_rss as f64 / 1024.0,
+                steady_rss as f64 / 1024.0,
+                rollout_rss as f64 / 1024.0
+            ),
+        ),
+        (
+            "rollout `rolling:50`, against the schedule alone (waves × 100 ms)",
+            format!(
+                "{:.1} s of {:.1} s: {:.2}×",
+                rollout.as_secs_f64(),
+                ideal.as_secs_f64(),
+                rollout.as_secs_f64() / ideal.as_secs_f64()
+            ),
+        ),
+        ("most nodes upgrading at once (limit 50)", most.to_string()),
+        ("failed requests", failed.to_string()),
+    ];
+    println!(
+        "{} done: rollout {:.1} s",
+        if memory { "in memory" } else { "redb" },
+        rollout.as_secs_f64()
+    );
+    assert!(most <= PARALLEL, "the schedule's limit was broken: {most}");
+    assert_eq!(seen.upgraded.load(Ordering::Relaxed), nodes);
+    rows
+}
