@@ -77,6 +77,13 @@ fn links_between_pages_and_named_paths_resolve() {
     for page in &found {
         let path = src.join(page);
         let text = read(&path);
+        // mdBook's `{{#include path}}`: the file it inlines must exist.
+        for included in text.split("{{#include ").skip(1) {
+            let file = included.split("}}").next().unwrap_or(included).trim();
+            if !path.parent().expect("a directory").join(file).exists() {
+                broken.push(format!("{page} includes {file}"));
+            }
+        }
         for target in links(&text) {
             if target.starts_with("http") || target.starts_with('#') {
                 continue;
@@ -94,6 +101,7 @@ fn links_between_pages_and_named_paths_resolve() {
         "book/src/",
         "runtime/src/",
         "runtime/tests/",
+        "runtime/doc/",
         "examples/",
         "tests/tests/",
         "tests/src/",

@@ -112,8 +112,10 @@ pub use rpc::{
 /// and return values are owned types with a [`Schema`](macro@Schema).
 /// Released versions are checked against `upshift.lock` at build time.
 ///
-/// Reference, with every compile error: the book's `reference/interface.md`;
-/// a first program: `quickstart.md`.
+/// A first program: the book's `quickstart.md`. The reference follows (it
+/// is also the book's `reference/interface.md`).
+///
+#[doc = include_str!("../doc/interface.md")]
 pub use upshift_macros::interface;
 
 /// Declares every version of a node's persistent state, in one module.
@@ -161,7 +163,10 @@ pub use upshift_macros::interface;
 /// snapshot of any older version and transforms it step by step. A missing
 /// rule is a compile error naming the field and what to write.
 ///
-/// Reference: the book's `reference/state.md` and `state.md`.
+/// The book's `state.md` walks through it. The reference follows (it is
+/// also the book's `reference/state.md`).
+///
+#[doc = include_str!("../doc/state.md")]
 pub use upshift_macros::state;
 
 /// Describes what a user type inside versioned definitions (messages, state)

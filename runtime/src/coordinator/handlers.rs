@@ -74,7 +74,7 @@ impl Coordinator {
         };
         let release = signed.verify(keys, self.clock.now_ms())?;
         release.is_for(&upgrade.service, upgrade.to)?;
-        let content = lock(&self.content);
+        let content = lock(&self.store.content);
         for published in content.upgrades.values() {
             if let Ok(Artifact::Release(earlier)) = Artifact::parse(&published.def.artifact)
                 && earlier.release().service == release.service
@@ -123,6 +123,7 @@ impl api::v3::Coordinator for Coordinator {
     async fn register(&self, node: NodeInfo) -> Result<(), RequestError3> {
         node_limits(&node)?;
         self.transact(|t| t.register(node))
+            .await
             .map_err(RequestError3::Unrecorded)?
     }
 
@@ -141,12 +142,14 @@ impl api::v3::Coordinator for Coordinator {
             .into());
         }
         self.transact(|t| t.heartbeat(beat))
+            .await
             .map_err(RequestError3::Unrecorded)?
     }
 
     async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3> {
         limits(&[("node", &node, MAX_NAME)])?;
         self.transact(|t| t.request_slot(&self.schedules, node, upgrade))
+            .await
             .map_err(RequestError3::Unrecorded)
     }
 
@@ -162,25 +165,28 @@ impl api::v3::Coordinator for Coordinator {
         };
         limits(&[("node", &node, MAX_NAME), ("reason", reason, MAX_TEXT)])?;
         self.transact(|t| t.report(node, upgrade, outcome))
+            .await
             .map_err(RequestError3::Unrecorded)
     }
 
     async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError3> {
         self.check_publish(&upgrade).map_err(PublishError3::V2)?;
         self.transact(|t| t.publish(upgrade))
+            .await
             .map_err(|e| PublishError3::V2(PublishError::Unrecorded(e)))?
     }
 
     async fn control(&self, upgrade: u64, action: Control) -> Result<(), ControlError> {
         self.transact(|t| t.control(upgrade, action))
+            .await
             .map_err(ControlError::Unrecorded)?
     }
 
     async fn status(&self) -> StatusView3 {
         // Through a transaction first, so a lost slot holder shows as such;
         // if that write fails, the view still shows what is recorded.
-        let _ = self.transact(|_| ());
-        let content = lock(&self.content);
+        let _ = self.transact(|_| ()).await;
+        let content = lock(&self.store.content);
         let skip = content.events.len().saturating_sub(RECENT_EVENTS);
         StatusView3 {
             nodes: content
@@ -199,12 +205,12 @@ impl api::v3::Coordinator for Coordinator {
                 .map(Event3::from)
                 .collect(),
             events: content.events.len() as u64,
-            udb_failing: lock(&self.udb_failing).clone(),
+            udb_failing: lock(&self.store.failing).clone(),
         }
     }
 
     async fn history(&self, after: u64, limit: u32) -> Vec<Event3> {
-        let content = lock(&self.content);
+        let content = lock(&self.store.content);
         // Sequence numbers ascend from 1 without gaps.
         let from = content.events.partition_point(|e| e.seq <= after);
         let limit = limit.min(MAX_HISTORY_PAGE) as usize;
@@ -218,6 +224,7 @@ impl api::v3::Coordinator for Coordinator {
 
     async fn forget(&self, node: String) -> Result<(), ForgetError> {
         self.transact(|t| t.forget(node))
+            .await
             .map_err(ForgetError::Unrecorded)?
     }
 }

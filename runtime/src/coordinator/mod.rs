@@ -6,6 +6,7 @@
 //! it through the generated client.
 
 mod access;
+mod commit;
 mod handlers;
 mod rollout;
 #[cfg(test)]
@@ -18,7 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::rpc::{Listener, Server, ServerConfig, ServerTls};
 use crate::schedule::Registry;
 use crate::sync::lock;
-use crate::udb::{Content, Udb, UdbError};
+use crate::udb::{Udb, UdbError};
 use crate::upgrade::NodeState;
 pub use crate::upgrade::api;
 use crate::upgrade::api::Unrecorded;
@@ -27,13 +28,11 @@ use rollout::Txn;
 
 /// The coordinator's service object.
 pub struct Coordinator {
-    udb: Box<dyn Udb>,
-    content: Mutex<Content>,
+    /// The content, and the UDB writes that make it durable.
+    store: Arc<commit::Store>,
     schedules: Registry,
     slot_timeout: Duration,
     clock: Arc<dyn Clock>,
-    /// Why the latest UDB write failed, until one succeeds.
-    udb_failing: Mutex<Option<String>>,
     /// When set, only releases signed by these keys are published.
     release_keys: Option<ReleaseKeys>,
     /// A node's last report counts for health gates only this long.
@@ -84,12 +83,10 @@ impl Coordinator {
             }
         }
         Ok(Coordinator {
-            udb: Box::new(udb),
-            content: Mutex::new(content),
+            store: commit::Store::new(Box::new(udb), content),
             schedules,
             slot_timeout: DEFAULT_SLOT_TIMEOUT,
             clock: Arc::new(clock),
-            udb_failing: Mutex::new(None),
             release_keys: None,
             heard_within: DEFAULT_HEARD_WITHIN,
             refusals: Mutex::new(std::collections::HashMap::new()),
@@ -187,14 +184,33 @@ impl Coordinator {
             }
             last.insert(key, now);
         }
-        let _ = self.transact(|txn| txn.event(None, None, format!("refused a call: {why}")));
+        // Recorded without waiting: the caller is answered `Forbidden`
+        // whether or not the UDB takes the line.
+        let _ = self.apply(|txn| txn.event(None, None, format!("refused a call: {why}")));
     }
 
-    /// Runs `change` under the lock and writes what it recorded to the UDB
-    /// before answering. If the UDB refuses the write, the change is taken
-    /// back and the request fails: nothing unrecorded is ever answered as done.
-    fn transact<T>(&self, change: impl FnOnce(&mut Txn<'_>) -> T) -> Result<T, Unrecorded> {
-        let mut content = lock(&self.content);
+    /// Runs `change` under the lock and answers once what it recorded is in
+    /// the UDB (written together with the requests that came meanwhile,
+    /// [`commit`]). If the UDB refuses the write, the change is taken back
+    /// and the request fails: nothing unrecorded is ever answered as done.
+    async fn transact<T>(&self, change: impl FnOnce(&mut Txn<'_>) -> T) -> Result<T, Unrecorded> {
+        let (answer, durable) = self.apply(change);
+        match durable {
+            None => Ok(answer),
+            Some(durable) => match durable.await {
+                Ok(Ok(())) => Ok(answer),
+                Ok(Err(unrecorded)) => Err(unrecorded),
+                Err(_) => Err(Unrecorded {
+                    detail: "the UDB writer stopped before recording the change".into(),
+                }),
+            },
+        }
+    }
+
+    /// Runs `change` under the lock and queues what it recorded; the
+    /// receiver resolves when it is durable (`None`: nothing to wait for).
+    fn apply<T>(&self, change: impl FnOnce(&mut Txn<'_>) -> T) -> (T, Option<commit::Durable>) {
+        let mut content = lock(&self.store.content);
         let mut txn = Txn::new(&mut content, self.clock.now_ms(), self.heard_within);
         // Every request is a moment to notice lost slot holders: heartbeats
         // of the other nodes keep them coming.
@@ -204,24 +220,8 @@ impl Coordinator {
         // caller's certificate named them.
         txn.by = crate::rpc::caller().map(|caller| caller.to_string());
         let answer = change(&mut txn);
-        if txn.batch.is_empty() {
-            return Ok(answer);
-        }
-        match self.udb.write(&txn.batch) {
-            Ok(()) => {
-                if lock(&self.udb_failing).take().is_some() {
-                    tracing::warn!("the UDB records again; the coordinator is healthy");
-                }
-                Ok(answer)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the UDB refused a write; the change is taken back and the request fails");
-                txn.undo();
-                *lock(&self.udb_failing) = Some(e.to_string());
-                Err(Unrecorded {
-                    detail: e.to_string(),
-                })
-            }
-        }
+        let (batch, undo) = txn.finish();
+        let durable = self.store.enqueue(batch, undo);
+        (answer, durable)
     }
 }

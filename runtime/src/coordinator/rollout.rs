@@ -19,7 +19,7 @@ use crate::upgrade::{
 /// to write, and how to take the change back if the UDB refuses the write.
 pub(super) struct Txn<'a> {
     pub(super) content: &'a mut Content,
-    pub(super) batch: Batch,
+    batch: Batch,
     undo: Vec<Undo>,
     pub(super) now: u64,
     /// See [`Rollout::heard_within_ms`].
@@ -27,6 +27,38 @@ pub(super) struct Txn<'a> {
     /// Who made the request the changes come from (`operator alice`), from
     /// its certificate; named in each event it causes.
     pub(super) by: Option<String>,
+}
+
+/// How to take a transaction's changes back from the content, should the
+/// UDB refuse to record them.
+pub(super) struct UndoLog(Vec<Undo>);
+
+impl UndoLog {
+    /// Takes back every change, newest first: the UDB refused them, so the
+    /// content must not show them. Costs what the transaction changed, not
+    /// what the UDB holds. Transactions made after this one are taken back
+    /// first.
+    pub(super) fn apply(self, content: &mut Content) {
+        for undo in self.0.into_iter().rev() {
+            match undo {
+                Undo::Node(id, Some(old)) => {
+                    content.nodes.insert(id, old);
+                }
+                Undo::Node(id, None) => {
+                    content.nodes.remove(&id);
+                }
+                Undo::Upgrade(id, Some(old)) => {
+                    content.upgrades.insert(id, old);
+                }
+                Undo::Upgrade(id, None) => {
+                    content.upgrades.remove(&id);
+                }
+                Undo::Event => {
+                    content.events.pop();
+                }
+            }
+        }
+    }
 }
 
 /// The value a record had before a transaction changed it.
@@ -50,29 +82,9 @@ impl<'a> Txn<'a> {
         }
     }
 
-    /// Takes back every change recorded through this transaction, newest
-    /// first: the UDB refused them, so the content must not show them.
-    /// Costs what the transaction changed, not what the UDB holds.
-    pub(super) fn undo(mut self) {
-        while let Some(undo) = self.undo.pop() {
-            match undo {
-                Undo::Node(id, Some(old)) => {
-                    self.content.nodes.insert(id, old);
-                }
-                Undo::Node(id, None) => {
-                    self.content.nodes.remove(&id);
-                }
-                Undo::Upgrade(id, Some(old)) => {
-                    self.content.upgrades.insert(id, old);
-                }
-                Undo::Upgrade(id, None) => {
-                    self.content.upgrades.remove(&id);
-                }
-                Undo::Event => {
-                    self.content.events.pop();
-                }
-            }
-        }
+    /// What the transaction wrote, and how to take it back.
+    pub(super) fn finish(self) -> (Batch, UndoLog) {
+        (self.batch, UndoLog(self.undo))
     }
 
     /// A node that holds a slot and has not been heard from for `timeout`

@@ -736,3 +736,87 @@ fn status_says_why_a_node_is_unhealthy() {
     run(f.coordinator.heartbeat(beat("n1", "a1", 1))).expect("recorded");
     assert_eq!(f.status().nodes["n1"].problem, None, "healthy again");
 }
+
+/// Requests that arrive while the UDB writes are written together in the
+/// next write, and each is answered only once it is durable: every node
+/// answered as registered is in the file. When the UDB refuses a write,
+/// every request of that group and of those queued behind it fails, and
+/// none of their changes stays in memory.
+#[test]
+fn concurrent_requests_commit_in_groups_and_fail_together() {
+    let dir = std::env::temp_dir().join(format!("upshift-group-commit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let path = dir.join("udb.redb");
+    let coordinator = std::sync::Arc::new(
+        Coordinator::open(
+            crate::udb::RedbUdb::open(&path).expect("udb"),
+            Registry::default(),
+        )
+        .expect("open"),
+    );
+    let answered = runtime.block_on(async {
+        let calls: Vec<_> = (0..200)
+            .map(|i| {
+                let c = coordinator.clone();
+                tokio::spawn(async move { c.register(info(&format!("n{i:03}"), "g", 1)).await })
+            })
+            .collect();
+        let mut answered = 0;
+        for call in calls {
+            call.await.expect("joined").expect("registered");
+            answered += 1;
+        }
+        answered
+    });
+    assert_eq!(answered, 200);
+    drop(coordinator);
+    let stored = crate::udb::Udb::read_all(&crate::udb::RedbUdb::open(&path).expect("reopen"))
+        .expect("read");
+    assert_eq!(
+        stored.nodes.len(),
+        200,
+        "every answered registration is durable"
+    );
+    assert_eq!(stored.events.len(), 200);
+
+    let udb = MemoryUdb::new();
+    let coordinator =
+        std::sync::Arc::new(Coordinator::open(udb.clone(), Registry::default()).expect("open"));
+    udb.refuse_writes(true);
+    let failed = runtime.block_on(async {
+        let calls: Vec<_> = (0..50)
+            .map(|i| {
+                let c = coordinator.clone();
+                tokio::spawn(async move { c.register(info(&format!("m{i:02}"), "g", 1)).await })
+            })
+            .collect();
+        let mut failed = 0;
+        for call in calls {
+            if matches!(
+                call.await.expect("joined"),
+                Err(RequestError3::Unrecorded(_))
+            ) {
+                failed += 1;
+            }
+        }
+        failed
+    });
+    assert_eq!(failed, 50, "no refused registration is answered as done");
+    let status = runtime.block_on(coordinator.status());
+    assert!(status.nodes.is_empty(), "{:?}", status.nodes.keys());
+    assert_eq!(status.events, 0);
+    assert!(status.udb_failing.is_some());
+    udb.refuse_writes(false);
+    runtime
+        .block_on(coordinator.register(info("after", "g", 1)))
+        .expect("recorded once the UDB writes again");
+    assert_eq!(udb.content().nodes.len(), 1);
+    assert!(runtime.block_on(coordinator.status()).udb_failing.is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,7 +38,7 @@ impl Udb for MemoryUdb {
         Ok(self.content())
     }
 
-    fn write(&self, batch: &Batch) -> Result<(), UdbError> {
+    fn write(&self, batches: &[Batch]) -> Result<(), UdbError> {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(UdbError {
                 path: PathBuf::from("memory"),
@@ -46,15 +46,17 @@ impl Udb for MemoryUdb {
             });
         }
         let mut content = lock(&self.content);
-        for n in &batch.nodes {
-            content.nodes.insert(n.info.id.clone(), n.clone());
-        }
-        for u in &batch.upgrades {
-            content.upgrades.insert(u.id, u.clone());
-        }
-        content.events.extend(batch.events.iter().cloned());
-        for id in &batch.forget {
-            content.nodes.remove(id);
+        for batch in batches {
+            for n in &batch.nodes {
+                content.nodes.insert(n.info.id.clone(), n.clone());
+            }
+            for u in &batch.upgrades {
+                content.upgrades.insert(u.id, u.clone());
+            }
+            content.events.extend(batch.events.iter().cloned());
+            for id in &batch.forget {
+                content.nodes.remove(id);
+            }
         }
         Ok(())
     }

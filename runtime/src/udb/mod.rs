@@ -65,6 +65,7 @@ pub struct UdbError {
 pub trait Udb: Send + Sync + 'static {
     /// Everything stored.
     fn read_all(&self) -> Result<Content, UdbError>;
-    /// Applies `batch` atomically.
-    fn write(&self, batch: &Batch) -> Result<(), UdbError>;
+    /// Applies `batches` in order, all or none: the coordinator commits
+    /// the requests that arrived during one write together in the next.
+    fn write(&self, batches: &[Batch]) -> Result<(), UdbError>;
 }

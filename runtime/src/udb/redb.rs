@@ -61,7 +61,7 @@ impl RedbUdb {
         };
         udb.with_db("upgrade the format", |db| udb.upgrade_format(db))?;
         // Create the tables so that reads of a fresh file find them.
-        udb.write(&Batch::default())?;
+        udb.write(&[])?;
         Ok(udb)
     }
 }
@@ -98,8 +98,8 @@ impl Udb for RedbUdb {
         self.with_db("read", |db| self.read_all_unguarded(db))
     }
 
-    fn write(&self, batch: &Batch) -> Result<(), UdbError> {
-        self.with_db("write", |db| self.write_unguarded(db, batch))
+    fn write(&self, batches: &[Batch]) -> Result<(), UdbError> {
+        self.with_db("write", |db| self.write_unguarded(db, batches))
     }
 }
 
@@ -268,36 +268,38 @@ impl RedbUdb {
         Ok(())
     }
 
-    fn write_unguarded(&self, db: &redb::Database, batch: &Batch) -> Result<(), UdbError> {
+    fn write_unguarded(&self, db: &redb::Database, batches: &[Batch]) -> Result<(), UdbError> {
         let p = &self.path;
         let txn = db.begin_write().map_err(|e| err(p, "begin write", e))?;
         {
             let mut nodes = txn.open_table(NODES).map_err(|e| err(p, "open nodes", e))?;
-            for n in &batch.nodes {
-                nodes
-                    .insert(n.info.id.as_str(), encode(p, n)?.as_slice())
-                    .map_err(|e| err(p, "write node", e))?;
-            }
-            for id in &batch.forget {
-                nodes
-                    .remove(id.as_str())
-                    .map_err(|e| err(p, "forget node", e))?;
-            }
             let mut upgrades = txn
                 .open_table(UPGRADES)
                 .map_err(|e| err(p, "open upgrades", e))?;
-            for u in &batch.upgrades {
-                upgrades
-                    .insert(u.id, encode(p, u)?.as_slice())
-                    .map_err(|e| err(p, "write upgrade", e))?;
-            }
             let mut events = txn
                 .open_table(EVENTS)
                 .map_err(|e| err(p, "open events", e))?;
-            for ev in &batch.events {
-                events
-                    .insert(ev.seq, encode(p, ev)?.as_slice())
-                    .map_err(|e| err(p, "write event", e))?;
+            for batch in batches {
+                for n in &batch.nodes {
+                    nodes
+                        .insert(n.info.id.as_str(), encode(p, n)?.as_slice())
+                        .map_err(|e| err(p, "write node", e))?;
+                }
+                for id in &batch.forget {
+                    nodes
+                        .remove(id.as_str())
+                        .map_err(|e| err(p, "forget node", e))?;
+                }
+                for u in &batch.upgrades {
+                    upgrades
+                        .insert(u.id, encode(p, u)?.as_slice())
+                        .map_err(|e| err(p, "write upgrade", e))?;
+                }
+                for ev in &batch.events {
+                    events
+                        .insert(ev.seq, encode(p, ev)?.as_slice())
+                        .map_err(|e| err(p, "write event", e))?;
+                }
             }
         }
         txn.commit().map_err(|e| err(p, "commit", e))
@@ -497,10 +499,10 @@ mod tests {
                 upgraded_at_ms: None,
                 calls: Default::default(),
             };
-            udb.write(&Batch {
+            udb.write(&[Batch {
                 nodes: vec![record],
                 ..Batch::default()
-            })
+            }])
             .expect("write");
         }
         let bytes = std::fs::read(&good).expect("read");
