@@ -66,6 +66,10 @@ enum Command {
         /// file from `upshift keys generate`); `file:` artifacts are refused.
         #[arg(long)]
         release_keys: Option<PathBuf>,
+        /// Serve Prometheus metrics over HTTP at `ADDR/metrics` (nodes by
+        /// version and state, calls per version, rollouts, UDB writes).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Scaffold a service crate: a v1 interface and durable state, the
     /// object, a node binary with its agent, a client, a test, a README.
@@ -376,6 +380,7 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             listen,
             slot_timeout,
             release_keys,
+            metrics,
         } => {
             let store = RedbUdb::open(&udb)?;
             let mut coordinator = Coordinator::open(store, Registry::default())?
@@ -395,6 +400,18 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                     "WARNING: no --release-keys: this coordinator publishes unsigned `file:` artifacts, which nodes without release keys run"
                 ),
             }
+            let _metrics = match metrics {
+                Some(addr) => {
+                    let server = coordinator
+                        .metrics()
+                        .serve(addr.as_str())
+                        .await
+                        .map_err(|e| Failure(format!("cannot serve metrics on {addr}: {e}"), 2))?;
+                    println!("metrics at http://{}/metrics", server.local_addr());
+                    Some(server)
+                }
+                None => None,
+            };
             let served = match access.server()? {
                 Some(tls) => coordinator.serve_tls(listen.as_str(), tls).await,
                 None => {

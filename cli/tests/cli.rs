@@ -30,11 +30,25 @@ fn start_coordinator(label: &str) -> CoordinatorProcess {
 
 /// The same, with the coordinator's standard error going to `stderr`.
 fn start_coordinator_with(label: &str, stderr: Stdio) -> CoordinatorProcess {
+    let (child, line) = spawn_coordinator(label, &[], stderr);
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    CoordinatorProcess { child, addr }
+}
+
+/// `upshift coordinator` on a fresh UDB with `extra` arguments, and the
+/// first line it prints.
+fn spawn_coordinator(label: &str, extra: &[&str], stderr: Stdio) -> (Child, String) {
     let dir = std::env::temp_dir().join(format!("upshift-cli-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut child = Command::new(BIN)
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--udb"])
+        .args(["coordinator", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--udb")
         .arg(dir.join("udb.redb"))
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -45,12 +59,7 @@ fn start_coordinator_with(label: &str, stderr: Stdio) -> CoordinatorProcess {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("read its first line");
-    let addr = line
-        .split_whitespace()
-        .nth(3)
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    CoordinatorProcess { child, addr }
+    (child, line)
 }
 
 fn upshift(args: &[&str]) -> Output {
@@ -281,4 +290,26 @@ fn a_coordinator_refuses_an_empty_udb_file() {
         .expect("run");
     one_line_error(&out, 2, "the file is empty");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_coordinator_serves_metrics_when_asked() {
+    let (mut child, line) =
+        spawn_coordinator("metrics", &["--metrics", "127.0.0.1:0"], Stdio::null());
+    let url = line
+        .strip_prefix("metrics at http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let addr = url.trim().trim_end_matches("/metrics").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\n\r\n").expect("request");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("response");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(
+        response.contains("\nupshift_coordinator_events 0\n")
+            && response.contains("# TYPE upshift_coordinator_udb_commits_total counter"),
+        "{response}"
+    );
 }

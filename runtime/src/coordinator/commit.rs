@@ -13,6 +13,7 @@
 //! requests fails with [`Unrecorded`]: nothing unrecorded is answered as
 //! done.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -29,6 +30,21 @@ pub(super) struct Store {
     /// Why the latest UDB write failed, until one succeeds.
     pub(super) failing: Mutex<Option<String>>,
     queue: Mutex<Queue>,
+    /// What the writer did, for the metrics.
+    pub(super) counts: Counts,
+}
+
+/// Counters of UDB writes since the coordinator started.
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    /// UDB transactions written.
+    pub(super) commits: AtomicU64,
+    /// Requests whose changes they carried.
+    pub(super) requests: AtomicU64,
+    /// Writes the UDB refused.
+    pub(super) refused: AtomicU64,
+    /// Time spent writing, in microseconds.
+    pub(super) micros: AtomicU64,
 }
 
 #[derive(Default)]
@@ -89,6 +105,7 @@ impl Store {
             content: Mutex::new(content),
             failing: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
+            counts: Counts::default(),
         })
     }
 
@@ -168,14 +185,25 @@ impl Store {
         if batches.is_empty() {
             return group.into_iter().map(|q| (q.done, Ok(()))).collect();
         }
-        match self.udb.write(&batches) {
+        let started = std::time::Instant::now();
+        let written = self.udb.write(&batches);
+        let counts = &self.counts;
+        counts
+            .micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match written {
             Ok(()) => {
+                counts.commits.fetch_add(1, Ordering::Relaxed);
+                counts
+                    .requests
+                    .fetch_add(batches.len() as u64, Ordering::Relaxed);
                 if lock(&self.failing).take().is_some() {
                     tracing::warn!("the UDB records again; the coordinator is healthy");
                 }
                 group.into_iter().map(|q| (q.done, Ok(()))).collect()
             }
             Err(e) => {
+                counts.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "the UDB refused a write; the changes are taken back and their requests fail");
                 let detail = e.to_string();
                 let mut content = lock(&self.content);

@@ -8,6 +8,7 @@
 mod access;
 mod commit;
 mod handlers;
+mod metrics;
 mod rollout;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use crate::upgrade::NodeState;
 pub use crate::upgrade::api;
 use crate::upgrade::api::Unrecorded;
 use crate::upgrade::release::ReleaseKeys;
+pub use metrics::{Metrics, MetricsServer};
 use rollout::Txn;
 
 /// The coordinator's service object.
