@@ -134,6 +134,13 @@ enum Command {
         /// Notes for operators.
         #[arg(long, default_value = "")]
         notes: String,
+        /// Publish nothing: print the order in which the schedule would let
+        /// the registered nodes go, and why they would wait.
+        #[arg(long)]
+        dry_run: bool,
+        /// For a dry run: how long each node's upgrade takes.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        assume_upgrade_secs: u64,
     },
     /// Follow a rollout live until it is final, halted or aborted.
     Watch {
@@ -477,8 +484,11 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             schedule,
             artifact,
             notes,
+            dry_run,
+            assume_upgrade_secs,
         } => {
-            let schedule: ScheduleSpec = schedule
+            let terms = schedule;
+            let schedule: ScheduleSpec = terms
                 .parse()
                 .map_err(|e: String| Failure(format!("--schedule: {e}"), 2))?;
             let def = Upgrade {
@@ -489,6 +499,11 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                 artifact,
                 notes,
             };
+            if dry_run {
+                let status = client(coordinator, access).await?.status().await?;
+                print!("{}", dry_run_of(def, &terms, status, assume_upgrade_secs)?);
+                return Ok(());
+            }
             let id = client(coordinator, access)
                 .await?
                 .publish(def)
@@ -538,6 +553,78 @@ async fn control(
         .map_err(|e| Failure(e.to_string(), 2))?;
     println!("upgrade #{upgrade}: {action:?} done");
     Ok(())
+}
+
+/// `upshift publish --dry-run`: the waves the schedule would make of the
+/// registered nodes, from a plan of the rollout (nothing is published).
+fn dry_run_of(
+    def: Upgrade,
+    terms: &str,
+    status: StatusView3,
+    upgrade_secs: u64,
+) -> Result<String, Failure> {
+    if let Err(e) = Registry::default().validate(&def.schedule) {
+        return Err(Failure(
+            format!(
+                "a dry run here cannot follow this schedule: {e} (custom schedules are \
+                 registered in the coordinator, not in this command)"
+            ),
+            2,
+        ));
+    }
+    let nodes: Vec<upshift::upgrade::NodeRecord> =
+        status.nodes.into_values().map(Into::into).collect();
+    let count = nodes
+        .iter()
+        .filter(|n| n.info.service == def.service)
+        .count();
+    if count == 0 {
+        return Err(Failure(
+            format!("no node of service {:?} is registered", def.service),
+            2,
+        ));
+    }
+    let record = upshift::upgrade::UpgradeRecord {
+        id: 0,
+        def,
+        state: RolloutState::Active,
+        published_ms: now_ms(),
+    };
+    let plan = upshift::schedule::plan(
+        &Registry::default(),
+        &record,
+        &nodes,
+        now_ms(),
+        upgrade_secs * 1000,
+    );
+    let def = &record.def;
+    let mut out = format!(
+        "dry run: {} v{} -> v{} with `{terms}` over {count} nodes, each upgrade taking {upgrade_secs} s, every node healthy:\n",
+        def.service, def.from, def.to
+    );
+    for (i, wave) in plan.waves.iter().enumerate() {
+        out.push_str(&format!(
+            "  wave {:<3} +{:<7} {}\n",
+            i + 1,
+            format!("{}s", wave.at_ms / 1000),
+            wave.nodes.join(", ")
+        ));
+        if let Some(why) = &wave.after {
+            out.push_str(&format!("{:17}(until then: {why})\n", ""));
+        }
+    }
+    match plan.end {
+        Ok(ms) => out.push_str(&format!(
+            "every node would run v{} and the rollout be final after {} s; nothing was published \
+             (within a wave, nodes go in the order they ask)\n",
+            def.to,
+            ms / 1000
+        )),
+        Err(why) => out.push_str(&format!(
+            "the rollout would not finish: {why}; nothing was published\n"
+        )),
+    }
+    Ok(out)
 }
 
 /// How many of the newest events `upshift status` prints.

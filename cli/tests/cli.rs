@@ -313,3 +313,87 @@ fn the_coordinator_serves_metrics_when_asked() {
         "{response}"
     );
 }
+
+/// `publish --dry-run` publishes nothing and prints the waves the schedule
+/// would make; a real rollout of the same upgrade then goes in that order
+/// (by group and by wave; within a wave, nodes go in the order they ask).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_prints_the_order_a_real_rollout_takes() {
+    let coordinator = start_coordinator("dry-run");
+    let addr = coordinator.addr.as_str();
+    let api = operator(addr).await;
+    let group_of = |id: &str| id[..1].to_string();
+    for id in ["a1", "a2", "b1", "b2"] {
+        api.register(NodeInfo {
+            id: id.into(),
+            address: format!("127.0.0.1:1{}", &id[1..]),
+            group: group_of(id),
+            service: "Kv".into(),
+            version: 1,
+        })
+        .await
+        .expect("register");
+    }
+    let publish = |dry: bool| {
+        let mut args = vec![
+            "publish",
+            "-c",
+            addr,
+            "--service",
+            "Kv",
+            "--from",
+            "1",
+            "--to",
+            "2",
+            "--schedule",
+            "groups:b>a,rolling:1",
+        ];
+        if dry {
+            args.extend(["--dry-run", "--assume-upgrade-secs", "10"]);
+        }
+        upshift(&args)
+    };
+    let out = publish(true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let waves: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.trim_start().starts_with("wave "))
+        .collect();
+    assert_eq!(waves.len(), 4, "{shown}");
+    let planned: Vec<String> = waves
+        .iter()
+        .map(|l| group_of(l.split_whitespace().last().expect("a node")))
+        .collect();
+    assert_eq!(planned, ["b", "b", "a", "a"], "{shown}");
+    assert!(waves[1].contains("+10s"), "{shown}");
+    assert!(
+        shown.contains("final after 40 s; nothing was published")
+            && shown.contains("(until then: 1 of 1 slots of group \"b\" are in use)"),
+        "{shown}"
+    );
+    let status = text(&upshift(&["status", "-c", addr]).stdout);
+    assert!(
+        !status.contains("upgrade #"),
+        "the dry run published nothing: {status}"
+    );
+
+    // The real rollout: every node asks in turn, last id first.
+    assert!(publish(false).status.success());
+    let mut granted = Vec::new();
+    for _ in 0..20 {
+        for id in ["b2", "b1", "a2", "a1"] {
+            if granted.iter().any(|g: &String| g == id) {
+                continue;
+            }
+            if api.request_slot(id.into(), 1).await.expect("rpc") == Slot::Granted {
+                granted.push(id.to_string());
+                api.report(id.into(), 1, Outcome::Upgraded { version: 2 })
+                    .await
+                    .expect("report");
+            }
+        }
+    }
+    let real: Vec<String> = granted.iter().map(|id| group_of(id)).collect();
+    assert_eq!(real, planned, "granted in order {granted:?}");
+}

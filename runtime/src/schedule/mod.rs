@@ -13,6 +13,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 mod builtin;
+mod plan;
+
+pub use plan::{Plan, Wave, plan};
 
 pub use crate::upgrade::ScheduleSpec;
 use crate::upgrade::{NodeRecord, NodeState, UpgradeRecord};
@@ -177,7 +180,8 @@ mod tests {
     use super::*;
     use crate::upgrade::{NodeInfo, NodeState, RolloutState, Upgrade};
 
-    fn node(id: &str, group: &str, version: u32) -> NodeRecord {
+    /// A node of service `Kv`, healthy since 0.
+    pub(super) fn node(id: &str, group: &str, version: u32) -> NodeRecord {
         NodeRecord {
             info: NodeInfo {
                 id: id.into(),
@@ -196,7 +200,8 @@ mod tests {
         }
     }
 
-    fn upgrade(schedule: ScheduleSpec) -> UpgradeRecord {
+    /// `Kv` v1 -> v2 under `schedule`.
+    pub(super) fn upgrade(schedule: ScheduleSpec) -> UpgradeRecord {
         UpgradeRecord {
             id: 1,
             def: Upgrade {

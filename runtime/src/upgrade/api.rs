@@ -846,6 +846,23 @@ impl From<crate::upgrade::NodeRecord> for NodeView {
     }
 }
 
+/// A node as v3's status shows it, as the coordinator keeps it: for a dry
+/// run of a schedule ([`crate::schedule::plan`]) on a status.
+impl From<NodeView> for crate::upgrade::NodeRecord {
+    fn from(n: NodeView) -> Self {
+        crate::upgrade::NodeRecord {
+            info: n.info,
+            state: n.state,
+            last_seen_ms: n.last_seen_ms,
+            healthy: n.healthy,
+            problem: n.problem,
+            healthy_since_ms: n.healthy_since_ms,
+            upgraded_at_ms: n.upgraded_at_ms,
+            calls: n.calls,
+        }
+    }
+}
+
 impl From<crate::upgrade::UpgradeRecord> for RolloutStatus {
     fn from(r: crate::upgrade::UpgradeRecord) -> Self {
         RolloutStatus {
