@@ -70,6 +70,10 @@ enum Command {
         /// version and state, calls per version, rollouts, UDB writes).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
+        /// POST a JSON notice to this `http://` URL each time a rollout is
+        /// published, paused, resumed, halted, aborted or final.
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
     },
     /// Scaffold a service crate: a v1 interface and durable state, the
     /// object, a node binary with its agent, a client, a test, a README.
@@ -388,6 +392,7 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             slot_timeout,
             release_keys,
             metrics,
+            webhook,
         } => {
             let store = RedbUdb::open(&udb)?;
             let mut coordinator = Coordinator::open(store, Registry::default())?
@@ -406,6 +411,11 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                 None => eprintln!(
                     "WARNING: no --release-keys: this coordinator publishes unsigned `file:` artifacts, which nodes without release keys run"
                 ),
+            }
+            if let Some(url) = webhook {
+                let hook = upshift::coordinator::Webhook::parse(&url).map_err(|e| Failure(e, 2))?;
+                println!("notices to {url}");
+                coordinator = coordinator.with_webhook(hook);
             }
             let _metrics = match metrics {
                 Some(addr) => {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::rollout::UndoLog;
+use super::rollout::{Notice, UndoLog};
 use crate::sync::lock;
 use crate::udb::{Batch, Content, Udb};
 use crate::upgrade::api::Unrecorded;
@@ -32,6 +32,8 @@ pub(super) struct Store {
     queue: Mutex<Queue>,
     /// What the writer did, for the metrics.
     pub(super) counts: Counts,
+    /// Where rollout state changes go once durable (a webhook's sender).
+    pub(super) notify: Mutex<Option<std::sync::mpsc::Sender<Notice>>>,
 }
 
 /// Counters of UDB writes since the coordinator started.
@@ -58,6 +60,7 @@ struct Queue {
 struct Queued {
     batch: Batch,
     undo: Option<UndoLog>,
+    notices: Vec<Notice>,
     done: oneshot::Sender<Result<(), Unrecorded>>,
 }
 
@@ -106,6 +109,7 @@ impl Store {
             failing: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             counts: Counts::default(),
+            notify: Mutex::new(None),
         })
     }
 
@@ -113,7 +117,12 @@ impl Store {
     /// so the queue's order is the order the changes were made in. `None`
     /// when there is nothing to wait for: the request wrote nothing and
     /// nothing it could have read is waiting to be written.
-    pub(super) fn enqueue(self: &Arc<Self>, batch: Batch, undo: UndoLog) -> Option<Durable> {
+    pub(super) fn enqueue(
+        self: &Arc<Self>,
+        batch: Batch,
+        undo: UndoLog,
+        notices: Vec<Notice>,
+    ) -> Option<Durable> {
         let mut queue = lock(&self.queue);
         if batch.is_empty() && queue.pending.is_empty() && !queue.writing {
             return None;
@@ -122,6 +131,7 @@ impl Store {
         queue.pending.push(Queued {
             batch,
             undo: Some(undo),
+            notices,
             done,
         });
         if !queue.writing {
@@ -199,6 +209,11 @@ impl Store {
                     .fetch_add(batches.len() as u64, Ordering::Relaxed);
                 if lock(&self.failing).take().is_some() {
                     tracing::warn!("the UDB records again; the coordinator is healthy");
+                }
+                if let Some(notify) = lock(&self.notify).as_ref() {
+                    for notice in group.iter_mut().flat_map(|q| q.notices.drain(..)) {
+                        let _ = notify.send(notice);
+                    }
                 }
                 group.into_iter().map(|q| (q.done, Ok(()))).collect()
             }

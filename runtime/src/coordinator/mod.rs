@@ -12,6 +12,7 @@ mod metrics;
 mod rollout;
 #[cfg(test)]
 mod tests;
+mod webhook;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +27,9 @@ pub use crate::upgrade::api;
 use crate::upgrade::api::Unrecorded;
 use crate::upgrade::release::ReleaseKeys;
 pub use metrics::{Metrics, MetricsServer};
+pub use rollout::Notice;
 use rollout::Txn;
+pub use webhook::Webhook;
 
 /// The coordinator's service object.
 pub struct Coordinator {
@@ -222,8 +225,8 @@ impl Coordinator {
         // caller's certificate named them.
         txn.by = crate::rpc::caller().map(|caller| caller.to_string());
         let answer = change(&mut txn);
-        let (batch, undo) = txn.finish();
-        let durable = self.store.enqueue(batch, undo);
+        let (batch, undo, notices) = txn.finish();
+        let durable = self.store.enqueue(batch, undo, notices);
         (answer, durable)
     }
 }

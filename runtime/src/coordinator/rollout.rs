@@ -21,12 +21,70 @@ pub(super) struct Txn<'a> {
     pub(super) content: &'a mut Content,
     batch: Batch,
     undo: Vec<Undo>,
+    /// Rollout state changes, told once they are durable.
+    notices: Vec<Notice>,
     pub(super) now: u64,
     /// See [`Rollout::heard_within_ms`].
     pub(super) heard_within_ms: u64,
     /// Who made the request the changes come from (`operator alice`), from
     /// its certificate; named in each event it causes.
     pub(super) by: Option<String>,
+}
+
+/// A rollout's state changed: what a webhook is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `published`, `paused`, `resumed`, `halted`, `aborted` or `final`.
+    pub kind: &'static str,
+    /// The upgrade.
+    pub upgrade: u64,
+    /// Its service.
+    pub service: String,
+    /// Its `from`.
+    pub from: u32,
+    /// Its `to`.
+    pub to: u32,
+    /// Why it halted.
+    pub reason: Option<String>,
+    /// Who asked, when a caller's certificate named them.
+    pub by: Option<String>,
+    /// When, Unix milliseconds.
+    pub at_ms: u64,
+}
+
+impl Notice {
+    /// The notice of a rollout going from `was` (none: just published) to
+    /// `now`'s state, if its state changed.
+    fn of(
+        was: Option<&RolloutState>,
+        now: &UpgradeRecord,
+        at_ms: u64,
+        by: Option<String>,
+    ) -> Option<Notice> {
+        let kind = match (was, &now.state) {
+            (None, _) => "published",
+            (Some(a), b) if std::mem::discriminant(a) == std::mem::discriminant(b) => return None,
+            (_, RolloutState::Paused) => "paused",
+            (_, RolloutState::Active) => "resumed",
+            (_, RolloutState::Halted { .. }) => "halted",
+            (_, RolloutState::Aborted) => "aborted",
+            (_, RolloutState::Final) => "final",
+        };
+        let reason = match &now.state {
+            RolloutState::Halted { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        Some(Notice {
+            kind,
+            upgrade: now.id,
+            service: now.def.service.clone(),
+            from: now.def.from,
+            to: now.def.to,
+            reason,
+            by,
+            at_ms,
+        })
+    }
 }
 
 /// How to take a transaction's changes back from the content, should the
@@ -76,6 +134,7 @@ impl<'a> Txn<'a> {
             content,
             batch: Batch::default(),
             undo: Vec::new(),
+            notices: Vec::new(),
             now,
             heard_within_ms: heard_within.as_millis() as u64,
             by: None,
@@ -83,8 +142,8 @@ impl<'a> Txn<'a> {
     }
 
     /// What the transaction wrote, and how to take it back.
-    pub(super) fn finish(self) -> (Batch, UndoLog) {
-        (self.batch, UndoLog(self.undo))
+    pub(super) fn finish(self) -> (Batch, UndoLog, Vec<Notice>) {
+        (self.batch, UndoLog(self.undo), self.notices)
     }
 
     /// A node that holds a slot and has not been heard from for `timeout`
@@ -169,8 +228,13 @@ impl<'a> Txn<'a> {
     }
 
     /// Records `record` as the upgrade's new state.
+    /// Every change of a rollout's state passes here, and is noticed.
     pub(super) fn upgrade(&mut self, record: UpgradeRecord) {
         let old = self.content.upgrades.insert(record.id, record.clone());
+        let was = old.as_ref().map(|o| &o.state);
+        if let Some(notice) = Notice::of(was, &record, self.now, self.by.clone()) {
+            self.notices.push(notice);
+        }
         self.undo.push(Undo::Upgrade(record.id, old));
         self.batch.upgrades.push(record);
     }
