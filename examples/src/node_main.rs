@@ -52,11 +52,13 @@ pub struct Options {
     /// this node's `node-ID.pem` and `.key`, used to call the coordinator
     /// and to serve.
     pub tls: Option<PathBuf>,
+    /// Where to serve the node's Prometheus metrics (`/metrics`).
+    pub metrics: Option<String>,
 }
 
 impl Options {
     /// Parses `--state DIR --listen ADDR --coordinator ADDR --id ID [--group G]
-    /// [--release-keys FILE --release-source DIR] [--tls DIR]`.
+    /// [--release-keys FILE --release-source DIR] [--tls DIR] [--metrics ADDR]`.
     pub fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut map = std::collections::BTreeMap::new();
         let mut args = args.peekable();
@@ -79,6 +81,7 @@ impl Options {
             release_keys: take("release-keys").ok().map(PathBuf::from),
             release_source: take("release-source").ok().map(PathBuf::from),
             tls: take("tls").ok().map(PathBuf::from),
+            metrics: take("metrics").ok(),
         })
     }
 }
@@ -222,6 +225,15 @@ pub async fn run(newest: u32) -> Result<(), String> {
     );
     // Bound what a crash in steady state can lose.
     let _checkpoints = node.checkpoint_every(Duration::from_millis(200));
+    let _metrics = match &options.metrics {
+        Some(addr) => Some(
+            node.metrics()
+                .serve(addr.as_str())
+                .await
+                .map_err(|e| format!("--metrics {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let agent = node.run_agent(coordinator, listener.local_addr().to_string());
     agent.await.map_err(|e| e.to_string())
 }

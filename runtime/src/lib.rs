@@ -31,7 +31,7 @@
 //! | layer | modules | job |
 //! |---|---|---|
 //! | L0 | [`error`], [`clock`], [`sync`], [`schema`], `logs` | what callers see; time; locks and blocking work; version metadata; a log subscriber for binaries (feature `logs`) |
-//! | L1 | [`wire`] | the frame format shared by clients and nodes |
+//! | L1 | [`wire`], [`metrics`] | the frame format shared by clients and nodes; Prometheus text and its scrape endpoint |
 //! | L2 | [`rpc`] | calls: dispatch ← service ← server; the client; in-memory pairs; mutual TLS and the caller's identity |
 //! | L2 | [`state`](mod@state) | transforms between state versions and the crash-safe snapshot store |
 //! | L3 | [`upgrade`] | the glossary's upgrade and everything exchanged about it, with the coordinator's API |
@@ -56,6 +56,7 @@ pub mod docs;
 pub mod error;
 #[cfg(feature = "logs")]
 pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod rpc;
 pub mod schedule;

@@ -20,12 +20,14 @@ fn allowed(unit: &str) -> Option<Vec<&'static str>> {
         // Leaves: nothing from the crate.
         "error" | "clock" | "sync" | "schema" | "logs" => vec![],
         "wire" => with_l0(&[]),
+        // The text format and the scrape endpoint, for node and coordinator.
+        "metrics" => with_l0(&[]),
         "rpc" => with_l0(&["wire"]),
         "state" => with_l0(&[]),
         "upgrade" => with_l0(&["wire", "rpc"]),
         "schedule" | "udb" => with_l0(&["upgrade"]),
-        "node" => with_l0(&["wire", "rpc", "state", "upgrade"]),
-        "coordinator" => with_l0(&["wire", "rpc", "upgrade", "schedule", "udb"]),
+        "node" => with_l0(&["wire", "rpc", "state", "upgrade", "metrics"]),
+        "coordinator" => with_l0(&["wire", "rpc", "upgrade", "schedule", "udb", "metrics"]),
         "docs" => vec!["schema"],
         // Side, like docs: runs stages; nothing in the crate imports it.
         "conformance" => with_l0(&["rpc", "state", "node"]),

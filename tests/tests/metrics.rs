@@ -270,3 +270,76 @@ async fn the_coordinator_serves_its_metrics_in_prometheus_text_format() {
     assert!(head.starts_with("HTTP/1.1 431"), "{head}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_its_metrics_in_prometheus_text_format() {
+    use upshift::node::{Node, NodeConfig};
+    use upshift::state::FileStore;
+    use upshift_examples::kv;
+
+    let dir = temp_dir("node-metrics");
+    let store = FileStore::open(&dir, kv::state::NAME).expect("store");
+    let node = Node::start(NodeConfig::new("n1"), store, kv::stages(), 1).expect("start");
+    let listener = node.listen("127.0.0.1:0").await.expect("listen");
+    let metrics = node.metrics().serve("127.0.0.1:0").await.expect("metrics");
+    let conn = Connection::connect(listener.local_addr())
+        .await
+        .expect("connect");
+    let v1 = kv::interface::v1::Client::new(conn.clone());
+    let v2 = kv::interface::v2::Client::new(conn);
+    v1.put("a".into(), "1".into()).await.expect("put");
+    node.upgrade_to(2).await.expect("upgrade");
+    for _ in 0..3 {
+        v1.get("a".into()).await.expect("get");
+    }
+    v2.get("a".into()).await.expect("get");
+
+    let (head, body) = get(metrics.local_addr(), b"GET /metrics HTTP/1.1\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let samples = parse(&body);
+    assert_eq!(
+        value(
+            &samples,
+            "upshift_node_version",
+            &[("node", "n1"), ("service", "Kv")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&samples, "upshift_node_up", &[("node", "n1")]),
+        Some(1.0)
+    );
+    let calls = "upshift_node_calls_total";
+    assert_eq!(
+        value(
+            &samples,
+            calls,
+            &[("call_version", "1"), ("route", "past_so"), ("hops", "1")]
+        ),
+        Some(3.0),
+        "v1 calls after the upgrade, through v1's past SO (the put before it counted at v1's object is gone with it)"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            calls,
+            &[("call_version", "2"), ("route", "object"), ("hops", "0")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &samples,
+            calls,
+            &[("call_version", "3"), ("route", "future_so"), ("hops", "1")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&samples, "upshift_node_upgrade_pause_seconds_count", &[]),
+        Some(1.0)
+    );
+    assert!(value(&samples, "upshift_node_upgrade_pause_seconds_max", &[]).expect("max") > 0.0);
+    drop((metrics, listener, node));
+    let _ = std::fs::remove_dir_all(&dir);
+}

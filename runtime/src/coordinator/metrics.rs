@@ -1,25 +1,16 @@
-//! The coordinator's metrics in Prometheus' text format, served over HTTP
-//! at `/metrics`: nodes by service, version and state, the calls each node
-//! reports per call version, each rollout's state and progress, the
-//! history's length, and the UDB's writes (group commits, the requests they
-//! carried, refusals, time spent).
-//!
-//! The server answers `GET /metrics` and nothing else, one request per
-//! connection, with a bounded request head and a timeout: it is meant for a
-//! scraper on a private network, and reveals what `upshift status` shows a
-//! reader.
+//! The coordinator's metrics ([`crate::metrics`] serves them): nodes by
+//! service, version and state, the calls each node reports per call
+//! version, each rollout's state and progress, the history's length, and
+//! the UDB's writes (group commits, the requests they carried, refusals,
+//! time spent). They reveal what `upshift status` shows a reader.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use super::{Coordinator, commit};
 use crate::clock::Clock;
+use crate::metrics::{Exposition, MetricsServer};
 use crate::sync::lock;
 use crate::upgrade::{NodeState, RolloutState};
 
@@ -38,11 +29,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// The longest request head the metrics server reads.
-const MAX_HEAD: usize = 8 * 1024;
-/// How long a scraper may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl Coordinator {
     /// Its metrics, to [render](Metrics::render) or [serve](Metrics::serve).
     pub fn metrics(&self) -> Metrics {
@@ -54,75 +40,13 @@ impl Coordinator {
     }
 }
 
-/// A metrics server; it stops when dropped.
-#[derive(Debug)]
-pub struct MetricsServer {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MetricsServer {
-    /// Where it listens.
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl Metrics {
     /// Serves `GET /metrics` on `addr` (port 0 picks one).
     pub async fn serve(
         self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<MetricsServer> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    // Out of descriptors, say: try again shortly.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let metrics = self.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(REQUEST_TIMEOUT, metrics.answer(stream)).await;
-                });
-            }
-        });
-        Ok(MetricsServer { addr, task })
-    }
-
-    /// Reads one request head and answers it.
-    async fn answer(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        let mut head = Vec::with_capacity(1024);
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            if head.len() >= MAX_HEAD {
-                return respond(&mut stream, "431 Request Header Fields Too Large", "").await;
-            }
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-        let mut parts = line.split(|b| *b == b' ');
-        match (parts.next(), parts.next()) {
-            (Some(b"GET"), Some(b"/metrics")) => {
-                respond(&mut stream, "200 OK", &self.render()).await
-            }
-            (Some(b"GET"), _) => {
-                respond(&mut stream, "404 Not Found", "only /metrics is here\n").await
-            }
-            _ => respond(&mut stream, "405 Method Not Allowed", "").await,
-        }
+        crate::metrics::serve(addr, Arc::new(move || self.render())).await
     }
 
     /// The metrics now, in Prometheus' text exposition format (0.0.4).
@@ -190,78 +114,82 @@ impl Metrics {
         let failing = lock(&self.store.failing).is_some();
         let counts = &self.store.counts;
 
-        let mut out = String::new();
-        family(
-            &mut out,
-            "upshift_coordinator_nodes",
+        let mut out = Exposition::default();
+        let name = "upshift_coordinator_nodes";
+        out.family(
+            name,
             "gauge",
             "Nodes by service, version and state (running, unhealthy, silent, upgrading, failed).",
         );
         for ((service, version, state), n) in &nodes {
-            let _ = writeln!(
-                out,
-                "upshift_coordinator_nodes{{service=\"{}\",version=\"{version}\",state=\"{state}\"}} {n}",
-                escape(service)
-            );
+            let version = version.to_string();
+            let labels = [
+                ("service", service.as_str()),
+                ("version", &version),
+                ("state", state),
+            ];
+            out.sample(name, &labels, n);
         }
-        family(
-            &mut out,
-            "upshift_coordinator_node_up",
+        let name = "upshift_coordinator_node_up";
+        out.family(
+            name,
             "gauge",
             "1 when the node was heard from lately and said it is healthy.",
         );
         for (node, service, version, ok) in &up {
-            let _ = writeln!(
-                out,
-                "upshift_coordinator_node_up{{node=\"{}\",service=\"{}\",version=\"{version}\"}} {}",
-                escape(node),
-                escape(service),
-                u8::from(*ok)
-            );
+            let version = version.to_string();
+            let labels = [
+                ("node", node.as_str()),
+                ("service", service),
+                ("version", &version),
+            ];
+            out.sample(name, &labels, u8::from(*ok));
         }
-        family(
-            &mut out,
-            "upshift_coordinator_node_calls_total",
+        let name = "upshift_coordinator_node_calls_total";
+        out.family(
+            name,
             "counter",
             "Calls a node served per call version (its object and each SO chain), as its heartbeats report.",
         );
         for (node, service, version, count) in &calls {
-            let _ = writeln!(
-                out,
-                "upshift_coordinator_node_calls_total{{node=\"{}\",service=\"{}\",call_version=\"{version}\"}} {count}",
-                escape(node),
-                escape(service)
-            );
+            let version = version.to_string();
+            let labels = [
+                ("node", node.as_str()),
+                ("service", service),
+                ("call_version", &version),
+            ];
+            out.sample(name, &labels, count);
         }
-        family(
-            &mut out,
-            "upshift_coordinator_rollout_state",
-            "gauge",
-            "1 for the state each rollout is in.",
-        );
+        let name = "upshift_coordinator_rollout_state";
+        out.family(name, "gauge", "1 for the state each rollout is in.");
         for (id, service, from, to, state, _) in &rollouts {
-            for name in ["active", "paused", "halted", "aborted", "final"] {
-                let _ = writeln!(
-                    out,
-                    "upshift_coordinator_rollout_state{{upgrade=\"{id}\",service=\"{}\",from=\"{from}\",to=\"{to}\",state=\"{name}\"}} {}",
-                    escape(service),
-                    u8::from(*state == name)
-                );
+            let (id, from, to) = (id.to_string(), from.to_string(), to.to_string());
+            for each in ["active", "paused", "halted", "aborted", "final"] {
+                let labels = [
+                    ("upgrade", id.as_str()),
+                    ("service", service),
+                    ("from", &from),
+                    ("to", &to),
+                    ("state", each),
+                ];
+                out.sample(name, &labels, u8::from(*state == each));
             }
         }
-        family(
-            &mut out,
-            "upshift_coordinator_rollout_nodes",
+        let name = "upshift_coordinator_rollout_nodes";
+        out.family(
+            name,
             "gauge",
             "A rollout's nodes: upgraded (at its version or later), upgrading, failed, waiting.",
         );
         for (id, service, _, _, _, stages) in &rollouts {
+            let id = id.to_string();
             for (stage, n) in stages {
-                let _ = writeln!(
-                    out,
-                    "upshift_coordinator_rollout_nodes{{upgrade=\"{id}\",service=\"{}\",stage=\"{stage}\"}} {n}",
-                    escape(service)
-                );
+                let labels = [
+                    ("upgrade", id.as_str()),
+                    ("service", service),
+                    ("stage", stage),
+                ];
+                out.sample(name, &labels, n);
             }
         }
         let single = [
@@ -297,21 +225,17 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, value) in single {
-            family(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {value}");
+            out.family(name, kind, help);
+            out.sample(name, &[], value);
         }
-        family(
-            &mut out,
-            "upshift_coordinator_udb_write_seconds_total",
-            "counter",
-            "Time spent writing to the UDB.",
+        let name = "upshift_coordinator_udb_write_seconds_total";
+        out.family(name, "counter", "Time spent writing to the UDB.");
+        out.sample(
+            name,
+            &[],
+            counts.micros.load(Ordering::Relaxed) as f64 / 1e6,
         );
-        let _ = writeln!(
-            out,
-            "upshift_coordinator_udb_write_seconds_total {}",
-            counts.micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        out
+        out.into_text()
     }
 }
 
@@ -323,27 +247,4 @@ fn state_name(state: &RolloutState) -> &'static str {
         RolloutState::Aborted => "aborted",
         RolloutState::Final => "final",
     }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// A label value as the text format wants it.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
 }

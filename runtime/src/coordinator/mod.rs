@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+pub use crate::metrics::MetricsServer;
 use crate::rpc::{Listener, Server, ServerConfig, ServerTls};
 use crate::schedule::Registry;
 use crate::sync::lock;
@@ -26,7 +27,7 @@ use crate::upgrade::NodeState;
 pub use crate::upgrade::api;
 use crate::upgrade::api::Unrecorded;
 use crate::upgrade::release::ReleaseKeys;
-pub use metrics::{Metrics, MetricsServer};
+pub use metrics::Metrics;
 pub use rollout::Notice;
 use rollout::Txn;
 pub use webhook::Webhook;

@@ -5,6 +5,7 @@
 
 mod agent;
 mod config;
+mod metrics;
 mod restart;
 mod shadow;
 mod stage;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub use config::{NodeConfig, NodeError, ReleasePolicy};
+pub use metrics::NodeMetrics;
 pub use shadow::{ShadowPolicy, ShadowReport};
 pub use stage::{DurableStage, Prepared, Running, Stage, Storage, durable_stage, stage};
 
