@@ -341,7 +341,7 @@ fn readme(n: &Names) -> String {
     n.fill(
         r#"# {package}
 
-A service upgraded without stopping, with [upshift](https://example.invalid/upshift).
+A service upgraded without stopping, with upshift (`upshift --help` lists its commands).
 
 Run the tests (a node on loopback, called by a client, restarted):
 
