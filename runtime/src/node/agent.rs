@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::Node;
 use crate::error::CallError;
@@ -136,24 +137,60 @@ impl Node {
         if pending.from != self.version() {
             return Ok(Step::Done);
         }
+        // Everything the node logs about this upgrade carries its id, as the
+        // coordinator's lines do: `upgrade=N` follows one rollout across both.
+        let span = tracing::info_span!(
+            "rollout",
+            upgrade = pending.upgrade,
+            node = %self.id(),
+            from = pending.from,
+            to = pending.to
+        );
+        self.take_part(client, pending, not_taken)
+            .instrument(span)
+            .await
+    }
+
+    /// Asks for a slot in `pending`, upgrades if granted, and reports.
+    async fn take_part(
+        &self,
+        client: &api::v3::Client,
+        pending: api::Pending,
+        not_taken: impl Fn(RequestError3) -> Step,
+    ) -> Result<Step, CallError> {
         let id = self.inner.config.id.clone();
         match client.request_slot(id.clone(), pending.upgrade).await? {
-            Ok(Slot::Granted) => {}
-            Ok(_) => return Ok(Step::Done),
+            Ok(Slot::Granted) => tracing::info!("slot granted; upgrading"),
+            Ok(Slot::Wait(why)) => {
+                tracing::debug!(%why, "no slot yet");
+                return Ok(Step::Done);
+            }
+            Ok(other) => {
+                tracing::info!(answer = ?other, "no slot");
+                return Ok(Step::Done);
+            }
             Err(e) => return Ok(not_taken(e)),
         }
+        let started = std::time::Instant::now();
         let result = match Artifact::parse(&pending.artifact) {
             Ok(Artifact::InProcess) => self.upgrade_to(pending.to).await,
             Ok(file) => self.restart_into(file).await,
             Err(e) => Err(e.into()),
         };
+        let ms = started.elapsed().as_millis() as u64;
         let outcome = match result {
-            Ok(()) => Outcome::Upgraded {
-                version: pending.to,
-            },
-            Err(e) => Outcome::Failed {
-                reason: e.to_string(),
-            },
+            Ok(()) => {
+                tracing::info!(ms, "upgraded");
+                Outcome::Upgraded {
+                    version: pending.to,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(ms, error = %e, "the upgrade failed; the node stays on its version");
+                Outcome::Failed {
+                    reason: e.to_string(),
+                }
+            }
         };
         // Unrecorded, the outcome still reaches the coordinator: the next
         // heartbeat carries the version the node runs.
