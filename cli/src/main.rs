@@ -146,6 +146,19 @@ enum Command {
         #[arg(long, default_value_t = 30, value_name = "SECS")]
         assume_upgrade_secs: u64,
     },
+    /// The whole history (the audit trail), oldest first: each event with
+    /// the node and upgrade it concerns and who asked for it.
+    History {
+        /// The coordinator's address.
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: SocketAddr,
+        /// Only the events of this upgrade.
+        #[arg(long)]
+        upgrade: Option<u64>,
+        /// Only the events of this node.
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// Follow a rollout live until it is final, halted or aborted.
     Watch {
         /// The coordinator's address.
@@ -526,6 +539,29 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             coordinator,
             upgrade,
         } => watch(client(coordinator, access).await?, upgrade).await,
+        Command::History {
+            coordinator,
+            upgrade,
+            node,
+        } => {
+            let client = client(coordinator, access).await?;
+            let now = now_ms();
+            let mut after = 0;
+            loop {
+                let page = client.history(after, api::MAX_HISTORY_PAGE).await?;
+                let Some(last) = page.last() else {
+                    break;
+                };
+                after = last.seq;
+                for e in page.iter().filter(|e| {
+                    upgrade.is_none_or(|u| e.upgrade == Some(u))
+                        && node.as_ref().is_none_or(|n| e.node.as_ref() == Some(n))
+                }) {
+                    println!("{}", render_event(e, now));
+                }
+            }
+            Ok(())
+        }
         Command::Pause {
             coordinator,
             upgrade,

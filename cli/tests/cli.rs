@@ -219,6 +219,27 @@ async fn the_cli_drives_a_rollout_and_reports_errors_in_one_line() {
             && status.contains("node-a  forgotten: it ran Kv v2, last heard"),
         "{status}"
     );
+
+    // The whole history, or one upgrade's, or one node's.
+    let all = text(&upshift(&["history", "-c", addr]).stdout);
+    let second = text(&upshift(&["history", "-c", addr, "--upgrade", "2"]).stdout);
+    let of_node = text(&upshift(&["history", "-c", addr, "--node", "node-a"]).stdout);
+    assert!(all.lines().count() > second.lines().count(), "{all}");
+    assert!(
+        all.lines().next().is_some_and(|l| l.starts_with("#1 ")),
+        "oldest first: {all}"
+    );
+    assert!(
+        second.lines().all(|l| l.contains("upgrade #2"))
+            && second.contains("operator: Pause")
+            && second.contains("operator: Abort"),
+        "{second}"
+    );
+    assert!(
+        of_node.contains("registered at v1") && of_node.contains("forgotten"),
+        "{of_node}"
+    );
+    assert!(of_node.lines().all(|l| l.contains("node-a")), "{of_node}");
 }
 
 #[test]
