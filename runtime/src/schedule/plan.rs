@@ -62,6 +62,8 @@ pub fn plan(
     // Why each node was last told to wait: a wave's `after` is its first
     // node's.
     let mut waited: std::collections::BTreeMap<String, String> = Default::default();
+    // Why a health gate held the end, if it did.
+    let mut gate: Option<String> = None;
     loop {
         for n in &mut nodes {
             n.last_seen_ms = now;
@@ -87,7 +89,7 @@ pub fn plan(
                     };
                 }
                 Decision::Wait(why) => {
-                    waited.insert(String::new(), why);
+                    gate = Some(why);
                 }
             }
         }
@@ -157,9 +159,8 @@ pub fn plan(
             };
         }
         if now - start_ms > HORIZON_MS {
-            // The health gate's reason (kept under ""), else a waiting node's.
-            let why = waited
-                .remove("")
+            // The health gate's reason, else a waiting node's.
+            let why = gate
                 .or_else(|| waited.into_values().next())
                 .unwrap_or_else(|| "the schedule never lets them go".into());
             return Plan {
