@@ -7,8 +7,10 @@
 //! (v3) as the node's agent does — register, heartbeat, ask for a slot when
 //! an upgrade is pending, "upgrade" (100 ms, no state), report — without a
 //! node behind each, so that what is measured is the coordinator. The same
-//! run is made twice: on redb (the default) and on an in-memory UDB, the
-//! baseline without commits to wait for. Reported: heartbeats handled
+//! run is made three times: on redb (the default), on etcd (a real etcd
+//! this bench starts, Debian's `etcd-server`; skipped, saying so, when it is
+//! not installed), and on an in-memory UDB, the baseline without commits to
+//! wait for. Reported: heartbeats handled
 //! per second, the latency of each request as its caller sees it (p50, p99,
 //! max), the coordinator's CPU and resident memory, the rollout's duration
 //! against what its schedule allows, and the most nodes ever upgrading at
@@ -25,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use upshift::coordinator::Coordinator;
 use upshift::schedule::Registry;
-use upshift::udb::{MemoryUdb, RedbUdb};
+use upshift::udb::{EtcdUdb, MemoryUdb, RedbUdb};
+use upshift_tests::etcd::EtcdServer;
 use upshift_tests::fleet::{Pace, Seen, agent, connect, rolling};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -42,16 +45,41 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1000);
+    let etcd_installed = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("etcd").is_file()))
+        || std::env::var_os("UPSHIFT_ETCD_BIN").is_some();
     runtime().block_on(async {
-        let on_disk = run(nodes, false).await;
-        let in_memory = run(nodes, true).await;
+        let on_disk = run(nodes, Udb::Redb).await;
+        let on_etcd = if etcd_installed {
+            let etcd = EtcdServer::start("bench-scale");
+            let rows = run(nodes, Udb::Etcd(etcd.url("/bench-scale/"))).await;
+            drop(etcd);
+            rows
+        } else {
+            println!("etcd is not installed (scripts/test installs it): no etcd run");
+            on_disk
+                .iter()
+                .map(|(name, _)| (*name, "-".to_string()))
+                .collect()
+        };
+        let in_memory = run(nodes, Udb::Memory).await;
         println!();
-        println!("| {nodes} nodes | redb (the default) | in memory (no commits to wait for) |");
-        println!("|---|---|---|");
-        for ((name, disk), (_, memory)) in on_disk.iter().zip(&in_memory) {
-            println!("| {name} | {disk} | {memory} |");
+        println!(
+            "| {nodes} nodes | redb (the default) | etcd | in memory (no commits to wait for) |"
+        );
+        println!("|---|---|---|---|");
+        for (((name, disk), (_, etcd)), (_, memory)) in on_disk.iter().zip(&on_etcd).zip(&in_memory)
+        {
+            println!("| {name} | {disk} | {etcd} | {memory} |");
         }
     });
+}
+
+/// Where the child coordinator keeps its UDB.
+enum Udb {
+    Redb,
+    Etcd(String),
+    Memory,
 }
 
 /// A runtime of two workers (the VM's cores), for either process.
@@ -63,12 +91,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-/// The child process: a coordinator on the redb file `udb` (in memory when
-/// it is `memory`), its address on stdout.
+/// The child process: a coordinator on the redb file `udb` (on etcd when it
+/// is an `etcd://` URL, in memory when it is `memory`), its address on stdout.
 fn coordinator(udb: &str) {
     runtime().block_on(async {
+        // Held while the coordinator runs: on etcd it leads.
+        let mut _leading = None;
         let coordinator = if udb == "memory" {
             Coordinator::open(MemoryUdb::new(), Registry::default())
+        } else if udb.starts_with("etcd://") {
+            let store = EtcdUdb::open(udb).expect("etcd");
+            _leading = Some(
+                store
+                    .campaign("bench", Duration::from_secs(5), |_| {})
+                    .expect("lead"),
+            );
+            Coordinator::open(store, Registry::default())
         } else {
             Coordinator::open(RedbUdb::open(udb).expect("udb"), Registry::default())
         };
@@ -102,17 +140,17 @@ fn usage(pid: u32) -> (Duration, u64) {
 }
 
 /// One run: the measures as table rows.
-async fn run(nodes: u32, memory: bool) -> Vec<(&'static str, String)> {
+async fn run(nodes: u32, udb: Udb) -> Vec<(&'static str, String)> {
     let dir = std::env::temp_dir().join(format!("upshift-bench-scale-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"))
         .env(
             "UPSHIFT_SCALE_COORDINATOR",
-            if memory {
-                "memory".into()
-            } else {
-                dir.join("udb.redb")
+            match &udb {
+                Udb::Redb => dir.join("udb.redb").into_os_string(),
+                Udb::Etcd(url) => url.into(),
+                Udb::Memory => "memory".into(),
             },
         )
         .stdout(std::process::Stdio::piped())
@@ -233,7 +271,11 @@ async fn run(nodes: u32, memory: bool) -> Vec<(&'static str, String)> {
     ];
     println!(
         "{} done: rollout {:.1} s",
-        if memory { "in memory" } else { "redb" },
+        match udb {
+            Udb::Redb => "redb",
+            Udb::Etcd(_) => "etcd",
+            Udb::Memory => "in memory",
+        },
         rollout.as_secs_f64()
     );
     assert!(most <= PARALLEL, "the schedule's limit was broken: {most}");

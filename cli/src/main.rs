@@ -12,20 +12,18 @@ mod new_version;
 mod release;
 mod tls;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use upshift::Connection;
 use upshift::clock::now_ms;
 use upshift::coordinator::Coordinator;
 use upshift::coordinator::api::{self, Control};
 use upshift::coordinator::api::{Event3, StatusView3};
 use upshift::schedule::{Registry, ScheduleSpec};
-use upshift::udb::RedbUdb;
-use upshift::upgrade::{NodeState, RolloutState, Upgrade};
+use upshift::udb::{EtcdUdb, Leadership, RedbUdb};
+use upshift::upgrade::{Coordinators, NodeState, RolloutState, Upgrade};
 
 #[derive(Parser)]
 #[command(
@@ -50,14 +48,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a coordinator with its embedded UDB until interrupted.
+    /// Run a coordinator until interrupted: on its embedded UDB file, or on
+    /// etcd, where several coordinators run and one leads.
     Coordinator {
-        /// The UDB file (created if missing).
+        /// The UDB: a file (created if missing), or
+        /// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`. On etcd this
+        /// coordinator stands by until it leads, and exits (code 3) if it
+        /// stops leading: run it under a supervisor that restarts it.
         #[arg(long, default_value = "upshift.udb")]
         udb: PathBuf,
-        /// Address to listen on; port 0 picks a free one.
+        /// Address to listen on; port 0 picks a free one (not on etcd:
+        /// nodes and operators are given every coordinator's address).
         #[arg(long, default_value = "127.0.0.1:7400")]
         listen: String,
+        /// On etcd: the leader's lease, in seconds. A follower takes over
+        /// this long after a leader dies (at once after one stops cleanly).
+        #[arg(long, default_value_t = 5)]
+        lease_secs: u64,
         /// Seconds a node may hold an upgrade slot unheard before it counts
         /// as lost (failed; the rollout halts). Keep it above the slowest upgrade.
         #[arg(long, default_value_t = 300)]
@@ -109,15 +116,17 @@ enum Command {
     },
     /// Show every node (version, state, last report, calls per version) and upgrade.
     Status {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
     },
     /// Publish an upgrade of a service from one version to the next.
     Publish {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
         /// The service to upgrade.
         #[arg(long)]
         service: String,
@@ -149,9 +158,10 @@ enum Command {
     /// The whole history (the audit trail), oldest first: each event with
     /// the node and upgrade it concerns and who asked for it.
     History {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
         /// Only the events of this upgrade.
         #[arg(long)]
         upgrade: Option<u64>,
@@ -161,33 +171,37 @@ enum Command {
     },
     /// Follow a rollout live until it is final, halted or aborted.
     Watch {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
         /// The upgrade; the newest one when omitted.
         upgrade: Option<u64>,
     },
     /// Stop granting slots for an upgrade.
     Pause {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
         /// The upgrade.
         upgrade: u64,
     },
     /// Grant slots again (also after a halt; failed nodes may retry).
     Resume {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
         /// The upgrade.
         upgrade: u64,
     },
     /// Abandon an upgrade.
     Abort {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
         /// The upgrade.
         upgrade: u64,
     },
@@ -195,9 +209,10 @@ enum Command {
     /// coordinator's liveness window), so it no longer holds a rollout open
     /// or its id. Recorded in the history.
     Forget {
-        /// The coordinator's address.
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
         #[arg(long, short, default_value = "127.0.0.1:7400")]
-        coordinator: SocketAddr,
+        coordinator: Coordinators,
         /// The node's id.
         node: String,
     },
@@ -348,15 +363,40 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn client(addr: SocketAddr, access: &tls::Access) -> Result<api::v3::Client, Failure> {
+async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v3::Client, Failure> {
     let config = upshift::ClientConfig {
         tls: access.client()?,
         ..upshift::ClientConfig::default()
     };
-    let conn = Connection::connect_with(addr, config)
+    let conn = addr
+        .connect(&config)
         .await
         .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
     Ok(api::v3::Client::new(conn).with_deadline(Duration::from_secs(10)))
+}
+
+/// Opens the etcd UDB at `url` and waits until this coordinator leads it,
+/// saying on stderr who leads meanwhile.
+async fn lead(url: &str, listen: &str, lease_secs: u64) -> Result<(EtcdUdb, Leadership), Failure> {
+    if listen.ends_with(":0") {
+        return Err(Failure(
+            "with an etcd UDB, --listen needs a fixed port: nodes and operators are given every coordinator's address".into(),
+            2,
+        ));
+    }
+    let (url, listen) = (url.to_string(), listen.to_string());
+    let campaign = tokio::task::spawn_blocking(move || {
+        let store = EtcdUdb::open(&url)?;
+        eprintln!("upshift: campaigning to lead {url} as {listen}");
+        let leadership = store.campaign(&listen, Duration::from_secs(lease_secs), |leader| {
+            eprintln!("upshift: standing by: the coordinator at {leader} leads");
+        })?;
+        Ok::<_, upshift::udb::UdbError>((store, leadership))
+    });
+    let led = campaign
+        .await
+        .map_err(|e| Failure(format!("the campaign stopped: {e}"), 1))??;
+    Ok(led)
 }
 
 async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
@@ -402,14 +442,27 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
         Command::Coordinator {
             udb,
             listen,
+            lease_secs,
             slot_timeout,
             release_keys,
             metrics,
             webhook,
         } => {
-            let store = RedbUdb::open(&udb)?;
-            let mut coordinator = Coordinator::open(store, Registry::default())?
-                .with_slot_timeout(Duration::from_secs(slot_timeout));
+            let (coordinator, mut leadership) =
+                match udb.to_str().filter(|u| u.starts_with("etcd://")) {
+                    Some(url) => {
+                        let (store, leadership) = lead(url, &listen, lease_secs).await?;
+                        (
+                            Coordinator::open(store, Registry::default())?,
+                            Some(leadership),
+                        )
+                    }
+                    None => (
+                        Coordinator::open(RedbUdb::open(&udb)?, Registry::default())?,
+                        None,
+                    ),
+                };
+            let mut coordinator = coordinator.with_slot_timeout(Duration::from_secs(slot_timeout));
             match release_keys {
                 Some(path) => {
                     let keys = upshift::upgrade::release::ReleaseKeys::read(&path)?;
@@ -458,7 +511,16 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                 listener.local_addr(),
                 udb.display()
             );
-            tokio::signal::ctrl_c().await?;
+            match &mut leadership {
+                None => tokio::signal::ctrl_c().await?,
+                Some(leadership) => tokio::select! {
+                    interrupted = tokio::signal::ctrl_c() => interrupted?,
+                    why = leadership.lost() => return Err(Failure(
+                        format!("this coordinator no longer leads: {why}; it stops (restarted, it stands by)"),
+                        3,
+                    )),
+                },
+            }
             Ok(())
         }
         Command::New {
@@ -587,7 +649,7 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
 }
 
 async fn control(
-    addr: SocketAddr,
+    addr: Coordinators,
     upgrade: u64,
     action: Control,
     access: &tls::Access,

@@ -247,6 +247,7 @@ use std::time::Duration;
 
 use upshift::node::{Node, NodeConfig};
 use upshift::state::FileStore;
+use upshift::upgrade::Coordinators;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -261,7 +262,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut take = |name: &str, default: &str| options.remove(name).unwrap_or_else(|| default.to_string());
     let id = take("id", "n1");
     let listen = take("listen", "127.0.0.1:7501");
-    let coordinator = take("coordinator", "127.0.0.1:7400").parse()?;
+    // One address, or several (comma-separated) when coordinators share an
+    // etcd UDB: the agent follows whichever leads.
+    let coordinator: Coordinators = take("coordinator", "127.0.0.1:7400").parse()?;
     let state = take("state", &format!("state/{id}"));
 
     let store = FileStore::open(&state, {krate}::state::NAME)?;

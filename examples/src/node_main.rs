@@ -37,7 +37,8 @@ pub struct Options {
     pub state: PathBuf,
     /// Address to serve on.
     pub listen: String,
-    /// The coordinator's address.
+    /// The coordinator's address; several, comma-separated, when
+    /// coordinators share an etcd UDB (the agent follows the leader).
     pub coordinator: String,
     /// The node's id.
     pub id: String,
@@ -205,7 +206,7 @@ pub async fn run(newest: u32) -> Result<(), String> {
     let node =
         Node::start_newest_prepared(config, store, stages, prestart).map_err(|e| e.to_string())?;
     let listener = node.serve(listener).map_err(|e| e.to_string())?;
-    let coordinator = options
+    let coordinator: upshift::upgrade::Coordinators = options
         .coordinator
         .parse()
         .map_err(|e| format!("--coordinator: {e}"))?;

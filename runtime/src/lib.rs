@@ -30,7 +30,7 @@
 //!
 //! | layer | modules | job |
 //! |---|---|---|
-//! | L0 | [`error`], [`clock`], [`sync`], [`schema`], `logs` | what callers see; time; locks and blocking work; version metadata; a log subscriber for binaries (feature `logs`) |
+//! | L0 | [`error`], [`clock`], [`sync`], [`schema`], `logs`, `http` | what callers see; time; locks and blocking work; version metadata; a log subscriber for binaries (feature `logs`); a blocking HTTP/1.1 client (webhooks, etcd's gateway; private) |
 //! | L1 | [`wire`], [`metrics`] | the frame format shared by clients and nodes; Prometheus text and its scrape endpoint |
 //! | L2 | [`rpc`] | calls: dispatch ← service ← server; the client; in-memory pairs; mutual TLS and the caller's identity |
 //! | L2 | [`state`](mod@state) | transforms between state versions and the crash-safe snapshot store |
@@ -54,6 +54,7 @@ pub mod conformance;
 pub mod coordinator;
 pub mod docs;
 pub mod error;
+mod http;
 #[cfg(feature = "logs")]
 pub mod logs;
 pub mod metrics;

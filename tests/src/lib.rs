@@ -1,6 +1,7 @@
 //! Services that exist only to test the runtime: one that waits for many
 //! callers at once, one that sleeps, one that panics.
 
+pub mod etcd;
 pub mod fleet;
 
 use std::time::Duration;
@@ -84,8 +85,21 @@ pub mod cluster {
     use upshift::node::{Node, NodeConfig, Stage};
     use upshift::schedule::Registry;
     use upshift::state::FileStore;
-    use upshift::udb::RedbUdb;
+    use upshift::udb::{EtcdUdb, Leadership, RedbUdb};
+    use upshift::upgrade::Coordinators;
     use upshift::{Connection, Listener, Server};
+
+    use crate::etcd::EtcdServer;
+
+    /// Where a test coordinator keeps its UDB.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Backend {
+        /// A redb file in the test's directory.
+        Redb,
+        /// The test process's etcd ([`EtcdServer::shared`]), under a prefix
+        /// named after the test's directory.
+        Etcd,
+    }
 
     /// A fresh directory for one test.
     pub fn temp_dir(label: &str) -> PathBuf {
@@ -104,6 +118,9 @@ pub mod cluster {
         pub listener: Listener,
         /// A client for operator calls.
         pub client: api::v1::Client,
+        /// On etcd: its leadership, given up (the lease revoked) when it is
+        /// dropped, as a stopped coordinator's would be.
+        pub leadership: Option<Leadership>,
     }
 
     impl RunningCoordinator {
@@ -119,8 +136,41 @@ pub mod cluster {
             schedules: Registry,
             configure: impl FnOnce(Coordinator) -> Coordinator,
         ) -> Self {
-            let udb = RedbUdb::open(dir.join("udb.redb")).expect("open the UDB");
-            let coordinator = configure(Coordinator::open(udb, schedules).expect("read the UDB"));
+            Self::start_on(Backend::Redb, dir, addr, schedules, configure).await
+        }
+
+        /// The same on `backend`. On etcd it first becomes the leader of
+        /// the prefix (a coordinator before it on the same directory must
+        /// be dropped first).
+        pub async fn start_on(
+            backend: Backend,
+            dir: &Path,
+            addr: &str,
+            schedules: Registry,
+            configure: impl FnOnce(Coordinator) -> Coordinator,
+        ) -> Self {
+            let (coordinator, leadership) = match backend {
+                Backend::Redb => {
+                    let udb = RedbUdb::open(dir.join("udb.redb")).expect("open the UDB");
+                    (Coordinator::open(udb, schedules), None)
+                }
+                Backend::Etcd => {
+                    let name = dir.file_name().expect("a named dir").to_string_lossy();
+                    let url = EtcdServer::shared().url(&format!("/upshift-test/{name}/"));
+                    let address = addr.to_string();
+                    let (udb, leadership) = tokio::task::spawn_blocking(move || {
+                        let udb = EtcdUdb::open(&url).expect("open the etcd UDB");
+                        let leadership = udb
+                            .campaign(&address, Duration::from_secs(2), |_| {})
+                            .expect("lead");
+                        (udb, leadership)
+                    })
+                    .await
+                    .expect("campaign");
+                    (Coordinator::open(udb, schedules), Some(leadership))
+                }
+            };
+            let coordinator = configure(coordinator.expect("read the UDB"));
             let (server, listener) = coordinator
                 .serve(addr)
                 .await
@@ -133,6 +183,7 @@ pub mod cluster {
                 server,
                 listener,
                 client,
+                leadership,
             }
         }
 
@@ -164,7 +215,7 @@ pub mod cluster {
             dir: &Path,
             id: &str,
             group: &str,
-            coordinator: SocketAddr,
+            coordinator: impl Into<Coordinators>,
             health: Arc<dyn Fn() -> bool + Send + Sync>,
         ) -> Self {
             Self::start_with(
@@ -183,7 +234,7 @@ pub mod cluster {
             dir: &Path,
             id: &str,
             group: &str,
-            coordinator: SocketAddr,
+            coordinator: impl Into<Coordinators>,
             health: Arc<dyn Fn() -> bool + Send + Sync>,
             stages: Vec<Box<dyn Stage>>,
         ) -> Self {

@@ -14,8 +14,6 @@
 //! Plain `http://` only: send it to a relay on the same private network
 //! (the notice says what `upshift status` shows a reader).
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::{Coordinator, Notice};
@@ -67,39 +65,15 @@ impl Webhook {
 
     /// POSTs `body`; the response's status code.
     fn post(&self, body: &str) -> std::io::Result<u16> {
-        let addr = self.authority.to_socket_addrs()?.next().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
-        })?;
-        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-        stream.set_read_timeout(Some(TIMEOUT))?;
-        stream.set_write_timeout(Some(TIMEOUT))?;
-        let host = self.authority.trim_end_matches(":80");
-        write!(
-            stream,
-            "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: upshift\r\n\r\n{body}",
-            self.path,
-            body.len()
+        let response = crate::http::post(
+            &self.authority,
+            &self.path,
+            "application/json",
+            body.as_bytes(),
+            TIMEOUT,
+            crate::http::Body::Whole,
         )?;
-        stream.flush()?;
-        // The status line is all that matters; read at most a little.
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n") && head.len() < 256 {
-            if stream.read(&mut byte)? == 0 {
-                break;
-            }
-            head.push(byte[0]);
-        }
-        let line = String::from_utf8_lossy(&head);
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("not an HTTP response: {:?}", line.trim_end()),
-                )
-            })
+        Ok(response.status)
     }
 }
 

@@ -2,7 +2,6 @@
 //! and upgrades when a published upgrade applies and a slot is granted.
 //! It talks to the coordinator only through `crate::upgrade::api`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -10,22 +9,30 @@ use tracing::Instrument;
 
 use super::Node;
 use crate::error::CallError;
-use crate::rpc::{ClientConfig, Connection};
+use crate::rpc::ClientConfig;
 use crate::upgrade::api::{self, Heartbeat3, Outcome, RequestError3, Slot};
-use crate::upgrade::{Artifact, NodeInfo};
+use crate::upgrade::{Artifact, Coordinators, NodeInfo};
 
 impl Node {
     /// Runs the node's agent: registers with the coordinator at
-    /// `coordinator`, reports every heartbeat, and upgrades when a published
-    /// upgrade applies and its schedule grants a slot. The agent reconnects
-    /// whenever the coordinator is unreachable; abort the handle to stop it.
-    pub fn run_agent(&self, coordinator: SocketAddr, address: String) -> JoinHandle<()> {
+    /// `coordinator` (an address, or [`Coordinators`]: several over one
+    /// etcd UDB, of which the one that leads accepts), reports every
+    /// heartbeat, and upgrades when a published upgrade applies and its
+    /// schedule grants a slot. The agent reconnects whenever the
+    /// coordinator is unreachable, trying each address in turn, so it
+    /// follows a new leader; abort the handle to stop it.
+    pub fn run_agent(
+        &self,
+        coordinator: impl Into<Coordinators>,
+        address: String,
+    ) -> JoinHandle<()> {
         let node = self.clone();
+        let coordinators = coordinator.into();
         tokio::spawn(async move {
             let mut client: Option<api::v3::Client> = None;
             loop {
                 if client.is_none() {
-                    client = node.register(coordinator, &address).await;
+                    client = node.register(&coordinators, &address).await;
                 }
                 if let Some(c) = &client {
                     match node.agent_step(c, &address).await {
@@ -63,7 +70,7 @@ impl Node {
     }
 
     /// Tells the node that a peer answered with `version` (every reply
-    /// carries the peer's version, see [`Connection::node_version`]). A newer
+    /// carries the peer's version, see [`Connection::node_version`](crate::Connection::node_version)). A newer
     /// version means an upgrade is under way, so the agent asks the
     /// coordinator now instead of at its next heartbeat.
     pub fn saw_version(&self, version: u32) {
@@ -72,12 +79,16 @@ impl Node {
         }
     }
 
-    async fn register(&self, coordinator: SocketAddr, address: &str) -> Option<api::v3::Client> {
+    async fn register(
+        &self,
+        coordinators: &Coordinators,
+        address: &str,
+    ) -> Option<api::v3::Client> {
         let config = ClientConfig {
             tls: self.inner.config.coordinator_tls.clone(),
             ..ClientConfig::default()
         };
-        let conn = Connection::connect_with(coordinator, config).await.ok()?;
+        let conn = coordinators.connect(&config).await.ok()?;
         let client = api::v3::Client::new(conn).with_deadline(Duration::from_secs(5));
         let info = NodeInfo {
             id: self.inner.config.id.clone(),

@@ -4,14 +4,18 @@
 //! The coordinator keeps the UDB's content in memory and writes every change
 //! through [`Udb::write`] before it answers, so a coordinator that restarts
 //! resumes from exactly what it acknowledged. [`RedbUdb`] is the embedded
-//! default: one file, nothing to install or start.
+//! default: one file, nothing to install or start. [`EtcdUdb`] keeps it in
+//! etcd, where several coordinators share it with one leading
+//! ([`EtcdUdb::campaign`]).
 
+mod etcd;
 mod memory;
 mod redb;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use self::etcd::{EtcdUdb, Leadership};
 pub use self::memory::MemoryUdb;
 pub use self::redb::RedbUdb;
 use crate::upgrade::{Event, NodeRecord, UpgradeRecord};

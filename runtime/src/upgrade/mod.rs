@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod artifact;
+mod coordinators;
 mod node;
 pub mod release;
 pub mod schedule_spec;
@@ -18,6 +19,7 @@ pub mod schedule_spec;
 use serde::{Deserialize, Serialize};
 
 pub use artifact::{Artifact, ArtifactError};
+pub use coordinators::Coordinators;
 pub use node::{NodeInfo, NodeRecord, NodeState};
 pub use schedule_spec::ScheduleSpec;
 

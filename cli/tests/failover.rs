@@ -1,0 +1,245 @@
+//! Coordinators in failover: three `upshift coordinator` processes over one
+//! real etcd, one leading. The leader is killed with SIGKILL in the middle
+//! of a rollout; a follower takes over within the lease, the nodes' agents
+//! follow it, the rollout ends final, no node is granted a slot twice and
+//! no event is lost.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use upshift::coordinator::api;
+use upshift::coordinator::api::UdbContent;
+use upshift::upgrade::{Coordinators, RolloutState};
+use upshift_tests::cluster::{RunningNode, temp_dir, wait_for};
+use upshift_tests::etcd::EtcdServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_upshift");
+const WAIT: Duration = Duration::from_secs(60);
+const LEASE_SECS: u64 = 2;
+
+/// Starts coordinator `i`; its stdout lines arrive on `lines` as (i, line).
+fn start(i: usize, url: &str, listen: &str, lines: &mpsc::Sender<(usize, String)>) -> Child {
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--udb", url, "--listen", listen])
+        .args(["--lease-secs", &LEASE_SECS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a coordinator");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let lines = lines.clone();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = lines.send((i, line));
+        }
+    });
+    child
+}
+
+/// Waits for a coordinator to say it listens: the leader's index.
+fn leader(lines: &mpsc::Receiver<(usize, String)>, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok((i, line)) if line.starts_with("coordinator listening on") => return i,
+            Ok(_) => {}
+            Err(_) => panic!("no coordinator took the lead within {within:?}"),
+        }
+    }
+}
+
+/// What the leading coordinator answers; `None` while none does.
+async fn status(all: &Coordinators) -> Option<UdbContent> {
+    let conn = all.connect(&upshift::ClientConfig::default()).await.ok()?;
+    let client = api::v1::Client::new(conn).with_deadline(Duration::from_secs(5));
+    client.status().await.ok()
+}
+
+fn at_v2(s: &UdbContent) -> usize {
+    s.nodes.values().filter(|n| n.info.version == 2).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
+    let etcd = EtcdServer::start("failover");
+    let url = etcd.url("/failover/");
+    let dir = temp_dir("failover");
+    let ports: Vec<String> = (0..3)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            l.local_addr().expect("addr").to_string()
+        })
+        .collect();
+    let all: Coordinators = ports.join(",").parse().expect("addresses");
+    let (send, lines) = mpsc::channel();
+    let mut coordinators: Vec<Child> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, listen)| start(i, &url, listen, &send))
+        .collect();
+    let first = leader(&lines, Duration::from_secs(30));
+
+    let mut nodes = Vec::new();
+    for i in 0..4 {
+        let healthy = Arc::new(|| true);
+        nodes.push(RunningNode::start(&dir, &format!("n{i}"), "kv", all.clone(), healthy).await);
+    }
+    wait_for(WAIT, "four nodes to register", || async {
+        status(&all).await.is_some_and(|s| s.nodes.len() == 4)
+    })
+    .await;
+
+    // One node at a time, each healthy for a second before the next: slow
+    // enough to kill the leader half way.
+    let out = Command::new(BIN)
+        .args(["publish", "-c", &all.to_string()])
+        .args(["--service", "Kv", "--from", "1", "--to", "2"])
+        .args(["--schedule", "rolling:1,health:1"])
+        .output()
+        .expect("publish");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(WAIT, "the first node to upgrade", || async {
+        status(&all).await.is_some_and(|s| at_v2(&s) >= 1)
+    })
+    .await;
+    let before = status(&all).await.expect("status");
+    assert!(at_v2(&before) < 4, "the rollout ended before the kill");
+
+    coordinators[first].kill().expect("SIGKILL the leader");
+    coordinators[first].wait().expect("reap it");
+    let killed = Instant::now();
+    let second = leader(&lines, Duration::from_secs(LEASE_SECS + 10));
+    let took = killed.elapsed();
+    assert_ne!(second, first, "the killed leader cannot lead");
+    // The lease runs out, then the next campaign round (a quarter of the
+    // lease at most) takes it: a little over the lease, never much more.
+    assert!(
+        took < Duration::from_secs(LEASE_SECS + 5),
+        "the follower took over after {took:?}, lease {LEASE_SECS} s"
+    );
+    eprintln!("failover: coordinator {second} leads {took:?} after the leader was killed");
+
+    wait_for(
+        WAIT,
+        "the rollout to end final on the new leader",
+        || async {
+            status(&all).await.is_some_and(|s| {
+                s.upgrades
+                    .get(&1)
+                    .is_some_and(|u| u.state == RolloutState::Final)
+            })
+        },
+    )
+    .await;
+    let after = status(&all).await.expect("status after the failover");
+    assert_eq!(at_v2(&after), 4);
+    assert!(nodes.iter().all(|n| n.node.version() == 2));
+
+    // No slot granted twice: one grant per node in the whole history.
+    for i in 0..4 {
+        let id = format!("n{i}");
+        let grants = after
+            .events
+            .iter()
+            .filter(|e| {
+                e.node.as_deref() == Some(id.as_str()) && e.what.starts_with("slot granted")
+            })
+            .count();
+        assert_eq!(grants, 1, "node {id} was granted {grants} slots");
+    }
+    // Nothing the first leader recorded was lost; the history has no gap.
+    for event in &before.events {
+        assert!(
+            after
+                .events
+                .iter()
+                .any(|e| e.seq == event.seq && e.what == event.what),
+            "event {} {:?} was lost",
+            event.seq,
+            event.what
+        );
+    }
+    let seqs: Vec<u64> = after.events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "the history has gaps or repeats"
+    );
+
+    for node in nodes {
+        node.stop();
+    }
+    for mut c in coordinators {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    drop(etcd);
+}
+
+#[test]
+fn an_etcd_coordinator_needs_a_fixed_port() {
+    let out = Command::new(BIN)
+        .args(["coordinator", "--udb", "etcd://127.0.0.1:1/x/"])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--listen needs a fixed port"), "{err}");
+}
+
+#[test]
+fn a_leader_that_loses_etcd_stops_instead_of_deciding_alone() {
+    let etcd = EtcdServer::start("failover-lost");
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("addr").to_string()
+    };
+    let (send, lines) = mpsc::channel();
+    let mut child = Command::new(BIN)
+        .args([
+            "coordinator",
+            "--udb",
+            &etcd.url("/lost/"),
+            "--listen",
+            &listen,
+        ])
+        .args(["--lease-secs", &LEASE_SECS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a coordinator");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = send.send((0, line));
+        }
+    });
+    leader(&lines, Duration::from_secs(30));
+    etcd.stop();
+    // The lease cannot be renewed: within about the lease it gives up.
+    let deadline = Instant::now() + Duration::from_secs(LEASE_SECS + 20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the coordinator kept running without etcd"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.contains("no longer leads"), "{err}");
+}
