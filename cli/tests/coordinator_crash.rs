@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use upshift::Connection;
-use upshift::coordinator::api;
 use upshift::coordinator::api::UdbContent;
 use upshift::upgrade::RolloutState;
-use upshift_tests::cluster::{RunningNode, temp_dir, wait_for};
+use upshift_tests::cluster::{RunningNode, nodes_at, status_of, temp_dir, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_upshift");
 const WAIT: Duration = Duration::from_secs(60);
@@ -41,15 +40,8 @@ fn start(udb: &Path, listen: &str) -> (Child, String) {
     panic!("the coordinator did not start on {listen}");
 }
 
-/// The UDB as a coordinator answers it now; `None` while it is down.
-async fn status(addr: SocketAddr) -> Option<UdbContent> {
-    let conn = Connection::connect(addr).await.ok()?;
-    let client = api::v1::Client::new(conn).with_deadline(Duration::from_secs(5));
-    client.status().await.ok()
-}
-
 fn at_v2(s: &UdbContent) -> usize {
-    s.nodes.values().filter(|n| n.info.version == 2).count()
+    nodes_at(s, 2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +56,7 @@ async fn a_coordinator_killed_mid_rollout_resumes_from_its_udb() {
         nodes.push(RunningNode::start(&dir, &format!("n{i}"), "kv", sock, healthy).await);
     }
     wait_for(WAIT, "four nodes to register", || async {
-        status(sock).await.is_some_and(|s| s.nodes.len() == 4)
+        status_of(sock).await.is_some_and(|s| s.nodes.len() == 4)
     })
     .await;
 
@@ -91,15 +83,15 @@ async fn a_coordinator_killed_mid_rollout_resumes_from_its_udb() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_for(WAIT, "the first node to upgrade", || async {
-        status(sock).await.is_some_and(|s| at_v2(&s) >= 1)
+        status_of(sock).await.is_some_and(|s| at_v2(&s) >= 1)
     })
     .await;
-    let before = status(sock).await.expect("status");
+    let before = status_of(sock).await.expect("status");
     assert!(at_v2(&before) < 4, "the rollout ended before the kill");
 
     coordinator.kill().expect("SIGKILL the coordinator");
     coordinator.wait().expect("reap it");
-    assert!(status(sock).await.is_none(), "the coordinator is down");
+    assert!(status_of(sock).await.is_none(), "the coordinator is down");
     // The nodes keep serving while it is away.
     let kv = upshift_examples::kv::interface::v1::Client::new(
         Connection::connect(nodes[3].listener.local_addr())
@@ -123,7 +115,7 @@ async fn a_coordinator_killed_mid_rollout_resumes_from_its_udb() {
         "watch: {}",
         String::from_utf8_lossy(&watch.stderr)
     );
-    let after = status(sock).await.expect("status after the restart");
+    let after = status_of(sock).await.expect("status after the restart");
     assert_eq!(after.upgrades[&1].state, RolloutState::Final);
     assert_eq!(at_v2(&after), 4);
     // Nothing the first coordinator recorded was lost.

@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use upshift::coordinator::api;
 use upshift::coordinator::api::UdbContent;
 use upshift::upgrade::{Coordinators, RolloutState};
-use upshift_tests::cluster::{RunningNode, temp_dir, wait_for};
+use upshift_tests::cluster::{RunningNode, nodes_at, status_of, temp_dir, wait_for};
 use upshift_tests::etcd::EtcdServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_upshift");
@@ -52,15 +51,8 @@ fn leader(lines: &mpsc::Receiver<(usize, String)>, within: Duration) -> usize {
     }
 }
 
-/// What the leading coordinator answers; `None` while none does.
-async fn status(all: &Coordinators) -> Option<UdbContent> {
-    let conn = all.connect(&upshift::ClientConfig::default()).await.ok()?;
-    let client = api::v1::Client::new(conn).with_deadline(Duration::from_secs(5));
-    client.status().await.ok()
-}
-
 fn at_v2(s: &UdbContent) -> usize {
-    s.nodes.values().filter(|n| n.info.version == 2).count()
+    nodes_at(s, 2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +81,9 @@ async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
         nodes.push(RunningNode::start(&dir, &format!("n{i}"), "kv", all.clone(), healthy).await);
     }
     wait_for(WAIT, "four nodes to register", || async {
-        status(&all).await.is_some_and(|s| s.nodes.len() == 4)
+        status_of(all.clone())
+            .await
+            .is_some_and(|s| s.nodes.len() == 4)
     })
     .await;
 
@@ -107,10 +101,10 @@ async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_for(WAIT, "the first node to upgrade", || async {
-        status(&all).await.is_some_and(|s| at_v2(&s) >= 1)
+        status_of(all.clone()).await.is_some_and(|s| at_v2(&s) >= 1)
     })
     .await;
-    let before = status(&all).await.expect("status");
+    let before = status_of(all.clone()).await.expect("status");
     assert!(at_v2(&before) < 4, "the rollout ended before the kill");
 
     coordinators[first].kill().expect("SIGKILL the leader");
@@ -131,7 +125,7 @@ async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
         WAIT,
         "the rollout to end final on the new leader",
         || async {
-            status(&all).await.is_some_and(|s| {
+            status_of(all.clone()).await.is_some_and(|s| {
                 s.upgrades
                     .get(&1)
                     .is_some_and(|u| u.state == RolloutState::Final)
@@ -139,7 +133,9 @@ async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
         },
     )
     .await;
-    let after = status(&all).await.expect("status after the failover");
+    let after = status_of(all.clone())
+        .await
+        .expect("status after the failover");
     assert_eq!(at_v2(&after), 4);
     assert!(nodes.iter().all(|n| n.node.version() == 2));
 

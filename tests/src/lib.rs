@@ -261,6 +261,27 @@ pub mod cluster {
         }
     }
 
+    /// Everything the UDB holds, as whichever of `coordinators` leads
+    /// answers it now; `None` while none does.
+    pub async fn status_of(coordinators: impl Into<Coordinators>) -> Option<UdbContent> {
+        let conn = coordinators
+            .into()
+            .connect(&upshift::ClientConfig::default())
+            .await
+            .ok()?;
+        let client = api::v1::Client::new(conn).with_deadline(Duration::from_secs(5));
+        client.status().await.ok()
+    }
+
+    /// How many nodes the UDB has at `version`.
+    pub fn nodes_at(content: &UdbContent, version: u32) -> usize {
+        content
+            .nodes
+            .values()
+            .filter(|n| n.info.version == version)
+            .count()
+    }
+
     /// Polls `check` every 20 ms until it holds or `timeout` passes.
     pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut check: F)
     where
