@@ -5,6 +5,7 @@
 //! with the command or the coordinator's answer, 3 when a watched rollout
 //! halts or is aborted, 1 when `check` finds a locked version changed.
 
+mod dashboard;
 mod docs;
 mod lock;
 mod new;
@@ -81,6 +82,10 @@ enum Command {
         /// published, paused, resumed, halted, aborted or final.
         #[arg(long, value_name = "URL")]
         webhook: Option<String>,
+        /// Serve the live dashboard at `http://ADDR/` (as `upshift
+        /// dashboard` does, against this coordinator).
+        #[arg(long, value_name = "ADDR")]
+        dashboard: Option<String>,
     },
     /// Scaffold a service crate: a v1 interface and durable state, the
     /// object, a node binary with its agent, a client, a test, a README.
@@ -168,6 +173,19 @@ enum Command {
         /// Only the events of this node.
         #[arg(long)]
         node: Option<String>,
+    },
+    /// Serve the live dashboard: nodes by service, group and version, each
+    /// rollout's progress and history, a version timeline, and pause,
+    /// resume and abort buttons (calling the coordinator as this CLI does).
+    Dashboard {
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: Coordinators,
+        /// Address to serve the page on; keep it on loopback or a private
+        /// network (it steers rollouts with this CLI's identity).
+        #[arg(long, default_value = "127.0.0.1:7480")]
+        listen: String,
     },
     /// Follow a rollout live until it is final, halted or aborted.
     Watch {
@@ -375,6 +393,24 @@ async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v3::Cli
     Ok(api::v3::Client::new(conn).with_deadline(Duration::from_secs(10)))
 }
 
+/// Serves the dashboard on `listen` for `coordinators`, calling them with
+/// this CLI's identity.
+async fn serve_dashboard(
+    listen: &str,
+    coordinators: Coordinators,
+    access: &tls::Access,
+) -> Result<dashboard::Dashboard, Failure> {
+    let config = upshift::ClientConfig {
+        tls: access.client()?,
+        ..upshift::ClientConfig::default()
+    };
+    let served = dashboard::serve(listen, coordinators, config)
+        .await
+        .map_err(|e| Failure(format!("cannot serve the dashboard on {listen}: {e}"), 2))?;
+    println!("dashboard at http://{}/", served.addr);
+    Ok(served)
+}
+
 /// Opens the etcd UDB at `url` and waits until this coordinator leads it,
 /// saying on stderr who leads meanwhile.
 async fn lead(url: &str, listen: &str, lease_secs: u64) -> Result<(EtcdUdb, Leadership), Failure> {
@@ -447,6 +483,7 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             release_keys,
             metrics,
             webhook,
+            dashboard,
         } => {
             let (coordinator, mut leadership) =
                 match udb.to_str().filter(|u| u.starts_with("etcd://")) {
@@ -511,6 +548,14 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                 listener.local_addr(),
                 udb.display()
             );
+            let _dashboard = match dashboard {
+                Some(addr) => {
+                    let served =
+                        serve_dashboard(&addr, listener.local_addr().into(), access).await?;
+                    Some(served)
+                }
+                None => None,
+            };
             match &mut leadership {
                 None => tokio::signal::ctrl_c().await?,
                 Some(leadership) => tokio::select! {
@@ -595,6 +640,14 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                 .await?
                 .map_err(|e| Failure(e.to_string(), 2))?;
             println!("published upgrade #{id}");
+            Ok(())
+        }
+        Command::Dashboard {
+            coordinator,
+            listen,
+        } => {
+            serve_dashboard(&listen, coordinator, access).await?;
+            tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Command::Watch {

@@ -1,6 +1,8 @@
 //! Services that exist only to test the runtime: one that waits for many
 //! callers at once, one that sleeps, one that panics.
 
+pub mod base64;
+pub mod browser;
 pub mod etcd;
 pub mod fleet;
 

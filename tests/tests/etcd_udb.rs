@@ -10,6 +10,7 @@ use upshift::udb::{Batch, EtcdUdb, MemoryUdb, Udb};
 use upshift::upgrade::{
     Event, NodeInfo, NodeRecord, NodeState, RolloutState, ScheduleSpec, Upgrade, UpgradeRecord,
 };
+use upshift_tests::base64::encode;
 use upshift_tests::etcd::EtcdServer;
 
 const LEASE: Duration = Duration::from_secs(2);
@@ -75,30 +76,11 @@ fn raw(etcd: &EtcdServer, path: &str, body: &str) -> String {
     answer
 }
 
-fn b64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                A[(n >> (18 - 6 * i)) as usize & 63] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 fn put(etcd: &EtcdServer, key: &str, value: &str) {
     let body = format!(
         r#"{{"key":"{}","value":"{}"}}"#,
-        b64(key.as_bytes()),
-        b64(value.as_bytes())
+        encode(key.as_bytes()),
+        encode(value.as_bytes())
     );
     raw(etcd, "/v3/kv/put", &body);
 }
@@ -190,7 +172,7 @@ fn only_the_leader_writes_and_a_deposed_one_is_refused() {
 
     // a stalls past its lease without knowing: its key goes (as etcd
     // deletes it when the lease runs out), and b takes the lead.
-    let key = b64(b"/udb-fence/leader");
+    let key = encode(b"/udb-fence/leader");
     raw(etcd, "/v3/kv/deleterange", &format!(r#"{{"key":"{key}"}}"#));
     let (b, _leading_b) = campaign.join().expect("campaign");
     let deposed = write_one(&a, "n2").expect_err("a's write is fenced");

@@ -154,6 +154,35 @@ impl std::str::FromStr for ScheduleSpec {
     }
 }
 
+/// The command-line syntax again: what parses back to the same schedule
+/// (nested combinations are flattened, as `All` of `All` means the same).
+impl std::fmt::Display for ScheduleSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hhmm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+        match self {
+            ScheduleSpec::Immediately => f.write_str("immediately"),
+            ScheduleSpec::Rolling { max_parallel } => write!(f, "rolling:{max_parallel}"),
+            ScheduleSpec::Canary { count, soak_secs } => write!(f, "canary:{count}:{soak_secs}"),
+            ScheduleSpec::GroupOrder { groups } => write!(f, "groups:{}", groups.join(">")),
+            ScheduleSpec::Window {
+                from_minute,
+                to_minute,
+            } => write!(f, "window:{}-{}", hhmm(*from_minute), hhmm(*to_minute)),
+            ScheduleSpec::HealthGate { healthy_secs } => write!(f, "health:{healthy_secs}"),
+            ScheduleSpec::All(specs) => {
+                for (i, spec) in specs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{spec}")?;
+                }
+                Ok(())
+            }
+            ScheduleSpec::Custom(name) => write!(f, "custom:{name}"),
+        }
+    }
+}
+
 const TERMS: &str = "immediately, rolling:N, canary:N:SECS, groups:a>b, window:HH:MM-HH:MM, health:SECS, custom:NAME";
 
 fn parse_term(term: &str) -> Result<ScheduleSpec, String> {
@@ -299,5 +328,23 @@ mod tests {
             ScheduleSpec::Custom("c".repeat(MAX_NAME)).check_size(),
             Ok(())
         );
+    }
+
+    #[test]
+    fn the_syntax_prints_back_to_what_it_parses() {
+        for text in [
+            "immediately",
+            "rolling:2",
+            "canary:1:60",
+            "groups:servers>clients",
+            "window:22:00-06:30",
+            "health:30",
+            "custom:nightly",
+            "rolling:2,health:30,groups:a>b,window:00:00-24:00",
+        ] {
+            let spec: ScheduleSpec = text.parse().expect(text);
+            assert_eq!(spec.to_string(), text);
+            assert_eq!(spec.to_string().parse::<ScheduleSpec>(), Ok(spec));
+        }
     }
 }
