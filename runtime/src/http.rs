@@ -1,6 +1,7 @@
 //! A small blocking HTTP/1.1 client for what the runtime posts: webhook
-//! notices and etcd's JSON gateway. One request per connection
-//! (`Connection: close`); bodies with a length, chunked, or up to the close.
+//! notices and etcd's JSON gateway. [`post`] makes one request per
+//! connection (`Connection: close`); [`KeepAlive`] keeps one connection open
+//! across requests. Bodies with a length, chunked, or up to the close.
 //! It runs on threads of its own (the webhook's) or blocking tasks (UDB
 //! writes), never on the async runtime's workers.
 
@@ -32,8 +33,8 @@ fn invalid(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
 }
 
-/// POSTs `body` to `http://{authority}{path}`; every step (connect, send,
-/// each read) times out after `timeout`.
+/// POSTs `body` to `http://{authority}{path}` on a connection of its own;
+/// every step (connect, send, each read) times out after `timeout`.
 pub(crate) fn post(
     authority: &str,
     path: &str,
@@ -42,25 +43,91 @@ pub(crate) fn post(
     timeout: Duration,
     read: Body,
 ) -> std::io::Result<Response> {
+    let mut stream = BufReader::new(connect(authority, timeout)?);
+    send(stream.get_mut(), authority, path, content_type, body, true)?;
+    Ok(read_response(stream, read)?.0)
+}
+
+fn connect(authority: &str, timeout: Duration) -> std::io::Result<TcpStream> {
     let addr = authority.to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
     })?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let host = authority.trim_end_matches(":80");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: upshift\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()?;
-    read_response(BufReader::new(stream), read)
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
-/// Reads a response from `from`.
-fn read_response(mut from: impl BufRead, read: Body) -> std::io::Result<Response> {
+fn send(
+    stream: &mut TcpStream,
+    authority: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+) -> std::io::Result<()> {
+    let host = authority.trim_end_matches(":80");
+    let connection = if close { "close" } else { "keep-alive" };
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\nUser-Agent: upshift\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
+    stream.flush()
+}
+
+/// One connection kept open across requests to one server, opened again
+/// when the server closed it. Only for requests that may arrive twice: a
+/// request on a reused connection that fails is sent again on a new one
+/// (the server may have closed the old one as the request went out).
+#[derive(Debug, Default)]
+pub(crate) struct KeepAlive {
+    open: Option<(String, BufReader<TcpStream>)>,
+}
+
+impl KeepAlive {
+    /// POSTs `body` to `http://{authority}{path}` and reads the whole answer.
+    pub(crate) fn post(
+        &mut self,
+        authority: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> std::io::Result<Response> {
+        if let Some((at, stream)) = self.open.take()
+            && at == authority
+            && let Ok(response) = self.exchange(authority, stream, path, content_type, body)
+        {
+            return Ok(response);
+        }
+        let stream = BufReader::new(connect(authority, timeout)?);
+        self.exchange(authority, stream, path, content_type, body)
+    }
+
+    fn exchange(
+        &mut self,
+        authority: &str,
+        mut stream: BufReader<TcpStream>,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        send(stream.get_mut(), authority, path, content_type, body, false)?;
+        let (response, reusable) = read_response(&mut stream, Body::Whole)?;
+        if reusable {
+            self.open = Some((authority.to_string(), stream));
+        }
+        Ok(response)
+    }
+}
+
+/// Reads a response from `from`; whether the connection can carry another
+/// request (the body was delimited, and the server did not say it closes).
+fn read_response(mut from: impl BufRead, read: Body) -> std::io::Result<(Response, bool)> {
     let mut line = String::new();
     from.by_ref().take(1024).read_line(&mut line)?;
     let status = line
@@ -68,7 +135,7 @@ fn read_response(mut from: impl BufRead, read: Body) -> std::io::Result<Response
         .and_then(|rest| rest.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| invalid(format!("not an HTTP response: {:?}", line.trim_end())))?;
-    let (mut length, mut chunked) = (None, false);
+    let (mut length, mut chunked, mut closes) = (None, false, false);
     for _ in 0..100 {
         line.clear();
         from.by_ref().take(8192).read_line(&mut line)?;
@@ -87,6 +154,8 @@ fn read_response(mut from: impl BufRead, read: Body) -> std::io::Result<Response
             length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.eq_ignore_ascii_case("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            closes = value.eq_ignore_ascii_case("close");
         }
     }
     let body = match (chunked, length) {
@@ -102,10 +171,11 @@ fn read_response(mut from: impl BufRead, read: Body) -> std::io::Result<Response
         (false, None) => {
             let mut body = Vec::new();
             from.take(MAX_BODY as u64).read_to_end(&mut body)?;
-            body
+            return Ok((Response { status, body }, false));
         }
     };
-    Ok(Response { status, body })
+    let whole = read == Body::Whole;
+    Ok((Response { status, body }, whole && !closes))
 }
 
 fn read_chunked(from: &mut impl BufRead, read: Body) -> std::io::Result<Vec<u8>> {
@@ -139,7 +209,7 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str, read: Body) -> std::io::Result<Response> {
-        read_response(raw.as_bytes(), read)
+        read_response(raw.as_bytes(), read).map(|(r, _)| r)
     }
 
     #[test]
@@ -158,6 +228,80 @@ mod tests {
         );
         let r = parse("HTTP/1.0 404 Not Found\r\n\r\nno such", Body::Whole).expect("close");
         assert_eq!((r.status, r.body.as_slice()), (404, &b"no such"[..]));
+    }
+
+    #[test]
+    fn a_connection_is_kept_only_after_a_delimited_body() {
+        let reusable = |raw: &str, read| read_response(raw.as_bytes(), read).expect(raw).1;
+        assert!(reusable(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            Body::Whole
+        ));
+        assert!(!reusable(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+            Body::Whole
+        ));
+        assert!(!reusable(
+            "HTTP/1.1 200 OK\r\n\r\nto the close",
+            Body::Whole
+        ));
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        assert!(reusable(chunked, Body::Whole));
+        assert!(!reusable(chunked, Body::FirstChunk));
+    }
+
+    #[test]
+    fn one_connection_carries_many_requests_and_is_opened_again_when_closed() {
+        use std::io::{BufRead, BufReader, Write};
+        let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let authority = server.local_addr().expect("addr").to_string();
+        let accepted = std::thread::spawn(move || {
+            let mut connections = 0;
+            // The first connection answers two requests, then closes;
+            // the second answers one.
+            for answers in [2, 1] {
+                let (stream, _) = server.accept().expect("accept");
+                connections += 1;
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut writer = stream;
+                for _ in 0..answers {
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).expect("read");
+                        if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().expect("length");
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    std::io::Read::read_exact(&mut reader, &mut body).expect("body");
+                    write!(
+                        writer,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n"
+                    )
+                    .expect("answer");
+                    writer.write_all(&body).expect("echo");
+                }
+            }
+            connections
+        });
+        let mut client = KeepAlive::default();
+        for text in ["one", "two", "three"] {
+            let response = client
+                .post(
+                    &authority,
+                    "/",
+                    "text/plain",
+                    text.as_bytes(),
+                    Duration::from_secs(5),
+                )
+                .expect(text);
+            assert_eq!(response.body, text.as_bytes());
+        }
+        assert_eq!(accepted.join().expect("server"), 2);
     }
 
     #[test]

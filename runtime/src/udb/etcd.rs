@@ -94,6 +94,7 @@ impl EtcdUdb {
                 endpoints,
                 next: AtomicUsize::new(0),
                 timeout: Duration::from_secs(5),
+                conn: Mutex::new(http::KeepAlive::default()),
             }),
             prefix,
             fence: Mutex::new(None),
@@ -480,6 +481,10 @@ struct Etcd {
     /// The endpoint that answered last: tried first.
     next: AtomicUsize,
     timeout: Duration,
+    /// The connection requests reuse (every request here may be sent
+    /// twice: puts of the same values, fenced transactions, reads). The
+    /// lease's keep-alive, a stream, takes connections of its own.
+    conn: Mutex<http::KeepAlive>,
 }
 
 /// One page of a range: (key, value, create revision) and whether more follow.
@@ -501,14 +506,24 @@ impl Etcd {
         for i in 0..self.endpoints.len() {
             let at = (first + i) % self.endpoints.len();
             let endpoint = &self.endpoints[at];
-            let response = match http::post(
-                endpoint,
-                path,
-                "application/json",
-                body.as_bytes(),
-                self.timeout,
-                read,
-            ) {
+            let sent = match read {
+                Body::Whole => lock(&self.conn).post(
+                    endpoint,
+                    path,
+                    "application/json",
+                    body.as_bytes(),
+                    self.timeout,
+                ),
+                Body::FirstChunk => http::post(
+                    endpoint,
+                    path,
+                    "application/json",
+                    body.as_bytes(),
+                    self.timeout,
+                    read,
+                ),
+            };
+            let response = match sent {
                 Ok(response) => response,
                 Err(e) => {
                     unreachable.push(format!("{endpoint}: {e}"));
