@@ -55,6 +55,41 @@ fn at_v2(s: &UdbContent) -> usize {
     nodes_at(s, 2)
 }
 
+/// No slot granted twice (one grant per node in the whole history), and
+/// nothing recorded `before` lost, in a history without gaps.
+fn assert_one_grant_each_and_nothing_lost(before: &UdbContent, after: &UdbContent) {
+    // No slot granted twice: one grant per node in the whole history.
+    for i in 0..4 {
+        let id = format!("n{i}");
+        let grants = after
+            .events
+            .iter()
+            .filter(|e| {
+                e.node.as_deref() == Some(id.as_str()) && e.what.starts_with("slot granted")
+            })
+            .count();
+        assert_eq!(grants, 1, "node {id} was granted {grants} slots");
+    }
+    // Nothing the first leader recorded was lost; the history has no gap.
+    for event in &before.events {
+        assert!(
+            after
+                .events
+                .iter()
+                .any(|e| e.seq == event.seq && e.what == event.what),
+            "event {} {:?} was lost",
+            event.seq,
+            event.what
+        );
+    }
+    let seqs: Vec<u64> = after.events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "the history has gaps or repeats"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
     let etcd = EtcdServer::start("failover");
@@ -139,36 +174,111 @@ async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
     assert_eq!(at_v2(&after), 4);
     assert!(nodes.iter().all(|n| n.node.version() == 2));
 
-    // No slot granted twice: one grant per node in the whole history.
+    assert_one_grant_each_and_nothing_lost(&before, &after);
+
+    for node in nodes {
+        node.stop();
+    }
+    for mut c in coordinators {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    drop(etcd);
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to `child`.
+fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill -{signal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_leader_is_deposed_and_cannot_decide_when_it_wakes() {
+    let etcd = EtcdServer::start("failover-stall");
+    let url = etcd.url("/stall/");
+    let dir = temp_dir("failover-stall");
+    let ports: Vec<String> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            l.local_addr().expect("addr").to_string()
+        })
+        .collect();
+    let all: Coordinators = ports.join(",").parse().expect("addresses");
+    let (send, lines) = mpsc::channel();
+    let mut coordinators: Vec<Child> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, listen)| start(i, &url, listen, &send))
+        .collect();
+    let first = leader(&lines, Duration::from_secs(30));
+    let mut nodes = Vec::new();
     for i in 0..4 {
-        let id = format!("n{i}");
-        let grants = after
-            .events
-            .iter()
-            .filter(|e| {
-                e.node.as_deref() == Some(id.as_str()) && e.what.starts_with("slot granted")
-            })
-            .count();
-        assert_eq!(grants, 1, "node {id} was granted {grants} slots");
+        let healthy = Arc::new(|| true);
+        nodes.push(RunningNode::start(&dir, &format!("n{i}"), "kv", all.clone(), healthy).await);
     }
-    // Nothing the first leader recorded was lost; the history has no gap.
-    for event in &before.events {
-        assert!(
-            after
-                .events
-                .iter()
-                .any(|e| e.seq == event.seq && e.what == event.what),
-            "event {} {:?} was lost",
-            event.seq,
-            event.what
-        );
-    }
-    let seqs: Vec<u64> = after.events.iter().map(|e| e.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "the history has gaps or repeats"
+    wait_for(WAIT, "four nodes to register", || async {
+        status_of(all.clone())
+            .await
+            .is_some_and(|s| s.nodes.len() == 4)
+    })
+    .await;
+    let out = Command::new(BIN)
+        .args(["publish", "-c", &all.to_string()])
+        .args(["--service", "Kv", "--from", "1", "--to", "2"])
+        .args(["--schedule", "rolling:1,health:1"])
+        .output()
+        .expect("publish");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    wait_for(WAIT, "the first node to upgrade", || async {
+        status_of(all.clone()).await.is_some_and(|s| at_v2(&s) >= 1)
+    })
+    .await;
+    let before = status_of(all.clone()).await.expect("status");
+
+    // The leader stalls (a long pause, a frozen VM): its port still
+    // accepts, it answers nothing, its lease runs out.
+    signal(&coordinators[first], "STOP");
+    let second = leader(&lines, Duration::from_secs(LEASE_SECS + 10));
+    assert_ne!(second, first);
+    wait_for(
+        WAIT,
+        "the rollout to end final on the new leader",
+        || async {
+            status_of(all.clone()).await.is_some_and(|s| {
+                s.upgrades
+                    .get(&1)
+                    .is_some_and(|u| u.state == RolloutState::Final)
+            })
+        },
+    )
+    .await;
+
+    // It wakes believing it leads: it finds its lease gone and stops,
+    // and nothing it did meanwhile reached the UDB.
+    signal(&coordinators[first], "CONT");
+    let deadline = Instant::now() + Duration::from_secs(LEASE_SECS + 20);
+    let code = loop {
+        if let Some(status) = coordinators[first].try_wait().expect("poll") {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "the deposed leader kept running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        code,
+        Some(3),
+        "the deposed leader exits saying it no longer leads"
+    );
+    let after = status_of(all.clone()).await.expect("status after");
+    assert_eq!(at_v2(&after), 4);
+    assert_one_grant_each_and_nothing_lost(&before, &after);
 
     for node in nodes {
         node.stop();

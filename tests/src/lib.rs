@@ -266,13 +266,18 @@ pub mod cluster {
     /// Everything the UDB holds, as whichever of `coordinators` leads
     /// answers it now; `None` while none does.
     pub async fn status_of(coordinators: impl Into<Coordinators>) -> Option<UdbContent> {
+        let coordinators = coordinators.into();
         let conn = coordinators
-            .into()
             .connect(&upshift::ClientConfig::default())
             .await
             .ok()?;
         let client = api::v1::Client::new(conn).with_deadline(Duration::from_secs(5));
-        client.status().await.ok()
+        let status = client.status().await.ok();
+        if status.is_none() {
+            // Accepted but did not answer (stalled): the next one next time.
+            coordinators.rotate();
+        }
+        status
     }
 
     /// How many nodes the UDB has at `version`.

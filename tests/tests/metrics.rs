@@ -343,3 +343,62 @@ async fn a_node_serves_its_metrics_in_prometheus_text_format() {
     drop((metrics, listener, node));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_counts_its_slot_waits_and_upgrades() {
+    use std::sync::Arc;
+    use upshift::coordinator::api::UpgradeDef;
+    use upshift::schedule::ScheduleSpec;
+    use upshift_tests::cluster::{RunningCoordinator, RunningNode, wait_for};
+
+    let dir = temp_dir("node-timings");
+    let coordinator = RunningCoordinator::start(&dir, "127.0.0.1:0", Registry::default()).await;
+    let healthy = Arc::new(|| true);
+    let running = RunningNode::start(&dir, "n1", "kv", coordinator.addr(), healthy).await;
+    let before = parse(&running.node.metrics().render());
+    assert_eq!(
+        value(&before, "upshift_node_slot_wait_seconds_count", &[]),
+        Some(0.0)
+    );
+    wait_for(Duration::from_secs(30), "the node to register", || async {
+        coordinator.status().await.nodes.len() == 1
+    })
+    .await;
+    let def = UpgradeDef {
+        service: "Kv".into(),
+        from: 1,
+        to: 2,
+        schedule: ScheduleSpec::Rolling { max_parallel: 1 },
+        artifact: "in-process".into(),
+        notes: String::new(),
+    };
+    coordinator
+        .client
+        .publish(def)
+        .await
+        .expect("rpc")
+        .expect("publish");
+    wait_for(Duration::from_secs(30), "the upgrade", || async {
+        running.node.version() == 2
+    })
+    .await;
+    // Recorded when the upgrade returns, just after the switch.
+    wait_for(Duration::from_secs(30), "the report", || async {
+        let samples = parse(&running.node.metrics().render());
+        value(&samples, "upshift_node_upgrade_seconds_count", &[]) == Some(1.0)
+    })
+    .await;
+    let after = parse(&running.node.metrics().render());
+    assert_eq!(
+        value(&after, "upshift_node_slot_wait_seconds_count", &[]),
+        Some(1.0)
+    );
+    let wait = value(&after, "upshift_node_slot_wait_seconds_max", &[]).expect("max");
+    assert!((0.0..30.0).contains(&wait), "{wait}");
+    assert!(value(&after, "upshift_node_upgrade_seconds_sum", &[]).expect("sum") > 0.0);
+    assert_eq!(
+        value(&after, "upshift_node_upgrade_failures_total", &[]),
+        Some(0.0)
+    );
+    running.stop();
+}

@@ -10,6 +10,7 @@ use tracing::Instrument;
 use super::Node;
 use crate::error::CallError;
 use crate::rpc::ClientConfig;
+use crate::sync::lock;
 use crate::upgrade::api::{self, Heartbeat3, Outcome, RequestError3, Slot};
 use crate::upgrade::{Artifact, Coordinators, NodeInfo};
 
@@ -41,6 +42,9 @@ impl Node {
                         Err(e) => {
                             tracing::debug!(node = %node.id(), error = %e, "coordinator unreachable; reconnecting");
                             client = None;
+                            // It accepted but did not answer: stalled, or no
+                            // longer leading. Try the next one first.
+                            coordinators.rotate();
                         }
                     }
                 }
@@ -103,7 +107,10 @@ impl Node {
                 tracing::warn!(node = %self.id(), error = %refused, "registration not taken; trying again");
                 None
             }
-            Err(_) => None,
+            Err(_) => {
+                coordinators.rotate();
+                None
+            }
         }
     }
 
@@ -148,6 +155,12 @@ impl Node {
         if pending.from != self.version() {
             return Ok(Step::Done);
         }
+        {
+            let mut timings = lock(&self.inner.timings);
+            if timings.waiting.is_none_or(|(id, _)| id != pending.upgrade) {
+                timings.waiting = Some((pending.upgrade, std::time::Instant::now()));
+            }
+        }
         // Everything the node logs about this upgrade carries its id, as the
         // coordinator's lines do: `upgrade=N` follows one rollout across both.
         let span = tracing::info_span!(
@@ -171,7 +184,16 @@ impl Node {
     ) -> Result<Step, CallError> {
         let id = self.inner.config.id.clone();
         match client.request_slot(id.clone(), pending.upgrade).await? {
-            Ok(Slot::Granted) => tracing::info!("slot granted; upgrading"),
+            Ok(Slot::Granted) => {
+                let mut timings = lock(&self.inner.timings);
+                let waited = timings.waiting.take().map(|(_, since)| since.elapsed());
+                timings.slot_waits.push(waited.unwrap_or_default());
+                drop(timings);
+                tracing::info!(
+                    waited_ms = waited.unwrap_or_default().as_millis() as u64,
+                    "slot granted; upgrading"
+                );
+            }
             Ok(Slot::Wait(why)) => {
                 tracing::debug!(%why, "no slot yet");
                 return Ok(Step::Done);
@@ -188,7 +210,11 @@ impl Node {
             Ok(file) => self.restart_into(file).await,
             Err(e) => Err(e.into()),
         };
-        let ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        lock(&self.inner.timings)
+            .upgrades
+            .push((took, result.is_ok()));
+        let ms = took.as_millis() as u64;
         let outcome = match result {
             Ok(()) => {
                 tracing::info!(ms, "upgraded");

@@ -1,13 +1,16 @@
 //! A node's metrics ([`crate::metrics`] serves them): its version, whether
 //! it is healthy, the calls it served per call version and route (its
-//! object, past or future SO chains), its in-process upgrades' pauses, and
-//! what its last shadowing compared.
+//! object, past or future SO chains), its in-process upgrades' pauses, how
+//! long it waited for slots and how long its upgrades took, and what its
+//! last shadowing compared.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Node;
 use crate::metrics::{Exposition, MetricsServer};
 use crate::rpc::Route;
+use crate::sync::lock;
 
 /// A node's metrics; see [`Node::metrics`].
 #[derive(Debug, Clone)]
@@ -75,35 +78,47 @@ impl NodeMetrics {
         let pauses = node.pauses();
         let seconds: Vec<f64> = pauses.iter().map(|(_, d)| d.as_secs_f64()).collect();
         let one = [("node", id.as_str())];
-        out.family(
-            "upshift_node_upgrade_pause_seconds_count",
-            "counter",
+        summary(
+            &mut out,
+            "upshift_node_upgrade_pause_seconds",
             "In-process upgrades, each holding calls back for a pause.",
-        );
-        out.sample(
-            "upshift_node_upgrade_pause_seconds_count",
             &one,
-            seconds.len(),
+            &seconds,
+        );
+        let timings = lock(&node.inner.timings).clone();
+        let waits: Vec<f64> = timings
+            .slot_waits
+            .iter()
+            .map(Duration::as_secs_f64)
+            .collect();
+        summary(
+            &mut out,
+            "upshift_node_slot_wait_seconds",
+            "Slots granted to this node, and how long it waited for each (from the first heartbeat that offered the upgrade to the grant).",
+            &one,
+            &waits,
+        );
+        let took: Vec<f64> = timings
+            .upgrades
+            .iter()
+            .map(|(d, _)| d.as_secs_f64())
+            .collect();
+        summary(
+            &mut out,
+            "upshift_node_upgrade_seconds",
+            "Upgrades this node made with a slot, and how long each took (transform and switch, or restart), failed ones included.",
+            &one,
+            &took,
         );
         out.family(
-            "upshift_node_upgrade_pause_seconds_sum",
+            "upshift_node_upgrade_failures_total",
             "counter",
-            "Their pauses added up.",
+            "Of them, upgrades that failed (the node stayed on its version).",
         );
         out.sample(
-            "upshift_node_upgrade_pause_seconds_sum",
+            "upshift_node_upgrade_failures_total",
             &one,
-            seconds.iter().sum::<f64>(),
-        );
-        out.family(
-            "upshift_node_upgrade_pause_seconds_max",
-            "gauge",
-            "The longest pause.",
-        );
-        out.sample(
-            "upshift_node_upgrade_pause_seconds_max",
-            &one,
-            seconds.iter().copied().fold(0.0, f64::max),
+            timings.upgrades.iter().filter(|(_, ok)| !ok).count(),
         );
         if let Some(shadow) = node.shadowed() {
             let version = shadow.version.to_string();
@@ -126,4 +141,17 @@ impl NodeMetrics {
         }
         out.into_text()
     }
+}
+
+/// `NAME_count`, `NAME_sum` and `NAME_max` of `values`.
+fn summary(out: &mut Exposition, name: &str, help: &str, labels: &[(&str, &str)], values: &[f64]) {
+    let count = format!("{name}_count");
+    out.family(&count, "counter", help);
+    out.sample(&count, labels, values.len());
+    let sum = format!("{name}_sum");
+    out.family(&sum, "counter", "Their durations added up.");
+    out.sample(&sum, labels, values.iter().sum::<f64>());
+    let max = format!("{name}_max");
+    out.family(&max, "gauge", "The longest.");
+    out.sample(&max, labels, values.iter().copied().fold(0.0, f64::max));
 }

@@ -61,6 +61,18 @@ fn compacted(state: Option<&StateHandle>, upto: u64) {
     }
 }
 
+/// What the agent measured of the rollouts it took part in.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Timings {
+    /// The upgrade the node is waiting for a slot in, and since when.
+    pub(crate) waiting: Option<(u64, std::time::Instant)>,
+    /// How long each granted slot was waited for.
+    pub(crate) slot_waits: Vec<Duration>,
+    /// Each upgrade the node made (transform or restart), and whether it
+    /// succeeded.
+    pub(crate) upgrades: Vec<(Duration, bool)>,
+}
+
 struct Inner {
     config: NodeConfig,
     server: Server,
@@ -74,6 +86,8 @@ struct Inner {
     nudge: tokio::sync::Notify,
     /// For each upgrade: the version reached and how long calls were held.
     pauses: std::sync::Mutex<Vec<(u32, Duration)>>,
+    /// What the agent's rollouts took: slot waits, upgrades.
+    timings: std::sync::Mutex<Timings>,
     /// The running version's journaled state, if its stage keeps one.
     state: std::sync::Mutex<Option<StateHandle>>,
     /// What the last shadowing saw ([`NodeConfig::shadow`]).
@@ -261,6 +275,7 @@ impl Node {
                 }),
                 nudge: tokio::sync::Notify::new(),
                 pauses: std::sync::Mutex::new(Vec::new()),
+                timings: std::sync::Mutex::new(Timings::default()),
                 state: std::sync::Mutex::new(running.state),
                 shadowed: std::sync::Mutex::new(None),
             }),

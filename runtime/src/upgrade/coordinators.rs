@@ -68,6 +68,17 @@ impl Coordinators {
     }
 }
 
+impl Coordinators {
+    /// Starts the next [`connect`](Self::connect) with the address after
+    /// the one that accepted last: call it when that one accepted but did
+    /// not answer (a stalled coordinator's port still accepts), so a
+    /// caller moves on to the next instead of waiting on it again.
+    pub fn rotate(&self) {
+        let next = (self.last.load(Ordering::Relaxed) + 1) % self.addrs.len();
+        self.last.store(next, Ordering::Relaxed);
+    }
+}
+
 impl From<SocketAddr> for Coordinators {
     fn from(addr: SocketAddr) -> Self {
         Coordinators {
@@ -136,6 +147,12 @@ mod tests {
             .await
             .expect("connect");
         assert_eq!(all.last.load(Ordering::Relaxed), 1);
+        all.rotate();
+        assert_eq!(
+            all.last.load(Ordering::Relaxed),
+            0,
+            "past the end, the first again"
+        );
         let none = Coordinators::from(closed);
         let e = none
             .connect(&ClientConfig::default())
