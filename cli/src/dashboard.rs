@@ -3,9 +3,9 @@
 //! (and by `upshift coordinator --dashboard ADDR`).
 //!
 //! It is a client of the coordinator like the rest of the CLI: it reads
-//! `status` twice a second through the coordinator's interface (following
-//! the leader when given several addresses) and sends pause, resume and
-//! abort as `control` calls, with the CLI's identity when `--tls` is set,
+//! `status` and `gates` twice a second through the coordinator's interface
+//! (following the leader when given several addresses) and sends pause,
+//! resume and abort as `control` calls and approve as `approve`, with the CLI's identity when `--tls` is set,
 //! so the coordinator authorises them as it does the CLI's. The page gets
 //! each new status as a server-sent event; it never reloads.
 //!
@@ -14,7 +14,7 @@
 //! | `GET /` | the page |
 //! | `GET /api/status` | the latest status, as JSON |
 //! | `GET /api/events` | the same, as server-sent events, each time it changes |
-//! | `POST /api/control` | `{"upgrade": 1, "action": "pause" \| "resume" \| "abort", "token": …}` |
+//! | `POST /api/control` | `{"upgrade": 1, "action": "pause" \| "resume" \| "abort" \| "approve", "token": …}` |
 //!
 //! A POST must carry the token the page was served with: another site
 //! open in the operator's browser cannot steer a rollout through it.
@@ -107,12 +107,12 @@ async fn poll(
     config: ClientConfig,
     publish: watch::Sender<Arc<String>>,
 ) {
-    let mut client: Option<api::v3::Client> = None;
+    let mut client: Option<api::v4::Client> = None;
     loop {
         if client.is_none() {
             match coordinators.connect(&config).await {
                 Ok(conn) => {
-                    client = Some(api::v3::Client::new(conn).with_deadline(Duration::from_secs(5)))
+                    client = Some(api::v4::Client::new(conn).with_deadline(Duration::from_secs(5)))
                 }
                 Err(e) => {
                     publish.send_replace(Arc::new(unreachable_json(&e.to_string())));
@@ -120,9 +120,10 @@ async fn poll(
             }
         }
         if let Some(c) = &client {
-            match c.status().await {
-                Ok(status) => {
-                    let text = status_json(&status).to_string();
+            let read = async { Ok::<_, upshift::CallError>((c.status().await?, c.gates().await?)) };
+            match read.await {
+                Ok((status, gates)) => {
+                    let text = status_json(&status, &gates).to_string();
                     if **publish.borrow() != text {
                         publish.send_replace(Arc::new(text));
                     }
@@ -143,12 +144,29 @@ async fn poll(
 }
 
 /// The status as the page reads it: the coordinator's view, with each
-/// schedule in its command-line syntax.
-fn status_json(status: &api::StatusView3) -> Value {
+/// schedule and its gates in their command-line syntax.
+fn status_json(
+    status: &api::StatusView3,
+    gates: &std::collections::BTreeMap<u64, api::GateView>,
+) -> Value {
     let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
     for (id, rollout) in &status.rollouts {
-        value["rollouts"][id.to_string()]["schedule_text"] =
-            Value::String(rollout.upgrade.schedule.to_string());
+        let entry = &mut value["rollouts"][id.to_string()];
+        entry["schedule_text"] = Value::String(rollout.upgrade.schedule.to_string());
+        if let Some(g) = gates.get(id) {
+            let list: Vec<String> = g.gates.iter().map(ToString::to_string).collect();
+            let approval = g
+                .gates
+                .iter()
+                .any(|g| matches!(g, upshift::upgrade::Gate::Approval { .. }));
+            entry["gates"] = json!({
+                "text": list.join(", "),
+                "waiting": g.waiting,
+                "approvable": approval && g.approved_ms.is_none(),
+                "approved_by": g.approved_by,
+                "approved": g.approved_ms.is_some(),
+            });
+        }
     }
     json!({"ok": true, "at_ms": upshift::clock::now_ms(), "status": value})
 }
@@ -252,13 +270,16 @@ async fn control(shared: &Shared, body: &[u8]) -> (&'static str, Value) {
         );
     }
     let action = match asked["action"].as_str() {
-        Some("pause") => Control::Pause,
-        Some("resume") => Control::Resume,
-        Some("abort") => Control::Abort,
+        Some("pause") => Some(Control::Pause),
+        Some("resume") => Some(Control::Resume),
+        Some("abort") => Some(Control::Abort),
+        Some("approve") => None,
         other => {
             return (
                 "400 Bad Request",
-                refuse(format!("unknown action {other:?}: pause, resume or abort")),
+                refuse(format!(
+                    "unknown action {other:?}: pause, resume, abort or approve"
+                )),
             );
         }
     };
@@ -269,10 +290,20 @@ async fn control(shared: &Shared, body: &[u8]) -> (&'static str, Value) {
         Ok(conn) => conn,
         Err(e) => return ("502 Bad Gateway", refuse(e.to_string())),
     };
-    let client = api::v3::Client::new(conn).with_deadline(Duration::from_secs(10));
-    match client.control(upgrade, action).await {
+    let client = api::v4::Client::new(conn).with_deadline(Duration::from_secs(10));
+    let done = match action {
+        Some(action) => client
+            .control(upgrade, action)
+            .await
+            .map(|r| r.map_err(|e| e.to_string())),
+        None => client
+            .approve(upgrade)
+            .await
+            .map(|r| r.map_err(|e| e.to_string())),
+    };
+    match done {
         Ok(Ok(())) => ("200 OK", json!({"ok": true})),
-        Ok(Err(e)) => ("409 Conflict", refuse(e.to_string())),
+        Ok(Err(e)) => ("409 Conflict", refuse(e)),
         Err(e) => ("502 Bad Gateway", refuse(e.to_string())),
     }
 }

@@ -13,6 +13,7 @@ mod new_version;
 mod release;
 mod tls;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,8 +22,8 @@ use clap::{Parser, Subcommand};
 use upshift::clock::now_ms;
 use upshift::coordinator::Coordinator;
 use upshift::coordinator::api::{self, Control};
-use upshift::coordinator::api::{Event3, StatusView3};
-use upshift::schedule::{Registry, ScheduleSpec};
+use upshift::coordinator::api::{Event3, GateView, StatusView3};
+use upshift::schedule::Registry;
 use upshift::udb::{EtcdUdb, Leadership, RedbUdb};
 use upshift::upgrade::{Coordinators, NodeState, RolloutState, Upgrade};
 
@@ -214,6 +215,16 @@ enum Command {
         /// The upgrade.
         upgrade: u64,
     },
+    /// Approve a rollout its approval gate holds (published with
+    /// `approval` or `approval:N` in its schedule): the nodes it held go.
+    Approve {
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: Coordinators,
+        /// The upgrade.
+        upgrade: u64,
+    },
     /// Abandon an upgrade.
     Abort {
         /// The coordinator's address; several, comma-separated, when
@@ -381,7 +392,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v3::Client, Failure> {
+async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v4::Client, Failure> {
     let config = upshift::ClientConfig {
         tls: access.client()?,
         ..upshift::ClientConfig::default()
@@ -390,7 +401,7 @@ async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v3::Cli
         .connect(&config)
         .await
         .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
-    Ok(api::v3::Client::new(conn).with_deadline(Duration::from_secs(10)))
+    Ok(api::v4::Client::new(conn).with_deadline(Duration::from_secs(10)))
 }
 
 /// Serves the dashboard on `listen` for `coordinators`, calling them with
@@ -602,8 +613,10 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             action: ReleaseAction::Sign(args),
         } => release::sign(args),
         Command::Status { coordinator } => {
-            let status = client(coordinator, access).await?.status().await?;
-            print!("{}", render_status(&status));
+            let client = client(coordinator, access).await?;
+            let status = client.status().await?;
+            let gates = client.gates().await?;
+            print!("{}", render_status(&status, &gates));
             Ok(())
         }
         Command::Publish {
@@ -618,8 +631,7 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             assume_upgrade_secs,
         } => {
             let terms = schedule;
-            let schedule: ScheduleSpec = terms
-                .parse()
+            let (schedule, gates) = upshift::upgrade::schedule_and_gates(&terms)
                 .map_err(|e: String| Failure(format!("--schedule: {e}"), 2))?;
             let def = Upgrade {
                 service,
@@ -632,11 +644,18 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             if dry_run {
                 let status = client(coordinator, access).await?.status().await?;
                 print!("{}", dry_run_of(def, &terms, status, assume_upgrade_secs)?);
+                if !gates.is_empty() {
+                    let list: Vec<String> = gates.iter().map(ToString::to_string).collect();
+                    println!(
+                        "and its gates, which the waves above do not follow: {}",
+                        list.join(", ")
+                    );
+                }
                 return Ok(());
             }
             let id = client(coordinator, access)
                 .await?
-                .publish(def)
+                .publish_gated(def, gates)
                 .await?
                 .map_err(|e| Failure(e.to_string(), 2))?;
             println!("published upgrade #{id}");
@@ -689,6 +708,18 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             coordinator,
             upgrade,
         } => control(coordinator, upgrade, Control::Abort, access).await,
+        Command::Approve {
+            coordinator,
+            upgrade,
+        } => {
+            client(coordinator, access)
+                .await?
+                .approve(upgrade)
+                .await?
+                .map_err(|e| Failure(e.to_string(), 2))?;
+            println!("upgrade #{upgrade} approved");
+            Ok(())
+        }
         Command::Forget { coordinator, node } => {
             client(coordinator, access)
                 .await?
@@ -791,7 +822,7 @@ fn dry_run_of(
 /// How many of the newest events `upshift status` prints.
 const STATUS_EVENTS: usize = 10;
 
-fn render_status(status: &StatusView3) -> String {
+fn render_status(status: &StatusView3, gates: &BTreeMap<u64, GateView>) -> String {
     let mut out = String::new();
     if let Some(why) = &status.udb_failing {
         out.push_str(&format!(
@@ -841,6 +872,18 @@ fn render_status(status: &StatusView3) -> String {
             u.upgrade.to,
             describe(&u.state)
         ));
+        if let Some(g) = gates.get(&u.id) {
+            let list: Vec<String> = g.gates.iter().map(ToString::to_string).collect();
+            let approved = match (&g.approved_ms, &g.approved_by) {
+                (Some(_), Some(by)) => format!(" (approved by {by})"),
+                (Some(_), None) => " (approved)".to_string(),
+                _ => String::new(),
+            };
+            out.push_str(&format!("  gates: {}{approved}\n", list.join(", ")));
+            if let Some(waiting) = &g.waiting {
+                out.push_str(&format!("  {waiting}\n"));
+            }
+        }
     }
     let skip = status.recent.len().saturating_sub(STATUS_EVENTS);
     if !status.recent.is_empty() {
@@ -893,7 +936,7 @@ fn bar(done: usize, total: usize) -> String {
     )
 }
 
-async fn watch(client: api::v3::Client, upgrade: Option<u64>) -> Result<(), Failure> {
+async fn watch(client: api::v4::Client, upgrade: Option<u64>) -> Result<(), Failure> {
     let status = client.status().await?;
     let id = match upgrade.or_else(|| status.rollouts.keys().last().copied()) {
         Some(id) if status.rollouts.contains_key(&id) => id,

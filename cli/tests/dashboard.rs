@@ -2,8 +2,9 @@
 //! process, four kv nodes with agents, a rollout published by the CLI, and
 //! headless Chromium (Debian's, through ChromeDriver) reading the page:
 //! versions and progress as they change, a click on pause that pauses the
-//! rollout in the coordinator, a click on resume that lets it end final,
-//! and a screenshot saved as a test artifact.
+//! rollout in the coordinator, a click on resume, the approval gate holding
+//! the last node until a click on approve lets the rollout end final, and a
+//! screenshot saved as a test artifact.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -97,7 +98,7 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
     // enough to pause half way.
     let out = Command::new(BIN)
         .args(["publish", "-c", &addr, "--service", "Kv", "--from", "1"])
-        .args(["--to", "2", "--schedule", "rolling:1,health:2"])
+        .args(["--to", "2", "--schedule", "rolling:1,health:2,approval:3"])
         .output()
         .expect("publish");
     assert!(
@@ -109,6 +110,7 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
     tokio::task::spawn_blocking(move || {
         page.wait_text("#rollout-1 .state", WAIT, |t| t == "Active");
         page.wait_text("#rollout-1 .schedule", WAIT, |t| t == "rolling:1,health:2");
+        page.wait_text("#rollout-1 .gates code", WAIT, |t| t == "approval:3");
         // Live: the progress moves without a reload.
         page.wait_text("#rollout-1 .progress", WAIT, |t| t.starts_with("1/4"));
         page.click(r#"#rollout-1 button[data-action="pause"]"#);
@@ -147,6 +149,11 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
         );
         page.screenshot(&saved);
         page.click(r#"#rollout-1 button[data-action="resume"]"#);
+        // Three nodes go; the approval gate holds the fourth.
+        page.wait_text("#rollout-1 .waiting", WAIT, |t| t.contains("approval"));
+        page.wait_text("#rollout-1 .progress", WAIT, |t| t.starts_with("3/4"));
+        page.click(r#"#rollout-1 button[data-action="approve"]"#);
+        page.wait_text("#rollout-1 .gates", WAIT, |t| t.contains("approved"));
         page.wait_text("#rollout-1 .state", WAIT, |t| t == "Final");
         page.wait_text("#rollout-1 .progress", WAIT, |t| t.starts_with("4/4"));
         for i in 0..4 {

@@ -193,7 +193,11 @@ fn only_the_leader_writes_and_a_deposed_one_is_refused() {
 #[test]
 fn a_newer_format_and_foreign_keys_are_refused_with_a_reason() {
     let etcd = EtcdServer::shared();
-    put(etcd, "/udb-newer/meta/format", "3");
+    put(
+        etcd,
+        "/udb-newer/meta/format",
+        &(EtcdUdb::FORMAT + 1).to_string(),
+    );
     let e = EtcdUdb::open(&etcd.url("/udb-newer/")).expect_err("a newer format");
     assert!(e.to_string().contains("newer upshift"), "{e}");
 

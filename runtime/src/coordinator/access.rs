@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::Coordinator;
 use crate::rpc::{Guard, Identity, Role};
-use crate::upgrade::api::{v1, v2, v3};
+use crate::upgrade::api::{v1, v2, v3, v4};
 
 /// What a call does, for the rules above.
 enum Act<'a> {
@@ -44,6 +44,7 @@ pub(super) fn guard(coordinator: Arc<Coordinator>) -> Guard {
             1 => v1::Request::decode(method, payload).map(|r| owned(v1_act(&r))),
             2 => v2::Request::decode(method, payload).map(|r| owned(v2_act(&r))),
             3 => v3::Request::decode(method, payload).map(|r| owned(v3_act(&r))),
+            4 => v4::Request::decode(method, payload).map(|r| owned(v4_act(&r))),
             // A version the coordinator does not serve runs nothing: the
             // dispatcher refuses it after the guard.
             _ => return Ok(()),
@@ -107,6 +108,22 @@ fn v3_act(request: &v3::Request) -> Act<'_> {
         v3::Request::Control { .. } => Act::Steer("pause, resume or abort a rollout"),
         v3::Request::Forget { .. } => Act::Steer("forget a node"),
         v3::Request::Status {} | v3::Request::History { .. } => Act::Read,
+    }
+}
+
+fn v4_act(request: &v4::Request) -> Act<'_> {
+    match request {
+        v4::Request::Register { node } => Act::AsNode(&node.id, "register"),
+        v4::Request::Heartbeat { beat } => Act::AsNode(&beat.id, "report a heartbeat"),
+        v4::Request::RequestSlot { node, .. } => Act::AsNode(node, "ask for an upgrade slot"),
+        v4::Request::Report { node, .. } => Act::AsNode(node, "report an upgrade"),
+        v4::Request::Publish { .. } | v4::Request::PublishGated { .. } => {
+            Act::Steer("publish an upgrade")
+        }
+        v4::Request::Approve { .. } => Act::Steer("approve a rollout"),
+        v4::Request::Control { .. } => Act::Steer("pause, resume or abort a rollout"),
+        v4::Request::Forget { .. } => Act::Steer("forget a node"),
+        v4::Request::Status {} | v4::Request::History { .. } | v4::Request::Gates {} => Act::Read,
     }
 }
 

@@ -1,15 +1,18 @@
-//! The coordinator's RPC handlers (interface v3; v2 and v1 callers arrive
-//! through their past SOs): each request is one transaction over the
+//! The coordinator's RPC handlers (interface v4; v3, v2 and v1 callers
+//! arrive through their past SOs): each request is one transaction over the
 //! rollout rules.
 
+use std::collections::BTreeMap;
+
 use super::Coordinator;
+use super::rollout::gate_wait;
 use crate::sync::lock;
 use crate::upgrade::api::{
-    self, Control, ControlError, Event3, ForgetError, Heartbeat3, MAX_CALL_COUNTS,
-    MAX_HISTORY_PAGE, MAX_NAME, MAX_TEXT, Outcome, Pending, PublishError, PublishError3,
-    RECENT_EVENTS, RequestError3, Slot, StatusView3,
+    self, ApproveError, Control, ControlError, Event3, ForgetError, GateView, Heartbeat3,
+    MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME, MAX_TEXT, Outcome, Pending, PublishError,
+    PublishError3, RECENT_EVENTS, RequestError3, Slot, StatusView3,
 };
-use crate::upgrade::{Artifact, ArtifactError, NodeInfo, Upgrade};
+use crate::upgrade::{Artifact, ArtifactError, Gate, NodeInfo, RolloutState, Upgrade};
 
 /// A field over its limit.
 struct Over {
@@ -119,7 +122,7 @@ impl Coordinator {
     }
 }
 
-impl api::v3::Coordinator for Coordinator {
+impl api::v4::Coordinator for Coordinator {
     async fn register(&self, node: NodeInfo) -> Result<(), RequestError3> {
         node_limits(&node)?;
         self.transact(|t| t.register(node))
@@ -226,5 +229,44 @@ impl api::v3::Coordinator for Coordinator {
         self.transact(|t| t.forget(node))
             .await
             .map_err(ForgetError::Unrecorded)?
+    }
+
+    async fn publish_gated(
+        &self,
+        upgrade: Upgrade,
+        gates: Vec<Gate>,
+    ) -> Result<u64, PublishError3> {
+        self.check_publish(&upgrade).map_err(PublishError3::V2)?;
+        self.transact(|t| t.publish_gated(upgrade, gates))
+            .await
+            .map_err(|e| PublishError3::V2(PublishError::Unrecorded(e)))?
+    }
+
+    async fn approve(&self, upgrade: u64) -> Result<(), ApproveError> {
+        self.transact(|t| t.approve(upgrade))
+            .await
+            .map_err(ApproveError::Unrecorded)?
+    }
+
+    async fn gates(&self) -> BTreeMap<u64, GateView> {
+        let content = lock(&self.store.content);
+        content
+            .gates
+            .iter()
+            .map(|(id, record)| {
+                let waiting = content
+                    .upgrades
+                    .get(id)
+                    .filter(|u| u.state == RolloutState::Active)
+                    .and_then(|u| gate_wait(&content, u));
+                let view = GateView {
+                    gates: record.gates.clone(),
+                    approved_ms: record.approved_ms,
+                    approved_by: record.approved_by.clone(),
+                    waiting,
+                };
+                (*id, view)
+            })
+            .collect()
     }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use crate::schedule::{Decision, Registry, Rollout};
 use crate::udb::{Batch, Content};
 use crate::upgrade::api::{
-    Control, ControlError, ForgetError, Heartbeat3, Outcome, Pending, PublishError, PublishError3,
-    RequestError3, Slot,
+    ApproveError, Control, ControlError, ForgetError, Heartbeat3, Outcome, Pending, PublishError,
+    PublishError3, RequestError3, Slot,
 };
 use crate::upgrade::{
-    Event, NodeInfo, NodeRecord, NodeState, RolloutState, Upgrade, UpgradeRecord,
+    Event, Gate, GateRecord, NodeInfo, NodeRecord, NodeState, RolloutState, Upgrade, UpgradeRecord,
 };
 
 /// A change to make under the coordinator's lock: the content as it is, what
@@ -114,6 +114,12 @@ impl UndoLog {
                 Undo::Event => {
                     content.events.pop();
                 }
+                Undo::Gates(id, Some(old)) => {
+                    content.gates.insert(id, old);
+                }
+                Undo::Gates(id, None) => {
+                    content.gates.remove(&id);
+                }
             }
         }
     }
@@ -124,6 +130,7 @@ enum Undo {
     Node(String, Option<NodeRecord>),
     Upgrade(u64, Option<UpgradeRecord>),
     Event,
+    Gates(u64, Option<GateRecord>),
 }
 
 impl<'a> Txn<'a> {
@@ -490,6 +497,9 @@ impl<'a> Txn<'a> {
                 up.def.service, up.def.from
             ));
         }
+        if let Some(why) = gate_wait(self.content, &up) {
+            return Slot::Wait(why);
+        }
         let rollout = Rollout {
             upgrade: &up,
             nodes: self
@@ -569,6 +579,114 @@ impl<'a> Txn<'a> {
     }
 
     /// Records a published upgrade (already checked for shape and schedule).
+    /// Publishes `def` with `gates` (checked first: nothing is published
+    /// when one is wrong).
+    pub(super) fn publish_gated(
+        &mut self,
+        def: Upgrade,
+        gates: Vec<Gate>,
+    ) -> Result<u64, PublishError3> {
+        let wrong = |why: String| PublishError3::V2(PublishError::Schedule(why));
+        if gates.len() > 8 {
+            return Err(wrong(format!("{} gates; at most 8", gates.len())));
+        }
+        let mut approvals = 0;
+        for gate in &gates {
+            match gate {
+                Gate::After { service, .. } if *service == def.service => {
+                    return Err(wrong(format!(
+                        "`{gate}`: a rollout cannot wait for its own service; the schedule orders its nodes"
+                    )));
+                }
+                Gate::After { version: 0, .. } => {
+                    return Err(wrong(format!("`{gate}`: versions start at 1")));
+                }
+                Gate::After { service, .. }
+                    if !self
+                        .content
+                        .nodes
+                        .values()
+                        .any(|n| n.info.service == *service) =>
+                {
+                    return Err(wrong(format!(
+                        "`{gate}`: no node of {service} is registered, so the rollout would wait forever"
+                    )));
+                }
+                Gate::After { service, .. } if service.len() > 128 => {
+                    return Err(wrong(format!("`{gate}`: the service name is too long")));
+                }
+                Gate::After { .. } => {}
+                Gate::Approval { .. } => approvals += 1,
+            }
+        }
+        if approvals > 1 {
+            return Err(wrong("more than one approval gate".into()));
+        }
+        let id = self.publish(def)?;
+        if !gates.is_empty() {
+            let list: Vec<String> = gates.iter().map(ToString::to_string).collect();
+            self.event(None, Some(id), format!("gated: {}", list.join(", ")));
+            self.gate_record(
+                id,
+                GateRecord {
+                    gates,
+                    ..GateRecord::default()
+                },
+            );
+        }
+        Ok(id)
+    }
+
+    fn gate_record(&mut self, id: u64, record: GateRecord) {
+        let old = self.content.gates.insert(id, record.clone());
+        self.undo.push(Undo::Gates(id, old));
+        self.batch.gates.push((id, record));
+    }
+
+    /// An operator approves `upgrade`: the nodes its approval gate holds go.
+    pub(super) fn approve(&mut self, upgrade: u64) -> Result<(), ApproveError> {
+        let up = self
+            .content
+            .upgrades
+            .get(&upgrade)
+            .cloned()
+            .ok_or(ApproveError::NoSuchUpgrade(upgrade))?;
+        let Some(record) = self.content.gates.get(&upgrade).cloned() else {
+            return Err(ApproveError::NoApprovalGate(upgrade));
+        };
+        if !record
+            .gates
+            .iter()
+            .any(|g| matches!(g, Gate::Approval { .. }))
+        {
+            return Err(ApproveError::NoApprovalGate(upgrade));
+        }
+        if matches!(up.state, RolloutState::Final | RolloutState::Aborted) {
+            return Err(ApproveError::NotNow {
+                upgrade,
+                state: up.state,
+            });
+        }
+        if let Some(at_ms) = record.approved_ms {
+            return Err(ApproveError::AlreadyApproved {
+                upgrade,
+                at_ms,
+                by: record.approved_by,
+            });
+        }
+        let by = self.by.clone();
+        self.gate_record(
+            upgrade,
+            GateRecord {
+                approved_ms: Some(self.now),
+                approved_by: by,
+                ..record
+            },
+        );
+        self.event(None, Some(upgrade), "approved".into());
+        Ok(())
+    }
+
     pub(super) fn publish(&mut self, def: Upgrade) -> Result<u64, PublishError3> {
         if !self
             .content
@@ -686,4 +804,47 @@ pub(super) fn active_for<'a>(content: &'a Content, service: &str) -> Option<&'a 
                 RolloutState::Active | RolloutState::Paused | RolloutState::Halted { .. }
             )
     })
+}
+
+/// What `up` waits on besides its schedule, if anything: a service it
+/// comes after that is not there yet, or an operator's approval.
+pub(super) fn gate_wait(content: &Content, up: &UpgradeRecord) -> Option<String> {
+    let record = content.gates.get(&up.id)?;
+    for gate in &record.gates {
+        match gate {
+            Gate::After { service, version } => {
+                let theirs: Vec<&NodeRecord> = content
+                    .nodes
+                    .values()
+                    .filter(|n| n.info.service == *service)
+                    .collect();
+                let behind = theirs.iter().filter(|n| n.info.version < *version).count();
+                if theirs.is_empty() || behind > 0 {
+                    return Some(format!(
+                        "waiting for every node of {service} to run v{version} ({behind} of {} do not)",
+                        theirs.len()
+                    ));
+                }
+            }
+            Gate::Approval { after } if record.approved_ms.is_none() => {
+                let gone = content
+                    .nodes
+                    .values()
+                    .filter(|n| n.info.service == up.def.service)
+                    .filter(|n| {
+                        n.info.version >= up.def.to
+                            || n.state == (NodeState::Upgrading { to: up.def.to })
+                    })
+                    .count();
+                if gone >= *after as usize {
+                    return Some(format!(
+                        "waiting for an operator's approval after {after} node(s): upshift approve {}",
+                        up.id
+                    ));
+                }
+            }
+            Gate::Approval { .. } => {}
+        }
+    }
+    None
 }

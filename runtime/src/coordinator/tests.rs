@@ -8,10 +8,10 @@ use super::Coordinator;
 use crate::clock::ManualClock;
 use crate::schedule::Registry;
 use crate::udb::MemoryUdb;
-use crate::upgrade::api::v3::Coordinator as _;
+use crate::upgrade::api::v4::Coordinator as _;
 use crate::upgrade::api::{
-    Control, ControlError, Heartbeat3, Outcome, PublishError, PublishError3, RequestError3, Slot,
-    StatusView3,
+    ApproveError, Control, ControlError, Heartbeat3, Outcome, PublishError, PublishError3,
+    RequestError3, Slot, StatusView3,
 };
 use crate::upgrade::{NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
 
@@ -819,4 +819,108 @@ fn concurrent_requests_commit_in_groups_and_fail_together() {
     assert_eq!(udb.content().nodes.len(), 1);
     assert!(runtime.block_on(coordinator.status()).udb_failing.is_none());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+impl Fixture {
+    fn publish_gated(&self, schedule: &str, gates: &str) -> Result<u64, PublishError3> {
+        let (_, gates) = crate::upgrade::schedule_and_gates(gates).expect("gates");
+        run(self.coordinator.publish_gated(upgrade(schedule), gates))
+    }
+
+    fn register_service(&self, id: &str, service: &str, version: u32) {
+        let node = NodeInfo {
+            service: service.into(),
+            ..info(id, "g", version)
+        };
+        run(self.coordinator.register(node)).expect("recorded");
+    }
+}
+
+#[test]
+fn an_approval_gate_holds_the_rest_until_an_operator_approves() {
+    let f = fixture();
+    for id in ["n1", "n2", "n3"] {
+        f.register(id, "g");
+    }
+    let up = f
+        .publish_gated("rolling:1", "approval:1")
+        .expect("published");
+    assert_eq!(
+        f.slot("n1", up),
+        Slot::Granted,
+        "one node before the approval"
+    );
+    f.report("n1", up, Outcome::Upgraded { version: 2 });
+    let waiting =
+        format!("waiting for an operator's approval after 1 node(s): upshift approve {up}");
+    assert_eq!(f.slot("n2", up), Slot::Wait(waiting.clone()));
+    let gates = run(gates(&f));
+    assert_eq!(gates[&up].waiting.as_deref(), Some(waiting.as_str()));
+    run(f.coordinator.approve(up)).expect("approved");
+    assert_eq!(f.slot("n2", up), Slot::Granted, "approved: the others go");
+    assert!(matches!(
+        run(f.coordinator.approve(up)),
+        Err(ApproveError::AlreadyApproved { .. })
+    ));
+    assert!(
+        f.status().recent.iter().any(|e| e.what == "approved"),
+        "the approval is in the history"
+    );
+    let other = fixture();
+    other.register("n1", "g");
+    let plain = other.publish("rolling:1");
+    assert_eq!(
+        run(other.coordinator.approve(plain)),
+        Err(ApproveError::NoApprovalGate(plain))
+    );
+    assert_eq!(
+        run(f.coordinator.approve(99)),
+        Err(ApproveError::NoSuchUpgrade(99))
+    );
+}
+
+fn gates(
+    f: &Fixture,
+) -> impl Future<Output = std::collections::BTreeMap<u64, crate::upgrade::api::GateView>> + '_ {
+    f.coordinator.gates()
+}
+
+#[test]
+fn a_service_waits_for_the_one_it_comes_after() {
+    let f = fixture();
+    f.register_service("s1", "Server", 1);
+    f.register_service("s2", "Server", 2);
+    f.register("c1", "g");
+    let up = f
+        .publish_gated("immediately", "after:Server@2")
+        .expect("published");
+    assert_eq!(
+        f.slot("c1", up),
+        Slot::Wait("waiting for every node of Server to run v2 (1 of 2 do not)".into())
+    );
+    run(f.coordinator.register(NodeInfo {
+        service: "Server".into(),
+        ..info("s1", "g", 2)
+    }))
+    .expect("s1 at v2");
+    assert_eq!(f.slot("c1", up), Slot::Granted, "every server runs v2");
+}
+
+#[test]
+fn gates_that_could_never_open_are_refused_at_publish() {
+    let f = fixture();
+    f.register("n1", "g");
+    for (gates, says) in [
+        ("after:Kv@2", "cannot wait for its own service"),
+        ("after:Nowhere@2", "no node of Nowhere is registered"),
+        ("approval,approval:2", "more than one approval gate"),
+    ] {
+        match f.publish_gated("rolling:1", gates) {
+            Err(PublishError3::V2(PublishError::Schedule(why))) => {
+                assert!(why.contains(says), "{gates}: {why}")
+            }
+            other => panic!("{gates}: {other:?}"),
+        }
+    }
+    assert!(f.status().rollouts.is_empty(), "nothing was published");
 }

@@ -13,6 +13,7 @@
 //! | `nodes/<id>` | a node's record (postcard, as in the redb UDB) |
 //! | `upgrades/<id, 20 digits>` | an upgrade's record |
 //! | `events/<seq, 20 digits>` | one event of the history |
+//! | `gates/<id, 20 digits>` | an upgrade's gates and approval (format 3) |
 //! | `leader` | the leading coordinator's address, under its lease |
 //!
 //! **Fencing.** Only a leader writes, and every write is one etcd
@@ -37,8 +38,8 @@ use crate::http::{self, Body};
 use crate::sync::lock;
 use crate::upgrade::{Event, NodeRecord, UpgradeRecord};
 
-/// The records' format: the same encoding as the redb UDB's format 2.
-const FORMAT: u32 = 2;
+/// The records' format: the same encodings as the redb UDB's format 3.
+const FORMAT: u32 = 3;
 /// Keys read per range request when loading.
 const PAGE: usize = 1_000;
 /// etcd keeps every revision until compacted: compact when this many
@@ -74,8 +75,9 @@ struct Fence {
 }
 
 impl EtcdUdb {
-    /// The records' format (the redb UDB's format 2). A prefix written in a
-    /// newer format is refused.
+    /// The records' format (the redb UDB's format 3). A prefix written in
+    /// format 2 is upgraded when opened (only the format changes: gates
+    /// are new); one written in a newer format is refused.
     pub const FORMAT: u32 = FORMAT;
 
     /// Connects to etcd at `url`: `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`
@@ -137,6 +139,15 @@ impl EtcdUdb {
                 let text = String::from_utf8_lossy(value);
                 match text.trim().parse::<u32>() {
                     Ok(FORMAT) => Ok(()),
+                    Ok(2) => {
+                        let value = b64(FORMAT.to_string().as_bytes());
+                        let put = json!({"key": b64(key.as_bytes()), "value": value});
+                        self.etcd
+                            .call("/v3/kv/put", &put)
+                            .map_err(|e| self.error("upgrade the format", e))?;
+                        tracing::info!(%key, "upgraded the etcd UDB from format 2 to {FORMAT}");
+                        Ok(())
+                    }
                     Ok(newer) if newer > FORMAT => Err(self.error(
                         "open",
                         format!(
@@ -269,6 +280,9 @@ impl EtcdUdb {
             for e in &batch.events {
                 ops.insert(self.key(&format!("events/{:020}", e.seq)), Some(encode(e)?));
             }
+            for (id, record) in &batch.gates {
+                ops.insert(self.key(&format!("gates/{id:020}")), Some(encode(record)?));
+            }
         }
         let success: Vec<Value> = ops
             .iter()
@@ -340,6 +354,13 @@ impl Udb for EtcdUdb {
                 } else if rest.starts_with("events/") {
                     let event: Event = postcard::from_bytes(value).map_err(bad)?;
                     content.events.push(event);
+                } else if let Some(id) = rest.strip_prefix("gates/") {
+                    let id = id
+                        .parse()
+                        .map_err(|_| self.error("read", format!("{key}: not an upgrade id")))?;
+                    content
+                        .gates
+                        .insert(id, postcard::from_bytes(value).map_err(bad)?);
                 } else if rest != "leader" && rest != "meta/format" {
                     return Err(self.error(
                         "read",
@@ -392,7 +413,11 @@ impl Udb for EtcdUdb {
 }
 
 fn ops_of(batch: &Batch) -> usize {
-    batch.nodes.len() + batch.forget.len() + batch.upgrades.len() + batch.events.len()
+    batch.nodes.len()
+        + batch.forget.len()
+        + batch.upgrades.len()
+        + batch.events.len()
+        + batch.gates.len()
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {

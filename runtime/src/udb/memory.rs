@@ -57,6 +57,9 @@ impl Udb for MemoryUdb {
             for id in &batch.forget {
                 content.nodes.remove(id);
             }
+            for (id, gates) in &batch.gates {
+                content.gates.insert(*id, gates.clone());
+            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 pub use self::etcd::{EtcdUdb, Leadership};
 pub use self::memory::MemoryUdb;
 pub use self::redb::RedbUdb;
-use crate::upgrade::{Event, NodeRecord, UpgradeRecord};
+use crate::upgrade::{Event, GateRecord, NodeRecord, UpgradeRecord};
 
 /// Everything the UDB holds, as the coordinator keeps it in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct Content {
     pub upgrades: BTreeMap<u64, UpgradeRecord>,
     /// History, oldest first.
     pub events: Vec<Event>,
+    /// Gates and approvals, by upgrade (only upgrades published with gates).
+    pub gates: BTreeMap<u64, GateRecord>,
 }
 
 /// Changes written in one transaction.
@@ -42,6 +44,8 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// Ids of nodes to remove (forgotten by an operator), after `nodes`.
     pub forget: Vec<String>,
+    /// Gate records to insert or replace, by upgrade.
+    pub gates: Vec<(u64, GateRecord)>,
 }
 
 impl Batch {
@@ -51,6 +55,7 @@ impl Batch {
             && self.upgrades.is_empty()
             && self.events.is_empty()
             && self.forget.is_empty()
+            && self.gates.is_empty()
     }
 }
 

@@ -11,11 +11,13 @@ use crate::upgrade::{Event, NodeRecord, UpgradeRecord};
 const NODES: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("nodes");
 const UPGRADES: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("upgrades");
 const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+/// Gates and approvals by upgrade (format 3).
+const GATES: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("gates");
 /// `format`: the shape of the stored records (absent in format 1).
 const META: redb::TableDefinition<&str, u32> = redb::TableDefinition::new("meta");
 
 /// See [`RedbUdb::FORMAT`].
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The embedded UDB: a single redb file.
 ///
@@ -38,8 +40,10 @@ impl std::fmt::Debug for RedbUdb {
 impl RedbUdb {
     /// The shape of the records this coordinator writes. 1: the first (no
     /// `meta` table); 2: nodes say why they are unhealthy, events who
-    /// asked. A file of an older format is upgraded when opened, in one
-    /// transaction; one of a newer format is refused.
+    /// asked; 3: rollouts' gates and approvals (a `gates` table; a
+    /// coordinator that knew no gates must not run a gated rollout). A file
+    /// of an older format is upgraded when opened, in one transaction; one
+    /// of a newer format is refused.
     pub const FORMAT: u32 = FORMAT;
 
     /// Opens the UDB file at `path`, creating it if missing. A file that
@@ -164,6 +168,12 @@ impl RedbUdb {
                 .events
                 .push(postcard::from_bytes(v.value()).map_err(|e| err(p, "decode event", e))?);
         }
+        let gates = txn.open_table(GATES).map_err(|e| err(p, "open gates", e))?;
+        for row in gates.iter().map_err(|e| err(p, "read gates", e))? {
+            let (k, v) = row.map_err(|e| err(p, "read gate", e))?;
+            let record = postcard::from_bytes(v.value()).map_err(|e| err(p, "decode gates", e))?;
+            content.gates.insert(k.value(), record);
+        }
         Ok(content)
     }
 
@@ -194,6 +204,18 @@ impl RedbUdb {
                          or restore a backup"
                     ),
                 ));
+            }
+            // Format 2: nothing to convert; the `gates` table is new.
+            Some(2) => {
+                {
+                    txn.open_table(GATES).map_err(|e| err(p, "open gates", e))?;
+                    let mut meta = txn.open_table(META).map_err(|e| err(p, "open meta", e))?;
+                    meta.insert("format", FORMAT)
+                        .map_err(|e| err(p, "write format", e))?;
+                }
+                txn.commit().map_err(|e| err(p, "commit", e))?;
+                tracing::info!(path = %p.display(), "upgraded the UDB from format 2 to {FORMAT}");
+                return Ok(());
             }
             // Format 1 (or a file with no tables yet).
             _ => {}
@@ -279,6 +301,7 @@ impl RedbUdb {
             let mut events = txn
                 .open_table(EVENTS)
                 .map_err(|e| err(p, "open events", e))?;
+            let mut gates = txn.open_table(GATES).map_err(|e| err(p, "open gates", e))?;
             for batch in batches {
                 for n in &batch.nodes {
                     nodes
@@ -299,6 +322,11 @@ impl RedbUdb {
                     events
                         .insert(ev.seq, encode(p, ev)?.as_slice())
                         .map_err(|e| err(p, "write event", e))?;
+                }
+                for (id, record) in &batch.gates {
+                    gates
+                        .insert(*id, encode(p, record)?.as_slice())
+                        .map_err(|e| err(p, "write gates", e))?;
                 }
             }
         }
@@ -436,7 +464,7 @@ mod tests {
             (last.seq, last.what.as_str(), last.by.as_deref()),
             (25_000, "event 25000 (on a call by operator alice)", None)
         );
-        // Opened again: already format 2, read as it is.
+        // Opened again: already in this format, read as it is.
         let again = RedbUdb::open(&path)
             .and_then(|u| u.read_all())
             .expect("reopen");
@@ -459,6 +487,53 @@ mod tests {
             )),
             "{e}"
         );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_format_2_file_gains_the_gates_table_and_keeps_everything() {
+        let d = dir("format2");
+        let path = d.join("udb.redb");
+        let udb = RedbUdb::open(&path).expect("open");
+        let event = Event {
+            seq: 1,
+            at_ms: 2,
+            node: None,
+            upgrade: Some(1),
+            what: "published".into(),
+            by: Some("operator alice".into()),
+        };
+        let batch = Batch {
+            events: vec![event],
+            ..Batch::default()
+        };
+        udb.write(&[batch]).expect("write");
+        let before = udb.read_all().expect("read");
+        drop(udb);
+        // As format 2 left it: no gates table, format 2.
+        {
+            let db = redb::Database::create(&path).expect("open");
+            let txn = db.begin_write().expect("write");
+            txn.delete_table(GATES).expect("drop gates");
+            txn.open_table(META)
+                .expect("meta")
+                .insert("format", 2)
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let udb = RedbUdb::open(&path).expect("upgraded");
+        assert_eq!(udb.read_all().expect("read"), before);
+        let mut gated = Batch::default();
+        gated.gates.push((
+            1,
+            crate::upgrade::GateRecord {
+                gates: vec![crate::upgrade::Gate::Approval { after: 1 }],
+                approved_ms: None,
+                approved_by: None,
+            },
+        ));
+        udb.write(&[gated]).expect("gates are written");
+        assert_eq!(udb.read_all().expect("read").gates.len(), 1);
         let _ = std::fs::remove_dir_all(&d);
     }
 

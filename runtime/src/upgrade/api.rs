@@ -1,10 +1,15 @@
 //! The coordinator's RPC interface, declared with upshift's own macro: what
 //! nodes (their agents) and operators (the CLI) call.
 //!
-//! v3 (the newest) holds each node id for one live node, carries why a
-//! node is unhealthy and who asked for each change, refuses upgrades that
-//! could not finish, and forgets nodes that are gone; v2 callers are served
-//! through v2's past SO, v1 callers through v1's on top of it.
+//! v4 (the newest) adds gates to rollouts — another service first
+//! (`after:S@N`), an operator's approval (`approval[:N]`) — with `approve`
+//! and a view of each rollout's gates; v3 callers are served through v3's
+//! past SO (their calls mean the same in v4).
+//!
+//! v3 holds each node id for one live node, carries why a node is
+//! unhealthy and who asked for each change, refuses upgrades that could not
+//! finish, and forgets nodes that are gone; v2 callers are served through
+//! v2's past SO, v1 callers through v1's on top of it.
 //!
 //! v2 answers every request that the UDB could not record with a typed error
 //! (never as if it had succeeded), names each way a publish or a control can
@@ -23,7 +28,7 @@ pub mod coordinator {
 
     use serde::{Deserialize, Serialize};
 
-    use crate::upgrade::{NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
+    use crate::upgrade::{Gate, NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
 
     /// What a node reports on every heartbeat.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
@@ -506,6 +511,53 @@ pub mod coordinator {
         Unrecorded(Unrecorded),
     }
 
+    /// A rollout's gates as v4's `gates` shows them.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct GateView {
+        /// What the rollout waits on besides its schedule.
+        pub gates: Vec<Gate>,
+        /// When an operator approved it, Unix milliseconds.
+        pub approved_ms: Option<u64>,
+        /// Who approved it, when their certificate named them.
+        pub approved_by: Option<String>,
+        /// What a gate holds the rollout's nodes for now, while it is open.
+        pub waiting: Option<String>,
+    }
+
+    /// Why an approval was not taken (v4).
+    #[derive(
+        Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema, thiserror::Error,
+    )]
+    pub enum ApproveError {
+        /// No upgrade has this id.
+        #[error("no upgrade #{0}")]
+        NoSuchUpgrade(u64),
+        /// The upgrade was published without an approval gate.
+        #[error("upgrade #{0} has no approval gate: there is nothing to approve")]
+        NoApprovalGate(u64),
+        /// The rollout is over.
+        #[error("upgrade #{upgrade} is {state:?}: there is nothing to approve")]
+        NotNow {
+            /// The upgrade.
+            upgrade: u64,
+            /// Where the rollout stands.
+            state: RolloutState,
+        },
+        /// Approved before.
+        #[error("upgrade #{upgrade} was approved already (at {at_ms}{})", by.as_ref().map(|b| format!(", by {b}")).unwrap_or_default())]
+        AlreadyApproved {
+            /// The upgrade.
+            upgrade: u64,
+            /// When.
+            at_ms: u64,
+            /// By whom.
+            by: Option<String>,
+        },
+        /// The UDB refused the write; nothing changed.
+        #[error(transparent)]
+        Unrecorded(Unrecorded),
+    }
+
     /// The longest node id, group, service name or address the coordinator keeps.
     pub const MAX_NAME: usize = 255;
     /// The longest reason, note or artifact the coordinator keeps.
@@ -594,6 +646,50 @@ pub mod coordinator {
         async fn control(&self, upgrade: u64, action: Control) -> Result<(), ControlError>;
         /// Every node and rollout, and the newest events.
         async fn status(&self) -> StatusView3;
+        /// Up to `limit` events (at most [`MAX_HISTORY_PAGE`]) with a
+        /// sequence number above `after`, oldest first.
+        async fn history(&self, after: u64, limit: u32) -> Vec<Event3>;
+        /// Removes a node that is gone for good (silent for longer than the
+        /// coordinator's liveness window), so it no longer holds a rollout
+        /// open or its id; recorded in the history.
+        async fn forget(&self, node: String) -> Result<(), ForgetError>;
+    }
+
+    /// v4: rollouts with gates — after another service, an operator's
+    /// approval — and `approve`.
+    #[version(4)]
+    pub trait Coordinator {
+        /// Records a node (again, after a restart); refused while another
+        /// live node holds its id.
+        async fn register(&self, node: NodeInfo) -> Result<(), RequestError3>;
+        /// Reports liveness, health (and why not) and call counts; returns
+        /// the upgrade the node should take part in, if any.
+        async fn heartbeat(&self, beat: Heartbeat3) -> Result<Option<Pending>, RequestError3>;
+        /// Asks for a slot to upgrade now.
+        async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3>;
+        /// Reports how the node's upgrade went.
+        async fn report(
+            &self,
+            node: String,
+            upgrade: u64,
+            outcome: Outcome,
+        ) -> Result<(), RequestError3>;
+        /// Publishes an upgrade; returns its id.
+        async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError3>;
+        /// Publishes an upgrade whose nodes also wait on `gates`.
+        async fn publish_gated(
+            &self,
+            upgrade: Upgrade,
+            gates: Vec<Gate>,
+        ) -> Result<u64, PublishError3>;
+        /// Approves a rollout its approval gate holds.
+        async fn approve(&self, upgrade: u64) -> Result<(), ApproveError>;
+        /// Pauses, resumes or aborts a rollout.
+        async fn control(&self, upgrade: u64, action: Control) -> Result<(), ControlError>;
+        /// Every node and rollout, and the newest events.
+        async fn status(&self) -> StatusView3;
+        /// The gates of every rollout published with some.
+        async fn gates(&self) -> BTreeMap<u64, GateView>;
         /// Up to `limit` events (at most [`MAX_HISTORY_PAGE`]) with a
         /// sequence number above `after`, oldest first.
         async fn history(&self, after: u64, limit: u32) -> Vec<Event3>;
@@ -828,6 +924,61 @@ impl<N: v3::Interface> v2::Past for v2::PastSo<N> {
     async fn history(&self, after: u64, limit: u32) -> Result<Vec<Event>, Disallowed> {
         let page = self.next.history(after, limit).await?;
         Ok(page.into_iter().map(event_v2).collect())
+    }
+}
+
+/// v3's calls mean the same in v4: each is passed on as it is.
+impl<N: v4::Interface> v3::Past for v3::PastSo<N> {
+    async fn register(&self, node: NodeInfo) -> Result<Result<(), RequestError3>, Disallowed> {
+        self.next.register(node).await
+    }
+
+    async fn heartbeat(
+        &self,
+        beat: Heartbeat3,
+    ) -> Result<Result<Option<Pending>, RequestError3>, Disallowed> {
+        self.next.heartbeat(beat).await
+    }
+
+    async fn request_slot(
+        &self,
+        node: String,
+        upgrade: u64,
+    ) -> Result<Result<Slot, RequestError3>, Disallowed> {
+        self.next.request_slot(node, upgrade).await
+    }
+
+    async fn report(
+        &self,
+        node: String,
+        upgrade: u64,
+        outcome: Outcome,
+    ) -> Result<Result<(), RequestError3>, Disallowed> {
+        self.next.report(node, upgrade, outcome).await
+    }
+
+    async fn publish(&self, upgrade: Upgrade) -> Result<Result<u64, PublishError3>, Disallowed> {
+        self.next.publish(upgrade).await
+    }
+
+    async fn control(
+        &self,
+        upgrade: u64,
+        action: Control,
+    ) -> Result<Result<(), ControlError>, Disallowed> {
+        self.next.control(upgrade, action).await
+    }
+
+    async fn status(&self) -> Result<StatusView3, Disallowed> {
+        self.next.status().await
+    }
+
+    async fn history(&self, after: u64, limit: u32) -> Result<Vec<Event3>, Disallowed> {
+        self.next.history(after, limit).await
+    }
+
+    async fn forget(&self, node: String) -> Result<Result<(), ForgetError>, Disallowed> {
+        self.next.forget(node).await
     }
 }
 

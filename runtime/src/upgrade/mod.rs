@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use artifact::{Artifact, ArtifactError};
 pub use coordinators::Coordinators;
 pub use node::{NodeInfo, NodeRecord, NodeState};
-pub use schedule_spec::ScheduleSpec;
+pub use schedule_spec::{Gate, ScheduleSpec, schedule_and_gates};
 
 /// An upgrade as an operator publishes it: from-version, to-version,
 /// schedule, artifact and notes.
@@ -72,6 +72,18 @@ pub struct UpgradeRecord {
     pub state: RolloutState,
     /// When it was published, Unix milliseconds.
     pub published_ms: u64,
+}
+
+/// A rollout's gates and its approval, as the coordinator keeps them beside
+/// its [`UpgradeRecord`] (published with API v4; UDB format 3).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// What the rollout waits on besides its schedule.
+    pub gates: Vec<Gate>,
+    /// When an operator approved it, Unix milliseconds.
+    pub approved_ms: Option<u64>,
+    /// Who approved it, when their certificate named them.
+    pub approved_by: Option<String>,
 }
 
 /// One line of upgrade history, as the coordinator keeps it.

@@ -3,6 +3,97 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What a rollout waits on besides its schedule (coordinator API v4): the
+/// schedule decides between the nodes of one service; a gate holds them all
+/// for something outside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+pub enum Gate {
+    /// No node goes until every registered node of `service` runs
+    /// `version` or newer: servers before their clients. `after:S@N`.
+    After {
+        /// The other service.
+        service: String,
+        /// The version all its nodes must run.
+        version: u32,
+    },
+    /// Once `after` nodes run the new version (0: before any), the others
+    /// wait until an operator approves (`upshift approve ID`). `approval`,
+    /// `approval:N`.
+    Approval {
+        /// Nodes that go before the approval.
+        after: u32,
+    },
+}
+
+impl std::fmt::Display for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gate::After { service, version } => write!(f, "after:{service}@{version}"),
+            Gate::Approval { after: 0 } => f.write_str("approval"),
+            Gate::Approval { after } => write!(f, "approval:{after}"),
+        }
+    }
+}
+
+/// A schedule and its gates in the command line's syntax: the terms of
+/// [`ScheduleSpec`]'s and the gates `after:SERVICE@VERSION` and
+/// `approval[:N]`, in any order. Gates alone leave the schedule
+/// `immediately`.
+///
+/// ```
+/// use upshift::upgrade::{Gate, ScheduleSpec, schedule_and_gates};
+///
+/// let (schedule, gates) = schedule_and_gates("rolling:2,approval:1,after:Db@3").unwrap();
+/// assert_eq!(schedule, ScheduleSpec::Rolling { max_parallel: 2 });
+/// assert_eq!(gates, [Gate::Approval { after: 1 }, Gate::After { service: "Db".into(), version: 3 }]);
+/// ```
+pub fn schedule_and_gates(text: &str) -> Result<(ScheduleSpec, Vec<Gate>), String> {
+    let mut gates = Vec::new();
+    let mut rest = Vec::new();
+    for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match parse_gate(term)? {
+            Some(gate) => gates.push(gate),
+            None => rest.push(term),
+        }
+    }
+    let schedule = if rest.is_empty() && !gates.is_empty() {
+        ScheduleSpec::Immediately
+    } else {
+        rest.join(",").parse()?
+    };
+    Ok((schedule, gates))
+}
+
+/// A gate term, `None` for a schedule term.
+fn parse_gate(term: &str) -> Result<Option<Gate>, String> {
+    let (name, arg) = term.split_once(':').unwrap_or((term, ""));
+    match name {
+        "approval" if arg.is_empty() => Ok(Some(Gate::Approval { after: 0 })),
+        "approval" => arg
+            .parse()
+            .map(|after| Some(Gate::Approval { after }))
+            .map_err(|_| {
+                format!("`{term}`: write approval or approval:N (nodes before the approval)")
+            }),
+        "after" => {
+            let (service, version) = arg
+                .split_once('@')
+                .ok_or_else(|| format!("`{term}`: write after:SERVICE@VERSION"))?;
+            let version = version
+                .parse()
+                .map_err(|_| format!("`{term}`: the version must be a whole number"))?;
+            if service.is_empty() {
+                return Err(format!("`{term}`: name the service: after:SERVICE@VERSION"));
+            }
+            Ok(Some(Gate::After {
+                service: service.to_string(),
+                version,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// A schedule as published with an upgrade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
 pub enum ScheduleSpec {
@@ -234,6 +325,10 @@ fn parse_term(term: &str) -> Result<ScheduleSpec, String> {
             healthy_secs: number("the healthy time", secs)?,
         }),
         ("custom", n) if !n.is_empty() => Ok(ScheduleSpec::Custom(n.to_string())),
+        ("after" | "approval", _) => Err(format!(
+            "`{term}` is a gate, not a schedule term: `upshift publish --schedule` takes both \
+             (upshift::upgrade::schedule_and_gates), the coordinator's v4 `publish_gated` publishes them"
+        )),
         _ => Err(format!(
             "unknown schedule term `{term}`; the terms are {TERMS}"
         )),
@@ -346,5 +441,39 @@ mod tests {
             assert_eq!(spec.to_string(), text);
             assert_eq!(spec.to_string().parse::<ScheduleSpec>(), Ok(spec));
         }
+    }
+
+    #[test]
+    fn gates_parse_beside_the_schedule_and_print_back() {
+        let (schedule, gates) =
+            schedule_and_gates("after:Server@2, rolling:1, approval").expect("parses");
+        assert_eq!(schedule, ScheduleSpec::Rolling { max_parallel: 1 });
+        assert_eq!(
+            gates,
+            [
+                Gate::After {
+                    service: "Server".into(),
+                    version: 2
+                },
+                Gate::Approval { after: 0 }
+            ]
+        );
+        let texts: Vec<String> = gates.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, ["after:Server@2", "approval"]);
+        assert_eq!(
+            schedule_and_gates("approval:3").expect("alone"),
+            (ScheduleSpec::Immediately, vec![Gate::Approval { after: 3 }])
+        );
+        for bad in [
+            "approval:x",
+            "after:Server",
+            "after:@2",
+            "after:S@x",
+            "rolling:1,nope",
+        ] {
+            assert!(schedule_and_gates(bad).is_err(), "{bad} was taken");
+        }
+        let plain = "approval".parse::<ScheduleSpec>().expect_err("a gate");
+        assert!(plain.contains("is a gate"), "{plain}");
     }
 }

@@ -763,3 +763,54 @@ async fn a_newer_version_seen_in_a_reply_wakes_the_agent() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_gate_holds_the_rollout_until_an_operator_approves() {
+    let dir = temp_dir("approval");
+    let coordinator = start_coordinator(&dir, "127.0.0.1:0", Registry::default()).await;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(
+            RunningNode::start(&dir, &format!("n{i}"), "kv", coordinator.addr(), healthy()).await,
+        );
+    }
+    wait_for(WAIT, "nodes to register", || async {
+        coordinator.status().await.nodes.len() == 3
+    })
+    .await;
+    let operator = upshift::coordinator::api::v4::Client::new(
+        Connection::connect(coordinator.addr())
+            .await
+            .expect("connect"),
+    );
+    let (schedule, gates) =
+        upshift::upgrade::schedule_and_gates("rolling:1,approval:1").expect("terms");
+    let upgrade = upshift::upgrade::Upgrade {
+        service: "Kv".into(),
+        from: 1,
+        to: 2,
+        schedule,
+        artifact: "in-process".into(),
+        notes: String::new(),
+    };
+    let id = operator
+        .publish_gated(upgrade, gates)
+        .await
+        .expect("rpc")
+        .expect("published");
+    wait_for(WAIT, "the first node to upgrade", || async {
+        nodes.iter().any(|n| n.node.version() == 2)
+    })
+    .await;
+    // The others heartbeat every 20 ms: a second is fifty chances to go.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(nodes.iter().filter(|n| n.node.version() == 2).count(), 1);
+    let gates = operator.gates().await.expect("gates");
+    let waiting = gates[&id].waiting.clone().unwrap_or_default();
+    assert!(waiting.contains("upshift approve"), "{waiting}");
+    operator.approve(id).await.expect("rpc").expect("approved");
+    wait_final(&coordinator, id).await;
+    assert!(nodes.iter().all(|n| n.node.version() == 2));
+    let gates = operator.gates().await.expect("gates");
+    assert!(gates[&id].approved_ms.is_some());
+}
