@@ -14,6 +14,8 @@
 //! - a slot answered `Granted` is recorded before the answer (no grant the
 //!   UDB does not hold), and under `groups:a>b` no node of `b` is granted
 //!   while a node of `a` is below the target;
+//! - under an approval gate (a third of the seeds), no more nodes upgraded
+//!   or upgrading than the gate lets go before the operator approves;
 //! - at the end, once every fault heals, the rollout is final with every
 //!   node at the target, or halted with a reason (a lost slot, a failed
 //!   upgrade) — never stuck.
@@ -103,6 +105,8 @@ struct World {
     upgrade: u64,
     limit: usize,
     groups: bool,
+    /// The rollout's approval gate, if it has one: nodes before it.
+    approval_after: Option<u32>,
     trace: Vec<String>,
     verbose: bool,
 }
@@ -140,6 +144,7 @@ impl World {
             upgrade: 0,
             limit: 0,
             groups: false,
+            approval_after: None,
             trace: Vec::new(),
             verbose,
         };
@@ -190,6 +195,14 @@ impl World {
             .and_then(|n| n.parse().ok())
             .unwrap_or(usize::MAX);
         self.groups = pick.starts_with("groups");
+        // A third of the rollouts wait for an operator after 0–2 nodes.
+        let gates = if self.rng.chance(33) {
+            let after = self.rng.range(0, 3) as u32;
+            self.approval_after = Some(after);
+            vec![upshift::upgrade::Gate::Approval { after }]
+        } else {
+            Vec::new()
+        };
         let def = Upgrade {
             service: "Kv".into(),
             from: 1,
@@ -199,8 +212,23 @@ impl World {
             notes: String::new(),
         };
         let coordinator = self.coordinator.as_ref().expect("up at the start");
-        self.upgrade = now(coordinator.publish(def)).expect("published");
-        self.log(format!("published #{} with {pick}", self.upgrade));
+        self.upgrade = now(coordinator.publish_gated(def, gates)).expect("published");
+        let gate = self
+            .approval_after
+            .map(|n| format!(" and approval:{n}"))
+            .unwrap_or_default();
+        self.log(format!("published #{} with {pick}{gate}", self.upgrade));
+    }
+
+    /// The operator approves, if the rollout has an approval gate.
+    fn approve(&mut self) {
+        if self.approval_after.is_none() {
+            return;
+        }
+        if let Some(coordinator) = &self.coordinator {
+            let answer = now(coordinator.approve(self.upgrade));
+            self.log(format!("the operator approves: {answer:?}"));
+        }
     }
 
     /// The coordinator, if node `i` can reach it now.
@@ -406,6 +434,23 @@ impl World {
                 ));
             }
         }
+        if let Some(after) = self.approval_after
+            && content
+                .gates
+                .get(&self.upgrade)
+                .is_some_and(|g| g.approved_ms.is_none())
+        {
+            let gone = content
+                .nodes
+                .values()
+                .filter(|n| n.info.version >= 2 || matches!(n.state, NodeState::Upgrading { .. }))
+                .count();
+            if gone > after as usize {
+                return Err(format!(
+                    "{gone} nodes upgraded or upgrading before the approval, the gate allows {after}"
+                ));
+            }
+        }
         if let Some(up) = content.upgrades.get(&self.upgrade)
             && up.state == RolloutState::Final
             && let Some(behind) = self.nodes.iter().find(|n| n.version < 2)
@@ -445,6 +490,9 @@ impl World {
             let i = self.rng.range(0, self.nodes.len() as u64) as usize;
             self.agent_step(i)?;
             self.check()?;
+            if self.rng.chance(1) {
+                self.approve();
+            }
         }
         // Then every fault heals: the rollout must end.
         self.log("every fault heals".into());
@@ -453,9 +501,13 @@ impl World {
             node.restart_at = 0;
         }
         self.coordinator_back_at = 0;
-        for _ in 0..3000 {
+        for step in 0..3000 {
             self.advance(100);
             self.restarts();
+            // The operator looks after a minute and approves.
+            if step == 600 {
+                self.approve();
+            }
             for i in 0..self.nodes.len() {
                 self.agent_step(i)?;
             }
