@@ -45,9 +45,8 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1000);
-    let etcd_installed = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("etcd").is_file()))
-        || std::env::var_os("UPSHIFT_ETCD_BIN").is_some();
+    let etcd_installed =
+        upshift_tests::on_path("etcd").is_some() || std::env::var_os("UPSHIFT_ETCD_BIN").is_some();
     runtime().block_on(async {
         let on_disk = run(nodes, Udb::Redb).await;
         let on_etcd = if etcd_installed {

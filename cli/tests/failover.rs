@@ -90,62 +90,134 @@ fn assert_one_grant_each_and_nothing_lost(before: &UdbContent, after: &UdbConten
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
-    let etcd = EtcdServer::start("failover");
-    let url = etcd.url("/failover/");
-    let dir = temp_dir("failover");
-    let ports: Vec<String> = (0..3)
-        .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            l.local_addr().expect("addr").to_string()
-        })
-        .collect();
-    let all: Coordinators = ports.join(",").parse().expect("addresses");
-    let (send, lines) = mpsc::channel();
-    let mut coordinators: Vec<Child> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, listen)| start(i, &url, listen, &send))
-        .collect();
-    let first = leader(&lines, Duration::from_secs(30));
+/// A rollout under way: `count` coordinators over one etcd, four kv nodes
+/// following whichever leads, `rolling:1,health:1` published (one node at a
+/// time, each healthy for a second: slow enough to act half way), and the
+/// first node upgraded.
+struct MidRollout {
+    etcd: EtcdServer,
+    all: Coordinators,
+    lines: mpsc::Receiver<(usize, String)>,
+    coordinators: Vec<Child>,
+    /// The coordinator that leads.
+    first: usize,
+    nodes: Vec<RunningNode>,
+    /// The status once the first node upgraded.
+    before: UdbContent,
+}
 
-    let mut nodes = Vec::new();
-    for i in 0..4 {
-        let healthy = Arc::new(|| true);
-        nodes.push(RunningNode::start(&dir, &format!("n{i}"), "kv", all.clone(), healthy).await);
+impl MidRollout {
+    async fn start(label: &str, count: usize) -> Self {
+        let etcd = EtcdServer::start(label);
+        let url = etcd.url(&format!("/{label}/"));
+        let dir = temp_dir(label);
+        let ports: Vec<String> = (0..count)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+                l.local_addr().expect("addr").to_string()
+            })
+            .collect();
+        let all: Coordinators = ports.join(",").parse().expect("addresses");
+        let (send, lines) = mpsc::channel();
+        let coordinators: Vec<Child> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, listen)| start(i, &url, listen, &send))
+            .collect();
+        let first = leader(&lines, Duration::from_secs(30));
+        let mut nodes = Vec::new();
+        for i in 0..4 {
+            let healthy = Arc::new(|| true);
+            nodes
+                .push(RunningNode::start(&dir, &format!("n{i}"), "kv", all.clone(), healthy).await);
+        }
+        wait_for(WAIT, "four nodes to register", || async {
+            status_of(all.clone())
+                .await
+                .is_some_and(|s| s.nodes.len() == 4)
+        })
+        .await;
+        let out = Command::new(BIN)
+            .args(["publish", "-c", &all.to_string()])
+            .args(["--service", "Kv", "--from", "1", "--to", "2"])
+            .args(["--schedule", "rolling:1,health:1"])
+            .output()
+            .expect("publish");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_for(WAIT, "the first node to upgrade", || async {
+            status_of(all.clone()).await.is_some_and(|s| at_v2(&s) >= 1)
+        })
+        .await;
+        let before = status_of(all.clone()).await.expect("status");
+        MidRollout {
+            etcd,
+            all,
+            lines,
+            coordinators,
+            first,
+            nodes,
+            before,
+        }
     }
-    wait_for(WAIT, "four nodes to register", || async {
+
+    /// Waits for the rollout to end final on whichever leads; its status then.
+    async fn wait_final(&self) -> UdbContent {
+        let all = &self.all;
+        wait_for(
+            WAIT,
+            "the rollout to end final on the new leader",
+            || async {
+                status_of(all.clone()).await.is_some_and(|s| {
+                    s.upgrades
+                        .get(&1)
+                        .is_some_and(|u| u.state == RolloutState::Final)
+                })
+            },
+        )
+        .await;
         status_of(all.clone())
             .await
-            .is_some_and(|s| s.nodes.len() == 4)
-    })
-    .await;
+            .expect("status after the failover")
+    }
 
-    // One node at a time, each healthy for a second before the next: slow
-    // enough to kill the leader half way.
-    let out = Command::new(BIN)
-        .args(["publish", "-c", &all.to_string()])
-        .args(["--service", "Kv", "--from", "1", "--to", "2"])
-        .args(["--schedule", "rolling:1,health:1"])
-        .output()
-        .expect("publish");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_for(WAIT, "the first node to upgrade", || async {
-        status_of(all.clone()).await.is_some_and(|s| at_v2(&s) >= 1)
-    })
-    .await;
-    let before = status_of(all.clone()).await.expect("status");
-    assert!(at_v2(&before) < 4, "the rollout ended before the kill");
+    fn stop(self) {
+        for node in self.nodes {
+            node.stop();
+        }
+        for mut c in self.coordinators {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        drop(self.etcd);
+    }
+}
 
-    coordinators[first].kill().expect("SIGKILL the leader");
-    coordinators[first].wait().expect("reap it");
+/// How `child` exited, waiting at most `within`.
+fn exit_code_within(child: &mut Child, within: Duration, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
+    let mut r = MidRollout::start("failover", 3).await;
+    let first = r.first;
+    assert!(at_v2(&r.before) < 4, "the rollout ended before the kill");
+
+    r.coordinators[first].kill().expect("SIGKILL the leader");
+    r.coordinators[first].wait().expect("reap it");
     let killed = Instant::now();
-    let second = leader(&lines, Duration::from_secs(LEASE_SECS + 10));
+    let second = leader(&r.lines, Duration::from_secs(LEASE_SECS + 10));
     let took = killed.elapsed();
     assert_ne!(second, first, "the killed leader cannot lead");
     // The lease runs out, then the next campaign round (a quarter of the
@@ -156,34 +228,11 @@ async fn a_follower_takes_over_when_the_leader_is_killed_mid_rollout() {
     );
     eprintln!("failover: coordinator {second} leads {took:?} after the leader was killed");
 
-    wait_for(
-        WAIT,
-        "the rollout to end final on the new leader",
-        || async {
-            status_of(all.clone()).await.is_some_and(|s| {
-                s.upgrades
-                    .get(&1)
-                    .is_some_and(|u| u.state == RolloutState::Final)
-            })
-        },
-    )
-    .await;
-    let after = status_of(all.clone())
-        .await
-        .expect("status after the failover");
+    let after = r.wait_final().await;
     assert_eq!(at_v2(&after), 4);
-    assert!(nodes.iter().all(|n| n.node.version() == 2));
-
-    assert_one_grant_each_and_nothing_lost(&before, &after);
-
-    for node in nodes {
-        node.stop();
-    }
-    for mut c in coordinators {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    drop(etcd);
+    assert!(r.nodes.iter().all(|n| n.node.version() == 2));
+    assert_one_grant_each_and_nothing_lost(&r.before, &after);
+    r.stop();
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `child`.
@@ -197,97 +246,33 @@ fn signal(child: &Child, signal: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_leader_is_deposed_and_cannot_decide_when_it_wakes() {
-    let etcd = EtcdServer::start("failover-stall");
-    let url = etcd.url("/stall/");
-    let dir = temp_dir("failover-stall");
-    let ports: Vec<String> = (0..2)
-        .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            l.local_addr().expect("addr").to_string()
-        })
-        .collect();
-    let all: Coordinators = ports.join(",").parse().expect("addresses");
-    let (send, lines) = mpsc::channel();
-    let mut coordinators: Vec<Child> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, listen)| start(i, &url, listen, &send))
-        .collect();
-    let first = leader(&lines, Duration::from_secs(30));
-    let mut nodes = Vec::new();
-    for i in 0..4 {
-        let healthy = Arc::new(|| true);
-        nodes.push(RunningNode::start(&dir, &format!("n{i}"), "kv", all.clone(), healthy).await);
-    }
-    wait_for(WAIT, "four nodes to register", || async {
-        status_of(all.clone())
-            .await
-            .is_some_and(|s| s.nodes.len() == 4)
-    })
-    .await;
-    let out = Command::new(BIN)
-        .args(["publish", "-c", &all.to_string()])
-        .args(["--service", "Kv", "--from", "1", "--to", "2"])
-        .args(["--schedule", "rolling:1,health:1"])
-        .output()
-        .expect("publish");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_for(WAIT, "the first node to upgrade", || async {
-        status_of(all.clone()).await.is_some_and(|s| at_v2(&s) >= 1)
-    })
-    .await;
-    let before = status_of(all.clone()).await.expect("status");
+    let mut r = MidRollout::start("failover-stall", 2).await;
+    let first = r.first;
 
     // The leader stalls (a long pause, a frozen VM): its port still
     // accepts, it answers nothing, its lease runs out.
-    signal(&coordinators[first], "STOP");
-    let second = leader(&lines, Duration::from_secs(LEASE_SECS + 10));
+    signal(&r.coordinators[first], "STOP");
+    let second = leader(&r.lines, Duration::from_secs(LEASE_SECS + 10));
     assert_ne!(second, first);
-    wait_for(
-        WAIT,
-        "the rollout to end final on the new leader",
-        || async {
-            status_of(all.clone()).await.is_some_and(|s| {
-                s.upgrades
-                    .get(&1)
-                    .is_some_and(|u| u.state == RolloutState::Final)
-            })
-        },
-    )
-    .await;
+    r.wait_final().await;
 
     // It wakes believing it leads: it finds its lease gone and stops,
     // and nothing it did meanwhile reached the UDB.
-    signal(&coordinators[first], "CONT");
-    let deadline = Instant::now() + Duration::from_secs(LEASE_SECS + 20);
-    let code = loop {
-        if let Some(status) = coordinators[first].try_wait().expect("poll") {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "the deposed leader kept running");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    signal(&r.coordinators[first], "CONT");
+    let code = exit_code_within(
+        &mut r.coordinators[first],
+        Duration::from_secs(LEASE_SECS + 20),
+        "the deposed leader kept running",
+    );
     assert_eq!(
         code,
         Some(3),
         "the deposed leader exits saying it no longer leads"
     );
-    let after = status_of(all.clone()).await.expect("status after");
+    let after = status_of(r.all.clone()).await.expect("status after");
     assert_eq!(at_v2(&after), 4);
-    assert_one_grant_each_and_nothing_lost(&before, &after);
-
-    for node in nodes {
-        node.stop();
-    }
-    for mut c in coordinators {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    drop(etcd);
+    assert_one_grant_each_and_nothing_lost(&r.before, &after);
+    r.stop();
 }
 
 #[test]
@@ -332,20 +317,14 @@ fn a_leader_that_loses_etcd_stops_instead_of_deciding_alone() {
     leader(&lines, Duration::from_secs(30));
     etcd.stop();
     // The lease cannot be renewed: within about the lease it gives up.
-    let deadline = Instant::now() + Duration::from_secs(LEASE_SECS + 20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the coordinator kept running without etcd"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = exit_code_within(
+        &mut child,
+        Duration::from_secs(LEASE_SECS + 20),
+        "the coordinator kept running without etcd",
+    );
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
         .expect("stderr");
-    assert_eq!(status.code(), Some(3), "{err}");
+    assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("no longer leads"), "{err}");
 }

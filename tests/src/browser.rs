@@ -27,12 +27,7 @@ fn find(name: &str, env: &str, debian: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    });
-    on_path.unwrap_or_else(|| {
+    crate::on_path(name).unwrap_or_else(|| {
         panic!(
             "{name} is not installed, and this test needs a real browser: run `scripts/test` \
              (it installs Debian's {debian}), or `apt-get install chromium chromium-driver`, or \

@@ -25,12 +25,7 @@ fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("UPSHIFT_ETCD_BIN") {
         return PathBuf::from(path);
     }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("etcd"))
-            .find(|path| path.is_file())
-    });
-    found.unwrap_or_else(|| {
+    crate::on_path("etcd").unwrap_or_else(|| {
         panic!(
             "etcd is not installed, and this test needs a real one: run `scripts/test` \
              (it installs Debian's etcd-server), or `apt-get install etcd-server`, or set \

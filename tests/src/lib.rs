@@ -62,6 +62,15 @@ impl probe::v1::Probe for ProbeObject {
     }
 }
 
+/// Where the program `name` is on the `PATH`, if it is: the real servers
+/// and browsers the tests start.
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
 /// A key-value node at `version` listening on loopback TCP, with a client
 /// connection to it.
 pub async fn kv_node(version: u32, with_future: bool) -> (Server, upshift::Listener, Connection) {

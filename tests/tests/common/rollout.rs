@@ -785,16 +785,8 @@ async fn an_approval_gate_holds_the_rollout_until_an_operator_approves() {
     );
     let (schedule, gates) =
         upshift::upgrade::schedule_and_gates("rolling:1,approval:1").expect("terms");
-    let upgrade = upshift::upgrade::Upgrade {
-        service: "Kv".into(),
-        from: 1,
-        to: 2,
-        schedule,
-        artifact: "in-process".into(),
-        notes: String::new(),
-    };
     let id = operator
-        .publish_gated(upgrade, gates)
+        .publish_gated(def(1, schedule).into(), gates)
         .await
         .expect("rpc")
         .expect("published");
