@@ -355,10 +355,16 @@ impl Node {
             // Writing and syncing the file blocks for milliseconds or more,
             // and nodes checkpoint while they serve: off the runtime's
             // threads. The lock stays held, so checkpoints commit in order.
+            // So does the journal's compaction, which rewrites the entries
+            // the snapshot does not hold.
             let store = self.inner.store.clone();
-            blocking(move || store.write(&snapshot)).await?;
-            compacted(state.as_ref(), applied);
-            Ok::<_, NodeError>(())
+            let journaled = state.clone();
+            blocking(move || {
+                store.write(&snapshot)?;
+                compacted(journaled.as_ref(), applied);
+                Ok::<_, NodeError>(())
+            })
+            .await
         }
         .await;
         if let (Err(e), Some(state)) = (&saved, &state) {

@@ -781,6 +781,59 @@ mod tests {
         assert_eq!(state.read(|s| s.total), 28);
     }
 
+    /// Compactions while writers append: every acknowledged write is in the
+    /// journal or the snapshot, once, whatever a compaction's copy missed.
+    #[test]
+    fn compactions_during_writes_keep_every_write_once() {
+        let dir = dir("compact-live");
+        let store = FileStore::open(&dir, "sum").expect("open");
+        let writers = 4u64;
+        let each = 300u64;
+        {
+            let state = std::sync::Arc::new(open(&store));
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let checkpoints = {
+                let (state, store, done) = (state.clone(), store.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mut rounds = 0;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) || rounds < 3 {
+                        let snapshot = state.snapshot().expect("snapshot");
+                        store.write(&snapshot).expect("commit");
+                        state.compact(snapshot.applied).expect("compact");
+                        rounds += 1;
+                    }
+                    rounds
+                })
+            };
+            runtime.block_on(async {
+                let tasks: Vec<_> = (0..writers)
+                    .map(|w| {
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            for i in 0..each {
+                                state.write(1 + w * each + i).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("writer");
+                }
+            });
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            assert!(checkpoints.join().expect("checkpoints") >= 3);
+        }
+        let state = open(&store);
+        let mut added = state.read(|s| s.added.clone());
+        added.sort_unstable();
+        assert_eq!(added, (1..=writers * each).collect::<Vec<_>>());
+    }
+
     #[test]
     fn a_crash_between_commit_and_compaction_applies_nothing_twice() {
         let dir = dir("twice");

@@ -34,7 +34,7 @@
 //! little for more writers to share the sync.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -393,17 +393,34 @@ impl Journal {
     /// Drops the entries up to `upto` (a committed snapshot holds them):
     /// the rest is copied into a new file that replaces this one, and the
     /// previous version's journal, all of which the snapshot holds, goes.
+    ///
+    /// The copy is made while writers go on appending; the writer thread
+    /// waits only while the few entries appended since are copied too and
+    /// the new file takes the old one's place, so a compaction costs
+    /// writers the same whatever the journal's length.
     pub(crate) fn compact(&self, version: u32, upto: u64) -> Result<(), StoreError> {
-        let mut file = lock(&self.shared.file);
-        let Some(found) = recover(&self.shared.dir, &self.shared.name)? else {
-            return remove_prev(&self.shared.dir, &self.shared.name);
+        let (dir, name) = (self.shared.dir.as_path(), self.shared.name.as_str());
+        let Some(found) = recover(dir, name)? else {
+            return remove_prev(dir, name);
         };
         let mut rest = Vec::new();
         for (seq, payload) in found.entries.iter().filter(|(s, _)| *s > upto) {
             entry(*seq, payload, &mut rest);
         }
-        *file = create(&self.shared.dir, &self.shared.name, version, &rest)?;
-        remove_prev(&self.shared.dir, &self.shared.name)
+        let mut copy = Copy::start(dir, name, version, &rest)?;
+        let mut file = lock(&self.shared.file);
+        // The writer wrote whole entries only, after what was read above
+        // (which may have ended inside one it was writing then).
+        let path = path(dir, name);
+        let mut tail = Vec::new();
+        File::open(&path)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(found.valid_len))?;
+                f.read_to_end(&mut tail)
+            })
+            .map_err(io("read", &path))?;
+        *file = copy.finish(&tail)?;
+        remove_prev(dir, name)
     }
 
     /// Starts an empty journal at `version` (after a committed upgrade; the
@@ -450,19 +467,55 @@ fn fail(shared: &Shared, why: Arc<str>) {
 /// Writes a journal with `entries` (already framed) to a temporary file,
 /// syncs it and renames it into place: the old one stays whole until then.
 fn create(dir: &Path, name: &str, version: u32, entries: &[u8]) -> Result<File, StoreError> {
-    let path = path(dir, name);
-    let tmp = dir.join(format!("{name}.journal.tmp"));
-    let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-    file.write_all(&header(name, version))
-        .and_then(|()| file.write_all(entries))
-        .and_then(|()| file.sync_all())
-        .map_err(io("write", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
-    sync_dir(dir)?;
-    OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(io("open", &path))
+    Copy::start(dir, name, version, entries)?.finish(&[])
+}
+
+/// A journal being written to its temporary file, not yet in place.
+struct Copy<'a> {
+    dir: &'a Path,
+    name: &'a str,
+    tmp: PathBuf,
+    file: File,
+}
+
+impl<'a> Copy<'a> {
+    /// Writes the header and `entries` to `<name>.journal.tmp` and syncs them.
+    fn start(
+        dir: &'a Path,
+        name: &'a str,
+        version: u32,
+        entries: &[u8],
+    ) -> Result<Self, StoreError> {
+        let tmp = dir.join(format!("{name}.journal.tmp"));
+        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
+        file.write_all(&header(name, version))
+            .and_then(|()| file.write_all(entries))
+            // Synced here, so `finish` syncs only what it adds.
+            .and_then(|()| file.sync_data())
+            .map_err(io("write", &tmp))?;
+        Ok(Copy {
+            dir,
+            name,
+            tmp,
+            file,
+        })
+    }
+
+    /// Appends `more`, syncs, renames the copy into place and opens it for
+    /// appending.
+    fn finish(mut self, more: &[u8]) -> Result<File, StoreError> {
+        self.file
+            .write_all(more)
+            .and_then(|()| self.file.sync_all())
+            .map_err(io("write", &self.tmp))?;
+        let path = path(self.dir, self.name);
+        fs::rename(&self.tmp, &path).map_err(io("rename into place", &path))?;
+        sync_dir(self.dir)?;
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io("open", &path))
+    }
 }
 
 /// The writer thread: takes what writers appended, writes and syncs it,
