@@ -407,7 +407,7 @@ impl Journal {
         for (seq, payload) in found.entries.iter().filter(|(s, _)| *s > upto) {
             entry(*seq, payload, &mut rest);
         }
-        let mut copy = Copy::start(dir, name, version, &rest)?;
+        let copy = Copy::start(dir, name, version, &rest)?;
         let mut file = lock(&self.shared.file);
         // The writer wrote whole entries only, after what was read above
         // (which may have ended inside one it was writing then).
