@@ -80,8 +80,8 @@ fn main() {
     );
     let source = once(
         &source,
-        "#[upshift::state(name = \"kv\")]\n",
-        &format!("#[upshift::state(name = \"kv\", lock = {lock:?})]\n"),
+        "#[upshift::state(name = \"kv\", rollback)]\n",
+        &format!("#[upshift::state(name = \"kv\", rollback, lock = {lock:?})]\n"),
     );
     // The types that derive `Schema` outside the interface are locked there
     // too (those inside it are locked with it).

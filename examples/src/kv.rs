@@ -76,7 +76,7 @@ pub mod interface {
 /// - v2 → v3: `items` is renamed `entries` (`from`), and the nested `Entry`
 ///   changes (its `expires_at_ms` becomes an `Expiry`, `hits` is new), so
 ///   `entries` transforms through `Entry`'s own transform.
-#[upshift::state(name = "kv")]
+#[upshift::state(name = "kv", rollback)]
 pub mod state {
     use std::collections::BTreeMap;
 
@@ -91,7 +91,7 @@ pub mod state {
     #[version(2)]
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct Store {
-        #[upshift(with = never_expire)]
+        #[upshift(with = never_expire, inverse = values_only)]
         pub items: BTreeMap<String, Entry>,
         #[upshift(default)]
         pub evictions: u64,
@@ -118,7 +118,7 @@ pub mod state {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Entry {
         pub value: String,
-        #[upshift(from = "expires_at_ms", with = Expiry::from_unix_ms)]
+        #[upshift(from = "expires_at_ms", with = Expiry::from_unix_ms, inverse = Expiry::to_unix_ms)]
         pub expiry: Expiry,
         #[upshift(default)]
         pub hits: u64,
@@ -145,9 +145,21 @@ pub mod state {
             .collect()
     }
 
+    /// A rollback to v1 keeps the values; v1 has no expiry to keep.
+    fn values_only(items: BTreeMap<String, v2::Entry>) -> BTreeMap<String, String> {
+        items.into_iter().map(|(k, e)| (k, e.value)).collect()
+    }
+
     impl v3::Expiry {
         fn from_unix_ms(ms: Option<u64>) -> Self {
             ms.map_or(v3::Expiry::Never, v3::Expiry::AtUnixMs)
+        }
+
+        fn to_unix_ms(self) -> Option<u64> {
+            match self {
+                v3::Expiry::Never => None,
+                v3::Expiry::AtUnixMs(ms) => Some(ms),
+            }
         }
     }
 }
@@ -593,10 +605,13 @@ pub fn stages() -> Vec<Box<dyn upshift::node::Stage>> {
         })),
         Box::new(
             durable_stage(|s: Durable<state::v2::Store>| v2::service_with_future(StoreV2::new(s)))
-                .following(),
+                .following()
+                .reversible(),
         ),
         Box::new(
-            durable_stage(|s: Durable<state::v3::Store>| v3::service(StoreV3::new(s))).following(),
+            durable_stage(|s: Durable<state::v3::Store>| v3::service(StoreV3::new(s)))
+                .following()
+                .reversible(),
         ),
     ]
 }

@@ -6,17 +6,33 @@ use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 
-/// Parses a macro's arguments, all of the form `key = "..."`, with the
-/// keys and what each is for in `allowed`. Problems are recorded in `cx`.
+/// Parses `key = "..."` arguments, each allowed once; anything else is a
+/// spanned error listing the options.
 pub fn string_args(
     cx: &Ctxt,
     args: TokenStream,
     macro_name: &str,
     allowed: &[(&str, &str)],
 ) -> std::collections::BTreeMap<String, LitStr> {
+    args_with_flags(cx, args, macro_name, allowed, &[]).0
+}
+
+/// [`string_args`] that also accepts the bare words in `flags` (each with
+/// what it does); returns the flags given, with their spans.
+pub fn args_with_flags(
+    cx: &Ctxt,
+    args: TokenStream,
+    macro_name: &str,
+    allowed: &[(&str, &str)],
+    flags: &[(&str, &str)],
+) -> (
+    std::collections::BTreeMap<String, LitStr>,
+    std::collections::BTreeMap<String, proc_macro2::Span>,
+) {
     let mut out = std::collections::BTreeMap::new();
+    let mut given = std::collections::BTreeMap::new();
     if args.is_empty() {
-        return out;
+        return (out, given);
     }
     let parser = syn::meta::parser(|meta| {
         let key = path_text(&meta.path);
@@ -26,10 +42,22 @@ pub fn string_args(
                 cx.error_spanned_by(&meta.path, format!("duplicate `{key}` option"));
             }
             Ok(())
+        } else if flags.iter().any(|(k, _)| *k == key) {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error(format!("`{key}` takes no value: write just `{key}`")));
+            }
+            if given
+                .insert(key.clone(), syn::spanned::Spanned::span(&meta.path))
+                .is_some()
+            {
+                cx.error_spanned_by(&meta.path, format!("duplicate `{key}` option"));
+            }
+            Ok(())
         } else {
             let options: Vec<String> = allowed
                 .iter()
                 .map(|(k, what)| format!("`{k} = \"...\"` ({what})"))
+                .chain(flags.iter().map(|(k, what)| format!("`{k}` ({what})")))
                 .collect();
             Err(meta.error(format!(
                 "unknown option `{key}` of #[upshift::{macro_name}]; the options are {}",
@@ -40,7 +68,7 @@ pub fn string_args(
     if let Err(e) = syn::parse::Parser::parse2(parser, args) {
         cx.syn_error(e);
     }
-    out
+    (out, given)
 }
 
 /// Arguments of `#[upshift::interface(...)]`.

@@ -6,6 +6,7 @@ pub use ::serde;
 pub use ::std;
 
 pub use crate::state::Outcome;
+pub use crate::state::{Probe, ProbeAny, ProbeEq, restored};
 
 /// Decodes a method's arguments, rejecting trailing bytes.
 pub fn decode_args<T: ::serde::de::DeserializeOwned>(

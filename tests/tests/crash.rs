@@ -141,6 +141,53 @@ fn an_upgrade_killed_at_any_step_leaves_one_consistent_version() {
     }
 }
 
+#[test]
+fn a_rollback_killed_at_any_step_leaves_one_consistent_version() {
+    for step in Step::ALL {
+        let dir = temp_dir(&format!("rollback-{step:?}"));
+        {
+            let store = FileStore::open(&dir, state::NAME).expect("open");
+            let mut v1 = state::v1::Store::default();
+            for n in 0..100 {
+                v1.items.insert(format!("key{n}"), format!("value{n}"));
+            }
+            store.save(&v1).expect("seed v1");
+            store.upgrade::<state::v3::Store>().expect("to v3");
+        }
+
+        let (_, killed) = run_child(&dir, &["rollback", &format!("{step:?}"), "1"]);
+        assert!(killed, "the child did not reach {step:?}");
+        let store = FileStore::open(&dir, state::NAME).expect("open");
+        let (snapshot, _) = upshift::state::SnapshotStore::read(&store)
+            .expect("read")
+            .expect("state exists");
+        // Committed only once the newer snapshot is gone.
+        let committed = step == Step::OldRemoved;
+        assert_eq!(snapshot.version, if committed { 2 } else { 3 }, "{step:?}");
+        let expected = if committed {
+            "kv.v2.snap"
+        } else {
+            "kv.v3.snap"
+        };
+        assert_eq!(
+            snapshot_files(&dir),
+            vec![expected],
+            "{step:?}: exactly one version after reading"
+        );
+        // Every key, whichever version is on disk.
+        let loaded = store
+            .load::<state::v3::Store>()
+            .expect("loads")
+            .expect("exists");
+        assert_eq!(loaded.entries.len(), 100, "{step:?}");
+        assert!(
+            (0..100).all(|n| loaded.entries[&format!("key{n}")].value == format!("value{n}")),
+            "{step:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// Two processes on one state directory would overwrite each other's
 /// commits: the second one to open it gets a typed error naming the first,
 /// and the directory is free again once the first lets go (or dies).

@@ -16,6 +16,8 @@ pub struct StateArgs {
     pub name: Option<LitStr>,
     /// `lock = "..."`: the lock file, relative to the source file.
     pub lock: Option<LitStr>,
+    /// `rollback`: every version gets its downgrade to the one before.
+    pub rollback: bool,
 }
 
 impl StateArgs {
@@ -28,7 +30,11 @@ impl StateArgs {
                 "the lock file of released versions, relative to this source file",
             ),
         ];
-        let mut map = attr::string_args(cx, args, "state", &allowed);
+        let flags = [(
+            "rollback",
+            "every version can be rolled back to the one before, with its state",
+        )];
+        let (mut map, given) = attr::args_with_flags(cx, args, "state", &allowed, &flags);
         let name = map.remove("name").filter(|lit| {
             let v = lit.value();
             let valid = (1..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
@@ -40,6 +46,7 @@ impl StateArgs {
         StateArgs {
             name,
             lock: map.remove("lock"),
+            rollback: given.contains_key("rollback"),
         }
     }
 }
@@ -51,6 +58,7 @@ pub struct Options {
     pub transform: Option<Path>,
     pub default: Option<Default_>,
     pub with: Option<Path>,
+    pub inverse: Option<Path>,
 }
 
 /// Where an `#[upshift(...)]` attribute stands, which decides its options.
@@ -64,9 +72,11 @@ pub enum Place {
 impl Place {
     fn valid(self) -> &'static str {
         match self {
-            Place::Type => "`from = \"OldName\"`, `transform = path` and `encoded_as = Type`",
+            Place::Type => {
+                "`from = \"OldName\"`, `transform = path`, `inverse = path` and `encoded_as = Type`"
+            }
             Place::Field => {
-                "`default`, `default = path`, `from = \"old_name\"`, `with = path` and `encoded_as = Type`"
+                "`default`, `default = path`, `from = \"old_name\"`, `with = path`, `inverse = path` and `encoded_as = Type`"
             }
             Place::Variant => "`from = \"OldName\"`",
         }
@@ -111,6 +121,12 @@ pub fn options(cx: &Ctxt, attrs: &[Attribute], place: Place) -> Options {
                     let path: Path = meta.value()?.parse()?;
                     if out.with.replace(path).is_some() {
                         cx.error_spanned_by(&meta.path, "duplicate `with` option");
+                    }
+                }
+                ("inverse", Place::Field | Place::Type) => {
+                    let path: Path = meta.value()?.parse()?;
+                    if out.inverse.replace(path).is_some() {
+                        cx.error_spanned_by(&meta.path, "duplicate `inverse` option");
                     }
                 }
                 ("default", Place::Field) => {

@@ -50,7 +50,9 @@ pub fn expand(
         .map(|(i, v)| {
             let prev = i.checked_sub(1).map(|p| &state.versions[p]);
             check::version(&cx, v, prev);
-            VersionPlan::new(&cx, v, prev)
+            let plan = VersionPlan::new(&cx, v, prev);
+            plan.check_rollback(&cx, state.rollback, v.number);
+            plan
         })
         .collect();
     // Released state versions are locked like interface versions.

@@ -25,6 +25,8 @@ pub struct State {
     pub name: String,
     /// Versions, ascending.
     pub versions: Vec<StateVersion>,
+    /// `rollback`: each version has a downgrade to the one before.
+    pub rollback: bool,
 }
 
 /// One version: its types, the root first.
@@ -47,6 +49,8 @@ pub struct StateType {
     pub from: Option<LitStr>,
     /// `#[upshift(transform = path)]`: a function of the whole old value.
     pub transform: Option<Path>,
+    /// `#[upshift(inverse = path)]`: `transform`'s inverse, for rollbacks.
+    pub inverse: Option<Path>,
     /// Fields or variants.
     pub shape: Shape,
 }
@@ -95,6 +99,8 @@ pub struct StateField {
     pub from: Option<LitStr>,
     /// `#[upshift(with = path)]`: converts the old value.
     pub with: Option<Path>,
+    /// `#[upshift(inverse = path)]`: `with`'s inverse, for rollbacks.
+    pub inverse: Option<Path>,
 }
 
 impl StateType {
@@ -179,6 +185,7 @@ impl State {
             }
             return None;
         }
+        let rollback = args.rollback;
         let name = args
             .name
             .map_or_else(|| module.ident.to_string(), |n| n.value());
@@ -189,6 +196,7 @@ impl State {
             items,
             name,
             versions,
+            rollback,
         })
     }
 }
@@ -237,6 +245,7 @@ fn fields(cx: &Ctxt, fields: &mut Fields) -> Vec<StateField> {
                 default: opts.default,
                 from: opts.from,
                 with: opts.with,
+                inverse: opts.inverse,
             }
         })
         .collect()
@@ -302,6 +311,7 @@ impl StateType {
             written,
             from: opts.from,
             transform: opts.transform,
+            inverse: opts.inverse,
             shape,
         })
     }

@@ -304,3 +304,79 @@ impl<'a> Planner<'a, '_> {
         walk(quote!(#ty), &self.names)
     }
 }
+
+impl VersionPlan<'_> {
+    /// Reports what a rollback of this version could not derive: a
+    /// `transform` or `with` without its `inverse` when the state declares
+    /// `rollback`, and an `inverse` with nothing to undo, or declared
+    /// without `rollback`.
+    pub fn check_rollback(&self, cx: &Ctxt, rollback: bool, number: u32) {
+        let prev = number.saturating_sub(1);
+        let without_rollback = |path: &syn::Path| {
+            cx.error_spanned_by(
+                path,
+                "`inverse` is what a rollback runs; declare the state with #[upshift::state(rollback)], or remove it",
+            );
+        };
+        for plan in &self.types {
+            let t = plan.ty;
+            match (&plan.step, &t.inverse) {
+                (Step::Transform { with, old }, None) if rollback => cx.error_spanned_by(
+                    with,
+                    format!(
+                        "a rollback of v{number} turns `{}` back into v{prev}'s and needs the inverse of this function: \
+                         add #[upshift(inverse = path)] naming a fn(v{number}::{}) -> v{prev}::{} (or -> Result<v{prev}::{}, E>)",
+                        t.ident, t.ident, old.ident, old.ident
+                    ),
+                ),
+                (Step::Transform { .. }, Some(inverse)) if !rollback => without_rollback(inverse),
+                (Step::Transform { .. }, _) => {}
+                (_, Some(inverse)) => cx.error_spanned_by(
+                    inverse,
+                    format!("`inverse` undoes `transform`, and `{}` has none; remove it", t.ident),
+                ),
+                _ => {}
+            }
+            let fields: Vec<&FieldPlan> = match &plan.step {
+                Step::Fields { fields, .. } => fields.iter().collect(),
+                Step::Variants { arms, .. } => arms.iter().flat_map(|a| &a.fields).collect(),
+                Step::New | Step::Invalid => {
+                    let fields: Vec<&StateField> = match &t.shape {
+                        Shape::Struct(fields) => fields.iter().collect(),
+                        Shape::Enum(variants) => variants.iter().flat_map(|v| &v.fields).collect(),
+                    };
+                    for inverse in fields.iter().filter_map(|f| f.inverse.as_ref()) {
+                        cx.error_spanned_by(
+                            inverse,
+                            format!("`inverse` undoes `with`, and `{}` is new in v{number}: there is nothing to undo; remove it", t.ident),
+                        );
+                    }
+                    Vec::new()
+                }
+                Step::Transform { .. } => Vec::new(),
+            };
+            for f in fields {
+                match (&f.source, &f.field.inverse) {
+                    (Source::Convert(o, with), None) if rollback => cx.error_spanned_by(
+                        with,
+                        format!(
+                            "a rollback of v{number} turns `{}` of `{}` back into v{prev}'s `{}` and needs the inverse of this function: \
+                             add `inverse = path` naming a fn({}) -> {} (or -> Result<{}, E>)",
+                            f.field.key, t.ident, o.key, f.field.ty_text, o.ty_text, o.ty_text
+                        ),
+                    ),
+                    (Source::Convert(..), Some(inverse)) if !rollback => without_rollback(inverse),
+                    (Source::Convert(..), _) => {}
+                    (_, Some(inverse)) => cx.error_spanned_by(
+                        inverse,
+                        format!(
+                            "`inverse` undoes `with`, and `{}` of `{}` has none; remove it",
+                            f.field.key, t.ident
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+}

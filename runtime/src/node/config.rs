@@ -24,11 +24,26 @@ pub enum NodeError {
         /// The versions it has.
         known: Vec<u32>,
     },
-    /// An upgrade must go from the running version to the next.
-    #[error("the node runs v{running}; it can only upgrade to v{}", running + 1)]
+    /// An upgrade goes from the running version to the next, a rollback
+    /// to the one before.
+    #[error(
+        "the node runs v{running}; it can only upgrade to v{} or roll back to v{}",
+        running + 1,
+        running.saturating_sub(1)
+    )]
     NotNext {
         /// The version running.
         running: u32,
+    },
+    /// The running version's stage cannot turn its state back into the
+    /// previous version's.
+    #[error(
+        "v{version} cannot be rolled back: its stage has no downgrade of the state; build it with \
+         `durable_stage(..).reversible()`, on a state declared with #[upshift::state(rollback)]"
+    )]
+    NotReversible {
+        /// The version running.
+        version: u32,
     },
     /// Calls in flight did not finish in time; the upgrade was called off.
     #[error("{0} calls were still running after {1:?}; the upgrade was called off")]

@@ -7,6 +7,7 @@ mod agent;
 mod config;
 mod metrics;
 mod restart;
+mod rollback;
 mod shadow;
 mod stage;
 mod upgrade;

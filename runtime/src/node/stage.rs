@@ -8,8 +8,8 @@ use super::NodeError;
 use crate::rpc::Service;
 use crate::schema::Encoding;
 use crate::state::{
-    Durability, Durable, FileStore, Follower, Follows, Journaled, Snapshot, StateHandle, Versioned,
-    follower,
+    Dropped, Durability, Durable, FileStore, Follower, Follows, Journaled, Reversible, Snapshot,
+    StateHandle, Versioned, follower,
 };
 
 /// A service running at one version, and how to snapshot its state.
@@ -88,6 +88,44 @@ pub trait Stage: Send + Sync + 'static {
     fn state_encoding(&self) -> Option<&'static Encoding> {
         None
     }
+
+    /// The state in `snapshot` (of this version) transformed back into the
+    /// previous version's, with what that version cannot hold: what a
+    /// rollback commits. `None` for a stage that cannot roll back (see
+    /// [`DurableStage::reversible`]).
+    fn downgrade(&self, snapshot: &Snapshot) -> Option<Result<(Snapshot, Dropped), NodeError>> {
+        let _ = snapshot;
+        None
+    }
+
+    /// Whether [`Stage::downgrade`] can roll this version back.
+    fn reversible(&self) -> bool {
+        false
+    }
+}
+
+/// How a reversible stage turns a snapshot of its version into one of the
+/// version before.
+type Downgrader = fn(&Snapshot) -> Result<(Snapshot, Dropped), NodeError>;
+
+fn downgrader<S: Reversible>() -> Downgrader {
+    |snapshot| {
+        let state = S::decode_from(snapshot.version, &snapshot.payload)?;
+        let mut dropped = Dropped::default();
+        let older = state
+            .downgrade(&mut dropped)
+            .map_err(|e| NodeError::State(e.into()))?;
+        let payload = postcard::to_allocvec(&older).map_err(|e| NodeError::EncodeState {
+            version: S::Previous::VERSION,
+            reason: e.to_string(),
+        })?;
+        let older = Snapshot {
+            version: S::Previous::VERSION,
+            applied: snapshot.applied,
+            payload,
+        };
+        Ok((older, dropped))
+    }
 }
 
 /// The state of `S`'s version from `snapshot` (transformed), or fresh.
@@ -116,6 +154,7 @@ where
     DurableStage {
         build: Arc::new(build),
         follow: None,
+        reverse: None,
     }
 }
 
@@ -123,6 +162,7 @@ where
 pub struct DurableStage<S: Journaled, F> {
     build: Arc<F>,
     follow: Option<Follower<S>>,
+    reverse: Option<Downgrader>,
 }
 
 impl<S: Journaled, F> fmt::Debug for DurableStage<S, F> {
@@ -130,6 +170,7 @@ impl<S: Journaled, F> fmt::Debug for DurableStage<S, F> {
         f.debug_struct("DurableStage")
             .field("version", &S::VERSION)
             .field("following", &self.follow.is_some())
+            .field("reversible", &self.reverse.is_some())
             .finish()
     }
 }
@@ -146,6 +187,21 @@ where
     /// grow with the state.
     pub fn following(mut self) -> Self {
         self.follow = Some(follower::<S>());
+        self
+    }
+}
+
+impl<S, F> DurableStage<S, F>
+where
+    S: Journaled + Reversible + Default,
+    F: Fn(Durable<S>) -> Service + Send + Sync + 'static,
+{
+    /// This version can be rolled back to the one before, with its state:
+    /// the node commits the state transformed back ([`Reversible`], which
+    /// `#[upshift::state(rollback)]` generates) and starts the previous
+    /// version's stage on it. See `Node::upgrade_to`.
+    pub fn reversible(mut self) -> Self {
+        self.reverse = Some(downgrader::<S>());
         self
     }
 }
@@ -205,6 +261,14 @@ where
 
     fn state_encoding(&self) -> Option<&'static Encoding> {
         Some(S::ENCODING)
+    }
+
+    fn downgrade(&self, snapshot: &Snapshot) -> Option<Result<(Snapshot, Dropped), NodeError>> {
+        self.reverse.map(|reverse| reverse(snapshot))
+    }
+
+    fn reversible(&self) -> bool {
+        self.reverse.is_some()
     }
 
     fn prepare(&self, store: &FileStore) -> Option<Result<Box<dyn Prepared>, NodeError>> {

@@ -35,9 +35,15 @@ impl Node {
     ///
     /// With a next stage that follows (see the module notes), the transform
     /// happens before the quiesce and the pause is only the switch.
+    ///
+    /// `to` one below the running version is a rollback
+    /// ([`Node::roll_back_to`]).
     pub async fn upgrade_to(&self, to: u32) -> Result<(), NodeError> {
         let mut current = self.inner.current.lock().await;
         let running = self.version();
+        if to + 1 == running {
+            return self.roll_back(to, &mut current).await.map(drop);
+        }
         if to != running + 1 {
             return Err(NodeError::NotNext { running });
         }
@@ -240,7 +246,7 @@ impl Node {
     }
 
     /// Serves `next` from now on.
-    fn install(&self, to: u32, current: &mut Current, next: Running, pause: Duration) {
+    pub(super) fn install(&self, to: u32, current: &mut Current, next: Running, pause: Duration) {
         *lock(&self.inner.state) = next.state.clone();
         self.inner
             .server

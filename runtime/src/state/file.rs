@@ -479,6 +479,35 @@ impl FileStore {
     pub fn stage(&self, snapshot: &Snapshot) -> Result<Staged, StoreError> {
         self.owned("save a snapshot in")?;
         self.refuse_downgrade(snapshot.version)?;
+        self.write_staged(snapshot)
+    }
+
+    /// Commits `snapshot`, of a version older than the committed one, in
+    /// its place: a rollback's commit. The older snapshot is written,
+    /// synced and renamed beside the newer one (which, being newer, stays
+    /// the one read), then the newer one is removed: once that removal is
+    /// synced, the older snapshot is the committed one. A crash before
+    /// leaves the newer one committed, and reading removes the older.
+    pub fn roll_back(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.owned("roll back a snapshot in")?;
+        let mut staged = self.write_staged(snapshot)?;
+        let path = self.path_of(snapshot.version);
+        fs::rename(&staged.tmp, &path).map_err(io("commit (rename)", &path))?;
+        staged.committed = true;
+        self.step(Step::Renamed);
+        self.sync_dir()?;
+        self.step(Step::DirSynced);
+        let (committed, _) = self.scan()?;
+        for (_, newer) in committed.iter().filter(|(v, _)| *v > snapshot.version) {
+            fs::remove_file(newer).map_err(io("remove the rolled-back snapshot", newer))?;
+        }
+        self.sync_dir()?;
+        // Here the rollback is committed.
+        self.step(Step::OldRemoved);
+        Ok(())
+    }
+
+    fn write_staged(&self, snapshot: &Snapshot) -> Result<Staged, StoreError> {
         let bytes = self.encode(snapshot);
         let tmp = self
             .dir

@@ -16,7 +16,9 @@ pub use durable::{
     Durability, Durable, Follower, Follows, Journaled, StateHandle, WriteError, follower,
 };
 pub use file::{FileStore, Staged, Step};
-pub use transform::{Outcome, TransformError, Upgrade};
+pub use transform::{Downgrade, Dropped, Outcome, TransformError, Upgrade};
+#[doc(hidden)]
+pub use transform::{Probe, ProbeAny, ProbeEq, Restored, restored};
 
 use std::path::PathBuf;
 
@@ -41,13 +43,24 @@ pub trait Versioned: Serialize + DeserializeOwned + Schema + Sized {
     fn decode_from(version: u32, payload: &[u8]) -> Result<Self, StateError>;
 }
 
+/// A version of a node's state that can be rolled back to the version
+/// before it, with its state: `#[upshift::state(rollback)]` implements it
+/// for the root of every version after the first (see [`Downgrade`]).
+pub trait Reversible: Versioned {
+    /// The root of the version before.
+    type Previous: Versioned;
+    /// This version's state transformed back; what the previous version
+    /// cannot hold is counted in `dropped`.
+    fn downgrade(self, dropped: &mut Dropped) -> Result<Self::Previous, TransformError>;
+}
+
 /// Why a payload could not become state of the wanted version.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// The payload was written by a newer version than this binary knows.
     #[error(
         "state of v{found} is newer than v{known}, the version being loaded; run code that knows \
-         v{found} (downgrades are not supported)"
+         v{found} (a rollback converts state back only in a node running v{found})"
     )]
     FutureVersion {
         /// Version in the snapshot.

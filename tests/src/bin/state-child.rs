@@ -5,8 +5,10 @@
 //! Usage: `state-child <dir> save <step> <save-number>` saves v1 state with
 //! one more key each time (key0, key1, ...) and prints `ACK n` after save n
 //! returns; `state-child <dir> upgrade <step>` upgrades the state in `dir`
-//! to v3. At `<step>` of the chosen save it prints `AT <step>` and waits to
-//! be killed; `none` never stops.
+//! to v3; `state-child <dir> rollback <step>` rolls the v3 state in `dir`
+//! back to v2 (its downgrade, then `FileStore::roll_back`). At `<step>` of
+//! the chosen save it prints `AT <step>` and waits to be killed; `none`
+//! never stops.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -51,6 +53,25 @@ fn main() {
             let upgraded = store.upgrade::<state::v3::Store>().expect("upgrade");
             let keys = upgraded.map_or(0, |s| s.entries.len());
             println!("UPGRADED {keys}");
+        }
+        "rollback" => {
+            use upshift::state::{Reversible, SnapshotStore};
+            let v3 = store
+                .load::<state::v3::Store>()
+                .expect("load")
+                .expect("a v3 state");
+            let keys = v3.entries.len();
+            let v2 = v3
+                .downgrade(&mut upshift::state::Dropped::default())
+                .expect("downgrade");
+            let snapshot = upshift::state::Snapshot {
+                version: 2,
+                applied: 0,
+                payload: postcard::to_allocvec(&v2).expect("encode"),
+            };
+            store.roll_back(&snapshot).expect("roll back");
+            let _ = SnapshotStore::read(&store);
+            println!("ROLLED BACK {keys}");
         }
         other => panic!("unknown mode {other}"),
     }

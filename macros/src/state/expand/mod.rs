@@ -2,6 +2,7 @@
 //! types, their transforms, the root's loading chain and the metadata.
 //! Reads the model and the plan; never reports a user error.
 
+mod downgrade;
 mod schema;
 mod types;
 mod upgrade;
@@ -31,6 +32,14 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// Whether this is the newest version declared.
+    fn is_last(&self) -> bool {
+        self.state
+            .versions
+            .last()
+            .is_some_and(|l| l.number == self.v.number)
+    }
+
     /// `pub mod vN { … }`.
     pub fn module(&self) -> TokenStream {
         let number = self.v.number;
@@ -39,6 +48,13 @@ impl<'a> Gen<'a> {
         let types = self.v.types.iter().map(|t| self.item(t));
         let parts = self.v.types.iter().filter_map(|t| self.parts_fn(t));
         let upgrades = self.plan.types.iter().filter_map(|p| self.upgrade(p));
+        let from_parts = self
+            .v
+            .types
+            .iter()
+            .filter_map(|t| self.parts_constructor(t));
+        let downgrades = self.plan.types.iter().filter_map(|p| self.downgrade(p));
+        let reversible = self.reversible();
         let root = self.versioned();
         let requires = self.require_schemas();
         let schema = self.schema();
@@ -58,6 +74,9 @@ impl<'a> Gen<'a> {
                 #(#types)*
                 #(#parts)*
                 #(#upgrades)*
+                #(#from_parts)*
+                #(#downgrades)*
+                #reversible
                 #root
                 #schema
                 #requires

@@ -118,15 +118,15 @@ fn binding(f: &StateField) -> Ident {
     format_ident!("__old_{}", f.key)
 }
 
-/// What a failed step reports.
-struct Err_ {
-    from: u32,
-    to: u32,
-    type_name: String,
+/// What a failed step reports (a transform's, or a downgrade's).
+pub(super) struct Err_ {
+    pub(super) from: u32,
+    pub(super) to: u32,
+    pub(super) type_name: String,
 }
 
 impl Err_ {
-    fn build(&self, field: Option<&str>, reason: TokenStream) -> TokenStream {
+    pub(super) fn build(&self, field: Option<&str>, reason: TokenStream) -> TokenStream {
         let (from, to, type_name) = (self.from, self.to, &self.type_name);
         let field = match field {
             Some(f) => quote!(::core::option::Option::Some(#f)),
