@@ -5,7 +5,7 @@
 //! It is a client of the coordinator like the rest of the CLI: it reads
 //! `status` and `gates` twice a second through the coordinator's interface
 //! (following the leader when given several addresses) and sends pause,
-//! resume and abort as `control` calls and approve as `approve`, with the CLI's identity when `--tls` is set,
+//! resume and abort as `control` calls, approve as `approve` and rollback as `rollback`, with the CLI's identity when `--tls` is set,
 //! so the coordinator authorises them as it does the CLI's. The page gets
 //! each new status as a server-sent event; it never reloads.
 //!
@@ -14,7 +14,7 @@
 //! | `GET /` | the page |
 //! | `GET /api/status` | the latest status, as JSON |
 //! | `GET /api/events` | the same, as server-sent events, each time it changes |
-//! | `POST /api/control` | `{"upgrade": 1, "action": "pause" \| "resume" \| "abort" \| "approve", "token": …}` |
+//! | `POST /api/control` | `{"upgrade": 1, "action": "pause" \| "resume" \| "abort" \| "approve" \| "rollback", "token": …}` |
 //!
 //! A POST must carry the token the page was served with: another site
 //! open in the operator's browser cannot steer a rollout through it.
@@ -107,12 +107,12 @@ async fn poll(
     config: ClientConfig,
     publish: watch::Sender<Arc<String>>,
 ) {
-    let mut client: Option<api::v4::Client> = None;
+    let mut client: Option<api::v5::Client> = None;
     loop {
         if client.is_none() {
             match coordinators.connect(&config).await {
                 Ok(conn) => {
-                    client = Some(api::v4::Client::new(conn).with_deadline(Duration::from_secs(5)))
+                    client = Some(api::v5::Client::new(conn).with_deadline(Duration::from_secs(5)))
                 }
                 Err(e) => {
                     publish.send_replace(Arc::new(unreachable_json(&e.to_string())));
@@ -270,15 +270,16 @@ async fn control(shared: &Shared, body: &[u8]) -> (&'static str, Value) {
         );
     }
     let action = match asked["action"].as_str() {
-        Some("pause") => Some(Control::Pause),
-        Some("resume") => Some(Control::Resume),
-        Some("abort") => Some(Control::Abort),
-        Some("approve") => None,
+        Some("pause") => Steer::Control(Control::Pause),
+        Some("resume") => Steer::Control(Control::Resume),
+        Some("abort") => Steer::Control(Control::Abort),
+        Some("approve") => Steer::Approve,
+        Some("rollback") => Steer::Rollback,
         other => {
             return (
                 "400 Bad Request",
                 refuse(format!(
-                    "unknown action {other:?}: pause, resume, abort or approve"
+                    "unknown action {other:?}: pause, resume, abort, approve or rollback"
                 )),
             );
         }
@@ -290,22 +291,33 @@ async fn control(shared: &Shared, body: &[u8]) -> (&'static str, Value) {
         Ok(conn) => conn,
         Err(e) => return ("502 Bad Gateway", refuse(e.to_string())),
     };
-    let client = api::v4::Client::new(conn).with_deadline(Duration::from_secs(10));
+    let client = api::v5::Client::new(conn).with_deadline(Duration::from_secs(10));
     let done = match action {
-        Some(action) => client
+        Steer::Control(action) => client
             .control(upgrade, action)
             .await
             .map(|r| r.map_err(|e| e.to_string())),
-        None => client
+        Steer::Approve => client
             .approve(upgrade)
             .await
             .map(|r| r.map_err(|e| e.to_string())),
+        Steer::Rollback => client
+            .rollback(upgrade)
+            .await
+            .map(|r| r.map(drop).map_err(|e| e.to_string())),
     };
     match done {
         Ok(Ok(())) => ("200 OK", json!({"ok": true})),
         Ok(Err(e)) => ("409 Conflict", refuse(e)),
         Err(e) => ("502 Bad Gateway", refuse(e.to_string())),
     }
+}
+
+/// What an operator asked the dashboard to do to a rollout.
+enum Steer {
+    Control(Control),
+    Approve,
+    Rollback,
 }
 
 async fn respond(

@@ -225,6 +225,18 @@ enum Command {
         /// The upgrade.
         upgrade: u64,
     },
+    /// Roll an upgrade that is not final back: it is aborted, and the
+    /// nodes that upgraded go back to its previous version, with their
+    /// state, on the same schedule (in process; their stages must be
+    /// reversible). Prints the rollback's id.
+    Rollback {
+        /// The coordinator's address; several, comma-separated, when
+        /// coordinators share an etcd UDB (whichever leads answers).
+        #[arg(long, short, default_value = "127.0.0.1:7400")]
+        coordinator: Coordinators,
+        /// The upgrade.
+        upgrade: u64,
+    },
     /// Abandon an upgrade.
     Abort {
         /// The coordinator's address; several, comma-separated, when
@@ -392,7 +404,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v4::Client, Failure> {
+async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v5::Client, Failure> {
     let config = upshift::ClientConfig {
         tls: access.client()?,
         ..upshift::ClientConfig::default()
@@ -401,7 +413,7 @@ async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v4::Cli
         .connect(&config)
         .await
         .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
-    Ok(api::v4::Client::new(conn).with_deadline(Duration::from_secs(10)))
+    Ok(api::v5::Client::new(conn).with_deadline(Duration::from_secs(10)))
 }
 
 /// Serves the dashboard on `listen` for `coordinators`, calling them with
@@ -720,6 +732,18 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             println!("upgrade #{upgrade} approved");
             Ok(())
         }
+        Command::Rollback {
+            coordinator,
+            upgrade,
+        } => {
+            let back = client(coordinator, access)
+                .await?
+                .rollback(upgrade)
+                .await?
+                .map_err(|e| Failure(e.to_string(), 2))?;
+            println!("upgrade #{upgrade} rolled back: its nodes go back in upgrade #{back}");
+            Ok(())
+        }
         Command::Forget { coordinator, node } => {
             client(coordinator, access)
                 .await?
@@ -936,7 +960,7 @@ fn bar(done: usize, total: usize) -> String {
     )
 }
 
-async fn watch(client: api::v4::Client, upgrade: Option<u64>) -> Result<(), Failure> {
+async fn watch(client: api::v5::Client, upgrade: Option<u64>) -> Result<(), Failure> {
     let status = client.status().await?;
     let id = match upgrade.or_else(|| status.rollouts.keys().last().copied()) {
         Some(id) if status.rollouts.contains_key(&id) => id,

@@ -3,7 +3,8 @@
 //! headless Chromium (Debian's, through ChromeDriver) reading the page:
 //! versions and progress as they change, a click on pause that pauses the
 //! rollout in the coordinator, a click on resume, the approval gate holding
-//! the last node until a click on approve lets the rollout end final, and a
+//! the last node until a click on approve lets the rollout end final, a
+//! click on rollback that takes every node of the next upgrade back, and a
 //! screenshot saved as a test artifact.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -165,6 +166,35 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
     let png = std::fs::read(&shot).expect("the screenshot");
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
     eprintln!("screenshot: {}", shot.display());
+    assert!(nodes.iter().all(|n| n.node.version() == 2));
+
+    // v2 -> v3, held open once every node went by an approval over all
+    // four; a click on rollback takes them back to v2 with their state.
+    let out = Command::new(BIN)
+        .args(["publish", "-c", &addr, "--service", "Kv", "--from", "2"])
+        .args(["--to", "3", "--schedule", "rolling:2,approval:4"])
+        .output()
+        .expect("publish");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = browser.clone();
+    tokio::task::spawn_blocking(move || {
+        page.wait_text("#rollout-2 .progress", WAIT, |t| t.starts_with("4/4"));
+        page.wait_text("#rollout-2 .state", WAIT, |t| t == "Active");
+        page.click(r#"#rollout-2 button[data-action="rollback"]"#);
+        page.wait_text("#rollout-2 .state", WAIT, |t| t == "Aborted");
+        page.wait_text("#rollout-3 .title", WAIT, |t| t.contains("v3 → v2"));
+        page.wait_text("#rollout-3 .state", WAIT, |t| t == "Final");
+        page.wait_text("#rollout-3 .progress", WAIT, |t| t.starts_with("4/4 at v2"));
+        for i in 0..4 {
+            page.wait_text(&format!("#node-n{i} .version"), WAIT, |t| t == "v2");
+        }
+    })
+    .await
+    .expect("the page rolls the upgrade back");
     assert!(nodes.iter().all(|n| n.node.version() == 2));
 
     drop(browser);

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use upshift::clock::ManualClock;
 use upshift::coordinator::Coordinator;
-use upshift::coordinator::api::v4::Coordinator as _;
+use upshift::coordinator::api::v5::Coordinator as _;
 use upshift::coordinator::api::{Heartbeat3, Outcome, RequestError3, Slot};
 use upshift::schedule::Registry;
 use upshift::udb::MemoryUdb;

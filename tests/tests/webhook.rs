@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use upshift::coordinator::api::v4::Coordinator as _;
+use upshift::coordinator::api::v5::Coordinator as _;
 use upshift::coordinator::api::{Control, Outcome, Slot};
 use upshift::coordinator::{Coordinator, Webhook};
 use upshift::schedule::Registry;
@@ -107,9 +107,28 @@ async fn every_rollout_state_change_is_posted_in_order() {
     .await
     .expect("reported");
     c.control(second, Control::Abort).await.expect("aborted");
+    // A second node keeps the third rollout open after n1's upgrade.
+    c.register(NodeInfo {
+        id: "n2".into(),
+        address: "b".into(),
+        group: "g".into(),
+        service: "Kv".into(),
+        version: 2,
+    })
+    .await
+    .expect("registered");
+    let third = c.publish(upgrade(2, "rolling:1")).await.expect("published");
+    assert_eq!(
+        c.request_slot("n1".into(), third).await.expect("slot"),
+        Slot::Granted
+    );
+    c.report("n1".into(), third, Outcome::Upgraded { version: 3 })
+        .await
+        .expect("reported");
+    let back = c.rollback(third).await.expect("rolled back");
 
     let mut got = Vec::new();
-    while got.len() < 5 {
+    while got.len() < 8 {
         got.push(
             arrived
                 .recv_timeout(Duration::from_secs(20))
@@ -126,7 +145,23 @@ async fn every_rollout_state_change_is_posted_in_order() {
         .collect();
     assert_eq!(
         kinds,
-        ["published", "final", "published", "halted", "aborted"]
+        [
+            "published",
+            "final",
+            "published",
+            "halted",
+            "aborted",
+            "published",
+            "aborted",
+            "rollback"
+        ]
+    );
+    assert!(
+        got[7].contains(&format!(
+            "\"upgrade\":{back},\"service\":\"Kv\",\"from\":3,\"to\":2,"
+        )),
+        "{}",
+        got[7]
     );
     assert!(
         got[1].contains(&format!("\"upgrade\":{first},")),

@@ -1,4 +1,4 @@
-//! The coordinator's RPC handlers (interface v4; v3, v2 and v1 callers
+//! The coordinator's RPC handlers (interface v5; v4, v3, v2 and v1 callers
 //! arrive through their past SOs): each request is one transaction over the
 //! rollout rules.
 
@@ -10,7 +10,7 @@ use crate::sync::lock;
 use crate::upgrade::api::{
     self, ApproveError, Control, ControlError, Event3, ForgetError, GateView, Heartbeat3,
     MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME, MAX_TEXT, Outcome, Pending, PublishError,
-    PublishError3, RECENT_EVENTS, RequestError3, Slot, StatusView3,
+    PublishError3, RECENT_EVENTS, RequestError3, RollbackError, Slot, StatusView3,
 };
 use crate::upgrade::{Artifact, ArtifactError, Gate, NodeInfo, RolloutState, Upgrade};
 
@@ -122,7 +122,7 @@ impl Coordinator {
     }
 }
 
-impl api::v4::Coordinator for Coordinator {
+impl api::v5::Coordinator for Coordinator {
     async fn register(&self, node: NodeInfo) -> Result<(), RequestError3> {
         node_limits(&node)?;
         self.transact(|t| t.register(node))
@@ -240,6 +240,12 @@ impl api::v4::Coordinator for Coordinator {
         self.transact(|t| t.publish_gated(upgrade, gates))
             .await
             .map_err(|e| PublishError3::V2(PublishError::Unrecorded(e)))?
+    }
+
+    async fn rollback(&self, upgrade: u64) -> Result<u64, RollbackError> {
+        self.transact(|t| t.rollback(upgrade))
+            .await
+            .map_err(RollbackError::Unrecorded)?
     }
 
     async fn approve(&self, upgrade: u64) -> Result<(), ApproveError> {

@@ -89,7 +89,7 @@ impl Metrics {
                 let (mut done, mut upgrading, mut failed, mut waiting) = (0u64, 0u64, 0u64, 0u64);
                 for n in of_service {
                     match &n.state {
-                        _ if n.info.version >= u.def.to => done += 1,
+                        _ if u.def.reached(n.info.version) => done += 1,
                         NodeState::Upgrading { .. } => upgrading += 1,
                         NodeState::Failed { .. } => failed += 1,
                         NodeState::Running => waiting += 1,

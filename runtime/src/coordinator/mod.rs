@@ -133,7 +133,7 @@ impl Coordinator {
         self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<(Server, Listener)> {
-        let server = Server::new(api::v4::service(self));
+        let server = Server::new(api::v5::service(self));
         let listener = server.listen(addr).await?;
         tracing::warn!(
             addr = %listener.local_addr(),
@@ -157,7 +157,7 @@ impl Coordinator {
             ..ServerConfig::default()
         };
         let coordinator = Arc::new(self);
-        let service = api::v4::service(coordinator.clone()).guarded(access::guard(coordinator));
+        let service = api::v5::service(coordinator.clone()).guarded(access::guard(coordinator));
         let server = Server::with_config(service, config);
         let listener = server.listen(addr).await?;
         Ok((server, listener))

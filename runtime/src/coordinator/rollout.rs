@@ -9,7 +9,7 @@ use crate::schedule::{Decision, Registry, Rollout};
 use crate::udb::{Batch, Content};
 use crate::upgrade::api::{
     ApproveError, Control, ControlError, ForgetError, Heartbeat3, Outcome, Pending, PublishError,
-    PublishError3, RequestError3, Slot,
+    PublishError3, RequestError3, RollbackError, Slot,
 };
 use crate::upgrade::{
     Event, Gate, GateRecord, NodeInfo, NodeRecord, NodeState, RolloutState, Upgrade, UpgradeRecord,
@@ -62,6 +62,7 @@ impl Notice {
         by: Option<String>,
     ) -> Option<Notice> {
         let kind = match (was, &now.state) {
+            (None, _) if now.def.is_rollback() => "rollback",
             (None, _) => "published",
             (Some(a), b) if std::mem::discriminant(a) == std::mem::discriminant(b) => return None,
             (_, RolloutState::Paused) => "paused",
@@ -265,7 +266,14 @@ impl<'a> Txn<'a> {
             .values()
             .filter(|n| n.info.service == service)
             .collect();
-        if nodes.is_empty() || nodes.iter().any(|n| n.info.version < up.def.to) {
+        if nodes.is_empty() || nodes.iter().any(|n| !up.def.reached(n.info.version)) {
+            return;
+        }
+        // An approval gate over every node holds the rollout open, and with
+        // it the window for a rollback, until an operator approves.
+        if self.content.gates.get(&up.id).is_some_and(|g| {
+            g.approved_ms.is_none() && g.gates.iter().any(|g| matches!(g, Gate::Approval { .. }))
+        }) {
             return;
         }
         let rollout = Rollout {
@@ -311,11 +319,11 @@ impl<'a> Txn<'a> {
                 let state = match &old.state {
                     NodeState::Upgrading { .. } => NodeState::Running,
                     // Lost mid-upgrade, but it got there.
-                    NodeState::Failed { to, .. } if node.version >= *to => NodeState::Running,
+                    NodeState::Failed { to, .. } if node.version == *to => NodeState::Running,
                     other => other.clone(),
                 };
                 NodeRecord {
-                    upgraded_at_ms: if node.version > old.info.version {
+                    upgraded_at_ms: if node.version != old.info.version {
                         Some(self.now)
                     } else {
                         old.upgraded_at_ms
@@ -392,7 +400,7 @@ impl<'a> Txn<'a> {
         node.info.version = beat.version;
         // A node given up as lost that reached its target after all.
         if let NodeState::Failed { to, .. } | NodeState::Upgrading { to } = node.state
-            && beat.version >= to
+            && beat.version == to
         {
             node.state = NodeState::Running;
             self.node(node.clone());
@@ -402,7 +410,7 @@ impl<'a> Txn<'a> {
         if let Some(up) = &up
             && !beat.healthy
             && up.state == RolloutState::Active
-            && beat.version >= up.def.to
+            && up.def.reached(beat.version)
             && up.def.schedule.has_health_gate()
         {
             let reason = format!("node {} failed its health check after upgrading", beat.id);
@@ -415,7 +423,7 @@ impl<'a> Txn<'a> {
             self.finalize(&service);
         } else if up.as_ref().is_some_and(|u| {
             u.state == RolloutState::Active
-                && beat.version >= u.def.to
+                && u.def.reached(beat.version)
                 && u.def.schedule.has_health_gate()
         }) {
             // A health gate may have been all that kept the rollout open.
@@ -547,10 +555,15 @@ impl<'a> Txn<'a> {
                 node.upgraded_at_ms = Some(self.now);
                 let service = node.info.service.clone();
                 self.node(node);
+                let went = if up.as_ref().is_some_and(|u| u.def.is_rollback()) {
+                    "rolled back"
+                } else {
+                    "upgraded"
+                };
                 self.event(
                     Some(&node_id),
                     Some(upgrade),
-                    format!("upgraded to v{version}"),
+                    format!("{went} to v{version}"),
                 );
                 self.finalize(&service);
             }
@@ -684,6 +697,8 @@ impl<'a> Txn<'a> {
             },
         );
         self.event(None, Some(upgrade), "approved".into());
+        // An approval after every node went is what the rollout waited for.
+        self.finalize(&up.def.service);
         Ok(())
     }
 
@@ -744,6 +759,79 @@ impl<'a> Txn<'a> {
             published_ms: self.now,
         });
         self.event(None, Some(id), what);
+        self.finalize(&service);
+        Ok(id)
+    }
+
+    /// An operator rolls `upgrade` back: it is aborted, and a rollout from
+    /// its `to` back to its `from`, on the same schedule, takes the nodes
+    /// that upgraded back (in process, each with its state transformed
+    /// back). Refused once the upgrade is final, and for a rollback.
+    pub(super) fn rollback(&mut self, upgrade: u64) -> Result<u64, RollbackError> {
+        let up = self
+            .content
+            .upgrades
+            .get(&upgrade)
+            .cloned()
+            .ok_or(RollbackError::NoSuchUpgrade(upgrade))?;
+        if up.def.is_rollback() {
+            return Err(RollbackError::IsRollback(upgrade));
+        }
+        match &up.state {
+            RolloutState::Active | RolloutState::Paused | RolloutState::Halted { .. } => {}
+            RolloutState::Final => {
+                return Err(RollbackError::Final {
+                    upgrade,
+                    to: up.def.to,
+                });
+            }
+            state @ RolloutState::Aborted => {
+                return Err(RollbackError::NotNow {
+                    upgrade,
+                    state: state.clone(),
+                });
+            }
+        }
+        let id = self.content.upgrades.keys().last().map_or(1, |id| id + 1);
+        let def = Upgrade {
+            service: up.def.service.clone(),
+            from: up.def.to,
+            to: up.def.from,
+            schedule: up.def.schedule.clone(),
+            artifact: "in-process".into(),
+            notes: format!("rollback of upgrade #{upgrade}"),
+        };
+        // Nodes whose upgrade failed never left `from`: nothing holds them.
+        let failed: Vec<NodeRecord> = self
+            .content
+            .nodes
+            .values()
+            .filter(|n| matches!(n.state, NodeState::Failed { to, .. } if to == up.def.to))
+            .cloned()
+            .collect();
+        for n in failed {
+            self.node(NodeRecord {
+                state: NodeState::Running,
+                ..n
+            });
+        }
+        let service = def.service.clone();
+        let back = format!(
+            "rollback of upgrade #{upgrade}: {} v{} -> v{} ({:?})",
+            def.service, def.from, def.to, def.schedule
+        );
+        self.upgrade(UpgradeRecord {
+            state: RolloutState::Aborted,
+            ..up
+        });
+        self.event(None, Some(upgrade), format!("rolled back by upgrade #{id}"));
+        self.upgrade(UpgradeRecord {
+            id,
+            def,
+            state: RolloutState::Active,
+            published_ms: self.now,
+        });
+        self.event(None, Some(id), back);
         self.finalize(&service);
         Ok(id)
     }
@@ -832,7 +920,7 @@ pub(super) fn gate_wait(content: &Content, up: &UpgradeRecord) -> Option<String>
                     .values()
                     .filter(|n| n.info.service == up.def.service)
                     .filter(|n| {
-                        n.info.version >= up.def.to
+                        up.def.reached(n.info.version)
                             || n.state == (NodeState::Upgrading { to: up.def.to })
                     })
                     .count();

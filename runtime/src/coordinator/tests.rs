@@ -8,10 +8,10 @@ use super::Coordinator;
 use crate::clock::ManualClock;
 use crate::schedule::Registry;
 use crate::udb::MemoryUdb;
-use crate::upgrade::api::v4::Coordinator as _;
+use crate::upgrade::api::v5::Coordinator as _;
 use crate::upgrade::api::{
     ApproveError, Control, ControlError, Heartbeat3, Outcome, PublishError, PublishError3,
-    RequestError3, Slot, StatusView3,
+    RequestError3, RollbackError, Slot, StatusView3,
 };
 use crate::upgrade::{NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
 
@@ -923,4 +923,104 @@ fn gates_that_could_never_open_are_refused_at_publish() {
         }
     }
     assert!(f.status().rollouts.is_empty(), "nothing was published");
+}
+
+#[test]
+fn a_rollback_takes_the_upgraded_nodes_back_on_the_same_schedule() {
+    let f = fixture();
+    for id in ["n1", "n2", "n3"] {
+        f.register(id, "g");
+    }
+    let up = f.publish("rolling:1");
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    f.report("n1", up, Outcome::Upgraded { version: 2 });
+    assert_eq!(f.slot("n2", up), Slot::Granted);
+    f.report(
+        "n2",
+        up,
+        Outcome::Failed {
+            reason: "disk full".into(),
+        },
+    );
+    assert!(matches!(f.rollout(up), RolloutState::Halted { .. }));
+    let back = run(f.coordinator.rollback(up)).expect("rolled back");
+    assert_eq!(f.rollout(up), RolloutState::Aborted);
+    let status = f.status();
+    let def = &status.rollouts[&back].upgrade;
+    assert_eq!(
+        (def.from, def.to, def.schedule.to_string()),
+        (2, 1, "rolling:1".into())
+    );
+    // Only a node at v2 takes part; the one whose upgrade failed is free.
+    let pending = run(f.coordinator.heartbeat(beat("n1", "", 2))).expect("recorded");
+    assert_eq!(pending.map(|p| (p.from, p.to)), Some((2, 1)));
+    assert_eq!(
+        run(f.coordinator.heartbeat(beat("n2", "", 1))).expect("recorded"),
+        None
+    );
+    assert!(
+        matches!(f.slot("n3", back), Slot::Gone(_)),
+        "n3 runs v1 already"
+    );
+    assert_eq!(f.slot("n1", back), Slot::Granted);
+    // Still rolling back while the node has not reported.
+    run(f.coordinator.heartbeat(beat("n1", "", 2))).expect("recorded");
+    assert_eq!(f.rollout(back), RolloutState::Active);
+    f.report("n1", back, Outcome::Upgraded { version: 1 });
+    assert_eq!(f.rollout(back), RolloutState::Final);
+    let events: Vec<String> = f.status().recent.iter().map(|e| e.what.clone()).collect();
+    assert!(
+        events.iter().any(|e| e == "rolled back to v1"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == &format!("rolled back by upgrade #{back}")),
+        "{events:?}"
+    );
+    // Refusals, each typed.
+    assert!(matches!(
+        run(f.coordinator.rollback(up)),
+        Err(RollbackError::NotNow { .. })
+    ));
+    assert_eq!(
+        run(f.coordinator.rollback(back)),
+        Err(RollbackError::IsRollback(back))
+    );
+    assert_eq!(
+        run(f.coordinator.rollback(99)),
+        Err(RollbackError::NoSuchUpgrade(99))
+    );
+    let again = f.publish("immediately");
+    for id in ["n1", "n2", "n3"] {
+        assert_eq!(f.slot(id, again), Slot::Granted);
+        f.report(id, again, Outcome::Upgraded { version: 2 });
+    }
+    assert_eq!(f.rollout(again), RolloutState::Final);
+    assert_eq!(
+        run(f.coordinator.rollback(again)),
+        Err(RollbackError::Final {
+            upgrade: again,
+            to: 2
+        })
+    );
+}
+
+#[test]
+fn an_approval_gate_over_every_node_holds_the_rollout_open_until_approved() {
+    let f = fixture();
+    for id in ["n1", "n2"] {
+        f.register(id, "g");
+    }
+    let up = f
+        .publish_gated("immediately", "approval:2")
+        .expect("published");
+    for id in ["n1", "n2"] {
+        assert_eq!(f.slot(id, up), Slot::Granted);
+        f.report(id, up, Outcome::Upgraded { version: 2 });
+    }
+    assert_eq!(f.rollout(up), RolloutState::Active, "held for the approval");
+    run(f.coordinator.approve(up)).expect("approved");
+    assert_eq!(f.rollout(up), RolloutState::Final);
 }

@@ -1,5 +1,5 @@
 //! Webhook notifications: each time a rollout is published, paused,
-//! resumed, halted, aborted or final, the coordinator POSTs a JSON notice
+//! resumed, halted, aborted or final, or a rollback starts, the coordinator POSTs a JSON notice
 //! to a URL, once the change is durable and in the order the changes were
 //! made. Delivery runs on a thread of its own so a slow receiver never
 //! holds a request; each notice is tried five times (1, 2, 4, 8 s apart)

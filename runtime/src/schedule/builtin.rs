@@ -44,13 +44,13 @@ pub(super) fn canary(count: u32, soak_secs: u64, rollout: &Rollout<'_>) -> Decis
 
 /// A node waits until every node of the groups before its own has upgraded.
 pub(super) fn group_order(groups: &[String], node: &NodeRecord, rollout: &Rollout<'_>) -> Decision {
-    let to = rollout.upgrade.def.to;
+    let def = &rollout.upgrade.def;
     let rank = |g: &str| groups.iter().position(|x| x == g).unwrap_or(groups.len());
     let mine = rank(&node.info.group);
     let behind = rollout
         .nodes
         .iter()
-        .filter(|n| rank(&n.info.group) < mine && n.info.version < to)
+        .filter(|n| rank(&n.info.group) < mine && !def.reached(n.info.version))
         .count();
     if behind == 0 {
         Decision::Go

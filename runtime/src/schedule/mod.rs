@@ -60,7 +60,7 @@ impl Rollout<'_> {
     pub fn upgraded(&self) -> impl Iterator<Item = &&NodeRecord> {
         self.nodes
             .iter()
-            .filter(move |n| n.info.version >= self.upgrade.def.to)
+            .filter(move |n| self.upgrade.def.reached(n.info.version))
     }
 }
 

@@ -68,7 +68,7 @@ pub fn plan(
         for n in &mut nodes {
             n.last_seen_ms = now;
         }
-        if nodes.iter().all(|n| n.info.version >= def.to) {
+        if nodes.iter().all(|n| def.reached(n.info.version)) {
             let rollout = Rollout {
                 upgrade,
                 nodes: nodes.iter().collect(),

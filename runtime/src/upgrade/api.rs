@@ -1,10 +1,14 @@
 //! The coordinator's RPC interface, declared with upshift's own macro: what
 //! nodes (their agents) and operators (the CLI) call.
 //!
-//! v4 (the newest) adds gates to rollouts — another service first
-//! (`after:S@N`), an operator's approval (`approval[:N]`) — with `approve`
-//! and a view of each rollout's gates; v3 callers are served through v3's
-//! past SO (their calls mean the same in v4).
+//! v5 (the newest) adds `rollback`: an upgrade that is not final is
+//! aborted and its upgraded nodes are taken back, with their state, by a
+//! rollout on its schedule; v4 callers are served through v4's past SO.
+//!
+//! v4 adds gates to rollouts — another service first (`after:S@N`), an
+//! operator's approval (`approval[:N]`) — with `approve` and a view of each
+//! rollout's gates; v3 callers are served through v3's past SO (their calls
+//! mean the same in v4).
 //!
 //! v3 holds each node id for one live node, carries why a node is
 //! unhealthy and who asked for each change, refuses upgrades that could not
@@ -558,6 +562,43 @@ pub mod coordinator {
         Unrecorded(Unrecorded),
     }
 
+    /// Why a rollback was not started (v5).
+    #[derive(
+        Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema, thiserror::Error,
+    )]
+    pub enum RollbackError {
+        /// No upgrade has this id.
+        #[error("no upgrade #{0}")]
+        NoSuchUpgrade(u64),
+        /// The upgrade is final: every node runs its new version, and the
+        /// window for a rollback is closed.
+        #[error(
+            "upgrade #{upgrade} is final: every node runs v{to}, and a final upgrade is not rolled back \
+             (to keep the window open after the last node, publish with an approval gate over every node: \
+             the rollout stays open until `upshift approve`)"
+        )]
+        Final {
+            /// The upgrade.
+            upgrade: u64,
+            /// The version every node runs.
+            to: u32,
+        },
+        /// The upgrade was aborted, or rolled back already.
+        #[error("upgrade #{upgrade} is {state:?}: there is nothing to roll back")]
+        NotNow {
+            /// The upgrade.
+            upgrade: u64,
+            /// Where it stands.
+            state: RolloutState,
+        },
+        /// The upgrade is itself a rollback.
+        #[error("upgrade #{0} is a rollback; publish the upgrade again to go forward")]
+        IsRollback(u64),
+        /// The UDB refused the write; nothing changed.
+        #[error(transparent)]
+        Unrecorded(Unrecorded),
+    }
+
     /// The longest node id, group, service name or address the coordinator keeps.
     pub const MAX_NAME: usize = 255;
     /// The longest reason, note or artifact the coordinator keeps.
@@ -698,10 +739,59 @@ pub mod coordinator {
         /// open or its id; recorded in the history.
         async fn forget(&self, node: String) -> Result<(), ForgetError>;
     }
+
+    /// v5: `rollback`, which takes the nodes of an upgrade that is not
+    /// final back to its previous version, with their state.
+    #[version(5)]
+    pub trait Coordinator {
+        /// Records a node (again, after a restart); refused while another
+        /// live node holds its id.
+        async fn register(&self, node: NodeInfo) -> Result<(), RequestError3>;
+        /// Reports liveness, health (and why not) and call counts; returns
+        /// the upgrade the node should take part in, if any.
+        async fn heartbeat(&self, beat: Heartbeat3) -> Result<Option<Pending>, RequestError3>;
+        /// Asks for a slot to upgrade now.
+        async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3>;
+        /// Reports how the node's upgrade went.
+        async fn report(
+            &self,
+            node: String,
+            upgrade: u64,
+            outcome: Outcome,
+        ) -> Result<(), RequestError3>;
+        /// Publishes an upgrade; returns its id.
+        async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError3>;
+        /// Publishes an upgrade whose nodes also wait on `gates`.
+        async fn publish_gated(
+            &self,
+            upgrade: Upgrade,
+            gates: Vec<Gate>,
+        ) -> Result<u64, PublishError3>;
+        /// Rolls an upgrade that is not final back: it is aborted, and a
+        /// rollout on its schedule takes the upgraded nodes back to its
+        /// `from`; returns that rollout's id.
+        async fn rollback(&self, upgrade: u64) -> Result<u64, RollbackError>;
+        /// Approves a rollout its approval gate holds.
+        async fn approve(&self, upgrade: u64) -> Result<(), ApproveError>;
+        /// Pauses, resumes or aborts a rollout.
+        async fn control(&self, upgrade: u64, action: Control) -> Result<(), ControlError>;
+        /// Every node and rollout, and the newest events.
+        async fn status(&self) -> StatusView3;
+        /// The gates of every rollout published with some.
+        async fn gates(&self) -> BTreeMap<u64, GateView>;
+        /// Up to `limit` events (at most [`MAX_HISTORY_PAGE`]) with a
+        /// sequence number above `after`, oldest first.
+        async fn history(&self, after: u64, limit: u32) -> Vec<Event3>;
+        /// Removes a node that is gone for good (silent for longer than the
+        /// coordinator's liveness window), so it no longer holds a rollout
+        /// open or its id; recorded in the history.
+        async fn forget(&self, node: String) -> Result<(), ForgetError>;
+    }
 }
 
 use crate::error::Disallowed;
-use crate::upgrade::{NodeInfo, Upgrade};
+use crate::upgrade::{Gate, NodeInfo, Upgrade};
+use std::collections::BTreeMap;
 
 /// Refusals reach v1 callers as `Disallowed` with the v2 message.
 fn refused(e: impl std::fmt::Display) -> Disallowed {
@@ -971,6 +1061,77 @@ impl<N: v4::Interface> v3::Past for v3::PastSo<N> {
 
     async fn status(&self) -> Result<StatusView3, Disallowed> {
         self.next.status().await
+    }
+
+    async fn history(&self, after: u64, limit: u32) -> Result<Vec<Event3>, Disallowed> {
+        self.next.history(after, limit).await
+    }
+
+    async fn forget(&self, node: String) -> Result<Result<(), ForgetError>, Disallowed> {
+        self.next.forget(node).await
+    }
+}
+
+/// v4's calls mean the same in v5: each is passed on as it is.
+impl<N: v5::Interface> v4::Past for v4::PastSo<N> {
+    async fn register(&self, node: NodeInfo) -> Result<Result<(), RequestError3>, Disallowed> {
+        self.next.register(node).await
+    }
+
+    async fn heartbeat(
+        &self,
+        beat: Heartbeat3,
+    ) -> Result<Result<Option<Pending>, RequestError3>, Disallowed> {
+        self.next.heartbeat(beat).await
+    }
+
+    async fn request_slot(
+        &self,
+        node: String,
+        upgrade: u64,
+    ) -> Result<Result<Slot, RequestError3>, Disallowed> {
+        self.next.request_slot(node, upgrade).await
+    }
+
+    async fn report(
+        &self,
+        node: String,
+        upgrade: u64,
+        outcome: Outcome,
+    ) -> Result<Result<(), RequestError3>, Disallowed> {
+        self.next.report(node, upgrade, outcome).await
+    }
+
+    async fn publish(&self, upgrade: Upgrade) -> Result<Result<u64, PublishError3>, Disallowed> {
+        self.next.publish(upgrade).await
+    }
+
+    async fn publish_gated(
+        &self,
+        upgrade: Upgrade,
+        gates: Vec<Gate>,
+    ) -> Result<Result<u64, PublishError3>, Disallowed> {
+        self.next.publish_gated(upgrade, gates).await
+    }
+
+    async fn approve(&self, upgrade: u64) -> Result<Result<(), ApproveError>, Disallowed> {
+        self.next.approve(upgrade).await
+    }
+
+    async fn control(
+        &self,
+        upgrade: u64,
+        action: Control,
+    ) -> Result<Result<(), ControlError>, Disallowed> {
+        self.next.control(upgrade, action).await
+    }
+
+    async fn status(&self) -> Result<StatusView3, Disallowed> {
+        self.next.status().await
+    }
+
+    async fn gates(&self) -> Result<BTreeMap<u64, GateView>, Disallowed> {
+        self.next.gates().await
     }
 
     async fn history(&self, after: u64, limit: u32) -> Result<Vec<Event3>, Disallowed> {

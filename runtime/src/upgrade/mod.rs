@@ -31,7 +31,8 @@ pub struct Upgrade {
     pub service: String,
     /// Version the nodes run now.
     pub from: u32,
-    /// Version they move to; always `from + 1`.
+    /// Version they move to: `from + 1`, or `from - 1` for a rollback
+    /// (which the coordinator makes; publish takes only the next version).
     pub to: u32,
     /// When each node may upgrade.
     pub schedule: ScheduleSpec,
@@ -40,6 +41,23 @@ pub struct Upgrade {
     pub artifact: String,
     /// Free text for operators.
     pub notes: String,
+}
+
+impl Upgrade {
+    /// Whether a node at `version` has gone where this upgrade takes it: at
+    /// `to` or beyond it (below it, for a rollback).
+    pub fn reached(&self, version: u32) -> bool {
+        if self.to >= self.from {
+            version >= self.to
+        } else {
+            version <= self.to
+        }
+    }
+
+    /// Whether this is a rollback: it takes nodes back a version.
+    pub fn is_rollback(&self) -> bool {
+        self.to < self.from
+    }
 }
 
 /// Where a rollout stands.

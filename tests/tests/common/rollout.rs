@@ -806,3 +806,111 @@ async fn an_approval_gate_holds_the_rollout_until_an_operator_approves() {
     let gates = operator.gates().await.expect("gates");
     assert!(gates[&id].approved_ms.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_takes_every_node_back_with_its_state_and_fails_no_call() {
+    use upshift::coordinator::api::RollbackError;
+    let dir = temp_dir("rollback");
+    let coordinator = start_coordinator(&dir, "127.0.0.1:0", Registry::default()).await;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(
+            RunningNode::start(&dir, &format!("n{i}"), "kv", coordinator.addr(), healthy()).await,
+        );
+    }
+    wait_for(WAIT, "nodes to register", || async {
+        coordinator.status().await.nodes.len() == 3
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let conn = Connection::connect(n.listener.local_addr())
+            .await
+            .expect("connect");
+        load.push(tokio::spawn(write_load(conn, i, stop.clone())));
+    }
+    let operator = upshift::coordinator::api::v5::Client::new(
+        Connection::connect(coordinator.addr())
+            .await
+            .expect("connect"),
+    );
+    // An approval gate over every node keeps the rollout open once all have
+    // gone, and with it the window for a rollback.
+    let (schedule, gates) =
+        upshift::upgrade::schedule_and_gates("rolling:1,approval:3").expect("terms");
+    let id = operator
+        .publish_gated(def(1, schedule).into(), gates)
+        .await
+        .expect("rpc")
+        .expect("published");
+    wait_for(WAIT, "every node at v2", || async {
+        nodes.iter().all(|n| n.node.version() == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        state_of(&coordinator.status().await, id),
+        RolloutState::Active,
+        "held open for the approval"
+    );
+    let back = operator
+        .rollback(id)
+        .await
+        .expect("rpc")
+        .expect("rolled back");
+    wait_final(&coordinator, back).await;
+    assert!(nodes.iter().all(|n| n.node.version() == 1));
+    let status = coordinator.status().await;
+    assert_eq!(state_of(&status, id), RolloutState::Aborted);
+    let rolled: Vec<&str> = status
+        .events
+        .iter()
+        .filter(|e| e.upgrade == Some(back) && e.what == "rolled back to v1")
+        .map(|e| e.node.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(rolled.len(), 3, "{:?}", status.events);
+    assert!(matches!(
+        operator.rollback(id).await.expect("rpc"),
+        Err(RollbackError::NotNow { .. })
+    ));
+    assert_eq!(
+        operator.rollback(back).await.expect("rpc"),
+        Err(RollbackError::IsRollback(back))
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for (i, task) in load.into_iter().enumerate() {
+        let (acked, failed) = task.await.expect("load task");
+        assert!(
+            failed.is_empty(),
+            "n{i}: client-visible failures: {failed:?}"
+        );
+        let reader = v1::Client::new(
+            Connection::connect(nodes[i].listener.local_addr())
+                .await
+                .expect("connect"),
+        );
+        for key in &acked {
+            assert!(
+                reader.get(key.clone()).await.expect("get").is_some(),
+                "n{i} lost {key}"
+            );
+        }
+    }
+    // A final upgrade is not rolled back.
+    let again = operator
+        .publish(def(1, ScheduleSpec::Immediately).into())
+        .await
+        .expect("rpc")
+        .expect("published");
+    wait_final(&coordinator, again).await;
+    let refused = operator.rollback(again).await.expect("rpc");
+    assert_eq!(
+        refused,
+        Err(RollbackError::Final {
+            upgrade: again,
+            to: 2
+        })
+    );
+}
