@@ -16,6 +16,11 @@
 //!   while a node of `a` is below the target;
 //! - under an approval gate (a third of the seeds), no more nodes upgraded
 //!   or upgrading than the gate lets go before the operator approves;
+//! - a quarter of the seeds roll the upgrade back at a random moment: the
+//!   rollback is refused only once the upgrade is final, and from then on
+//!   every rule above holds for the rollback's rollout, which takes the
+//!   nodes back to v1 (a node still finishing its upgrade reports it and
+//!   then goes back);
 //! - at the end, once every fault heals, the rollout is final with every
 //!   node at the target, or halted with a reason (a lost slot, a failed
 //!   upgrade) — never stuck.
@@ -88,8 +93,9 @@ struct SimNode {
     /// Cut off from the coordinator until then (true time).
     partitioned_until: u64,
     registered: bool,
-    /// Upgrading (granted a slot): done at this true time.
-    upgrading: Option<u64>,
+    /// Upgrading (granted a slot): done at this true time, to this
+    /// version, in this upgrade.
+    upgrading: Option<(u64, u32, u64)>,
 }
 
 struct World {
@@ -107,6 +113,11 @@ struct World {
     groups: bool,
     /// The rollout's approval gate, if it has one: nodes before it.
     approval_after: Option<u32>,
+    /// The version the rollout (or its rollback) takes the nodes to.
+    target: u32,
+    /// When the operator rolls the upgrade back, if they do (a step of
+    /// the faulty phase).
+    rollback_at: Option<usize>,
     trace: Vec<String>,
     verbose: bool,
 }
@@ -120,6 +131,7 @@ impl World {
         let clock = ManualClock::at(T0);
         let udb = MemoryUdb::new();
         let count = rng.range(3, 8) as usize;
+        let rollback_at = rng.chance(25).then(|| rng.range(0, 400) as usize);
         let nodes = (0..count)
             .map(|i| SimNode {
                 id: format!("n{i}"),
@@ -145,6 +157,8 @@ impl World {
             limit: 0,
             groups: false,
             approval_after: None,
+            target: 2,
+            rollback_at,
             trace: Vec::new(),
             verbose,
         };
@@ -231,6 +245,41 @@ impl World {
         }
     }
 
+    /// The operator rolls the upgrade back: refused once it is final.
+    fn roll_back(&mut self) -> Result<(), Broken> {
+        let Some(coordinator) = &self.coordinator else {
+            return Ok(());
+        };
+        let answer = now(coordinator.rollback(self.upgrade));
+        self.log(format!(
+            "the operator rolls #{} back: {answer:?}",
+            self.upgrade
+        ));
+        match answer {
+            Ok(back) => {
+                self.upgrade = back;
+                self.target = 1;
+                self.approval_after = None;
+                Ok(())
+            }
+            Err(upshift::coordinator::api::RollbackError::Final { .. })
+                if self.state() == Some(RolloutState::Final) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("the rollback was refused: {e}")),
+        }
+    }
+
+    /// Whether a node at `version` is where the rollout takes it.
+    fn reached(&self, version: u32) -> bool {
+        if self.target >= 2 {
+            version >= self.target
+        } else {
+            version <= self.target
+        }
+    }
+
     /// The coordinator, if node `i` can reach it now.
     fn reachable(&self, i: usize) -> bool {
         let node = &self.nodes[i];
@@ -248,7 +297,6 @@ impl World {
         let fails = self.rng.chance(2);
         let took = self.rng.range(50, 1500);
         let t = self.t;
-        let upgrade = self.upgrade;
         let coordinator = self.coordinator.as_ref().expect("reachable");
         let node = &mut self.nodes[i];
         if !node.registered {
@@ -265,7 +313,7 @@ impl World {
             self.log(what);
             return Ok(());
         }
-        if let Some(done_at) = node.upgrading {
+        if let Some((done_at, to, slot_in)) = node.upgrading {
             if t < done_at {
                 return Ok(());
             }
@@ -275,10 +323,10 @@ impl World {
                     reason: "the simulated transform failed".into(),
                 }
             } else {
-                node.version = 2;
-                Outcome::Upgraded { version: 2 }
+                node.version = to;
+                Outcome::Upgraded { version: to }
             };
-            let answer = now(coordinator.report(node.id.clone(), upgrade, outcome.clone()));
+            let answer = now(coordinator.report(node.id.clone(), slot_in, outcome.clone()));
             if lose_reply || answer.is_err() {
                 node.registered = false;
             }
@@ -321,19 +369,22 @@ impl World {
                 let behind: Vec<&str> = self
                     .nodes
                     .iter()
-                    .filter(|n| n.group == "a" && n.version < 2)
+                    .filter(|n| n.group == "a" && !self.reached(n.version))
                     .map(|n| n.id.as_str())
                     .collect();
                 if !behind.is_empty() {
                     return Err(format!(
-                        "{id} of group b was granted a slot while {behind:?} of group a run v1"
+                        "{id} of group b was granted a slot while {behind:?} of group a are not at v{}",
+                        self.target
                     ));
                 }
             }
         }
         let node = &mut self.nodes[i];
         match (&answer, lose_reply) {
-            (Ok(Slot::Granted), false) => node.upgrading = Some(t + took),
+            (Ok(Slot::Granted), false) => {
+                node.upgrading = Some((t + took, pending.to, pending.upgrade));
+            }
             (_, true) => node.registered = false,
             _ => {}
         }
@@ -353,8 +404,10 @@ impl World {
                 let node = &mut self.nodes[i];
                 // Killed: an upgrade under way either committed its new
                 // state or left the old one.
-                if node.upgrading.take().is_some() && committed {
-                    node.version = 2;
+                if let Some((_, to, _)) = node.upgrading.take()
+                    && committed
+                {
+                    node.version = to;
                 }
                 node.alive = false;
                 node.registered = false;
@@ -453,7 +506,7 @@ impl World {
         }
         if let Some(up) = content.upgrades.get(&self.upgrade)
             && up.state == RolloutState::Final
-            && let Some(behind) = self.nodes.iter().find(|n| n.version < 2)
+            && let Some(behind) = self.nodes.iter().find(|n| !self.reached(n.version))
         {
             return Err(format!(
                 "the rollout is final while {} runs v{} (alive: {})",
@@ -482,7 +535,7 @@ impl World {
         }
         self.publish();
         // Faults for a while.
-        for _ in 0..400 {
+        for step in 0..400 {
             let ms = self.rng.range(5, 100);
             self.advance(ms);
             self.restarts();
@@ -492,6 +545,9 @@ impl World {
             self.check()?;
             if self.rng.chance(1) {
                 self.approve();
+            }
+            if self.rollback_at == Some(step) {
+                self.roll_back()?;
             }
         }
         // Then every fault heals: the rollout must end.
@@ -514,7 +570,7 @@ impl World {
             self.check()?;
             match self.state() {
                 Some(RolloutState::Final) => {
-                    return match self.nodes.iter().find(|n| n.version < 2) {
+                    return match self.nodes.iter().find(|n| !self.reached(n.version)) {
                         Some(n) => Err(format!("final with {} at v{}", n.id, n.version)),
                         None => Ok(RolloutState::Final),
                     };
@@ -547,7 +603,18 @@ fn rollouts_keep_their_invariants_under_seeded_faults() {
     let mut ends: BTreeMap<String, u64> = BTreeMap::new();
     for &seed in &seeds {
         let mut world = World::new(seed, one.is_some());
-        match world.run() {
+        let end = world.run();
+        if world.target == 1
+            && let Ok(end) = &end
+        {
+            let kind = match end {
+                RolloutState::Final => "rolled back: final",
+                _ => "rolled back: halted",
+            };
+            *ends.entry(kind.into()).or_default() += 1;
+            continue;
+        }
+        match end {
             Ok(RolloutState::Halted { reason }) => {
                 let kind = if reason.contains("failed to upgrade") {
                     "halted: an upgrade failed"
@@ -578,6 +645,10 @@ fn rollouts_keep_their_invariants_under_seeded_faults() {
     // The simulation must reach both ends, or it tests less than it claims.
     if one.is_none() && seeds.len() >= 100 {
         assert!(ends.get("final").copied().unwrap_or(0) > 0, "{ends:?}");
+        assert!(
+            ends.get("rolled back: final").copied().unwrap_or(0) > 0,
+            "no seed rolled back to the end: {ends:?}"
+        );
         assert!(ends.len() > 1, "no seed halted: {ends:?}");
     }
 }

@@ -266,7 +266,18 @@ impl<'a> Txn<'a> {
             .values()
             .filter(|n| n.info.service == service)
             .collect();
-        if nodes.is_empty() || nodes.iter().any(|n| !up.def.reached(n.info.version)) {
+        // A node still changing version (as after a rollback of an upgrade
+        // it was in the middle of) may yet land elsewhere. And a rollback's
+        // target is where its nodes came from, so a node's record says it
+        // is there also when the node went silent mid-upgrade and may have
+        // arrived: each must be heard from since the rollback began.
+        if nodes.is_empty()
+            || nodes.iter().any(|n| {
+                !up.def.reached(n.info.version)
+                    || matches!(n.state, NodeState::Upgrading { .. })
+                    || (up.def.is_rollback() && n.last_seen_ms < up.published_ms)
+            })
+        {
             return;
         }
         // An approval gate over every node holds the rollout open, and with
@@ -387,6 +398,7 @@ impl<'a> Txn<'a> {
         } else {
             beat.problem.clone()
         };
+        let heard_before = node.last_seen_ms;
         node.last_seen_ms = self.now;
         node.calls = beat.calls.iter().copied().collect();
         node.healthy_since_ms = match (beat.healthy, node.healthy) {
@@ -420,6 +432,11 @@ impl<'a> Txn<'a> {
         self.content.nodes.insert(beat.id.clone(), node.clone());
         if version_changed {
             self.node(node);
+            self.finalize(&service);
+        } else if up.as_ref().is_some_and(|u| {
+            // A rollback waits to hear from each node once (see `finalize`).
+            u.def.is_rollback() && heard_before < u.published_ms
+        }) {
             self.finalize(&service);
         } else if up.as_ref().is_some_and(|u| {
             u.state == RolloutState::Active
@@ -801,20 +818,6 @@ impl<'a> Txn<'a> {
             artifact: "in-process".into(),
             notes: format!("rollback of upgrade #{upgrade}"),
         };
-        // Nodes whose upgrade failed never left `from`: nothing holds them.
-        let failed: Vec<NodeRecord> = self
-            .content
-            .nodes
-            .values()
-            .filter(|n| matches!(n.state, NodeState::Failed { to, .. } if to == up.def.to))
-            .cloned()
-            .collect();
-        for n in failed {
-            self.node(NodeRecord {
-                state: NodeState::Running,
-                ..n
-            });
-        }
         let service = def.service.clone();
         let back = format!(
             "rollback of upgrade #{upgrade}: {} v{} -> v{} ({:?})",

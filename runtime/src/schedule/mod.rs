@@ -46,14 +46,14 @@ pub struct Rollout<'a> {
 }
 
 impl Rollout<'_> {
-    /// Nodes holding a slot (upgrading to this upgrade's version).
+    /// Nodes holding a slot: changing version now. A node still finishing
+    /// an upgrade that was rolled back (or aborted) counts too, so a
+    /// schedule's limit holds for what the nodes are doing, not only for
+    /// this rollout's grants.
     pub fn upgrading(&self) -> impl Iterator<Item = &&NodeRecord> {
-        self.nodes.iter().filter(move |n| {
-            n.state
-                == NodeState::Upgrading {
-                    to: self.upgrade.def.to,
-                }
-        })
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.state, NodeState::Upgrading { .. }))
     }
 
     /// Nodes that run the new version.
