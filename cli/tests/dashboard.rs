@@ -48,6 +48,21 @@ fn start(dir: &std::path::Path) -> (Child, String, String) {
 }
 
 /// A POST as another page would send it: without the dashboard's token.
+/// `upshift publish` of Kv vFROM -> vFROM+1 with `schedule`, as an operator would.
+fn publish(addr: &str, from: u32, schedule: &str) {
+    let (from, to) = (from.to_string(), (from + 1).to_string());
+    let out = Command::new(BIN)
+        .args(["publish", "-c", addr, "--service", "Kv", "--from", &from])
+        .args(["--to", &to, "--schedule", schedule])
+        .output()
+        .expect("publish");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn post_without_token(dashboard: &str) -> String {
     let authority = dashboard
         .trim_start_matches("http://")
@@ -97,16 +112,7 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
 
     // One node at a time, each healthy for 2 s before the next: slow
     // enough to pause half way.
-    let out = Command::new(BIN)
-        .args(["publish", "-c", &addr, "--service", "Kv", "--from", "1"])
-        .args(["--to", "2", "--schedule", "rolling:1,health:2,approval:3"])
-        .output()
-        .expect("publish");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    publish(&addr, 1, "rolling:1,health:2,approval:3");
     let page = browser.clone();
     tokio::task::spawn_blocking(move || {
         page.wait_text("#rollout-1 .state", WAIT, |t| t == "Active");
@@ -170,16 +176,7 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
 
     // v2 -> v3, held open once every node went by an approval over all
     // four; a click on rollback takes them back to v2 with their state.
-    let out = Command::new(BIN)
-        .args(["publish", "-c", &addr, "--service", "Kv", "--from", "2"])
-        .args(["--to", "3", "--schedule", "rolling:2,approval:4"])
-        .output()
-        .expect("publish");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    publish(&addr, 2, "rolling:2,approval:4");
     let page = browser.clone();
     tokio::task::spawn_blocking(move || {
         page.wait_text("#rollout-2 .progress", WAIT, |t| t.starts_with("4/4"));

@@ -764,25 +764,36 @@ async fn a_newer_version_seen_in_a_reply_wakes_the_agent() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approval_gate_holds_the_rollout_until_an_operator_approves() {
-    let dir = temp_dir("approval");
-    let coordinator = start_coordinator(&dir, "127.0.0.1:0", Registry::default()).await;
+/// Three kv nodes with agents, registered.
+async fn three_nodes(dir: &std::path::Path, coordinator: &RunningCoordinator) -> Vec<RunningNode> {
     let mut nodes = Vec::new();
     for i in 0..3 {
         nodes.push(
-            RunningNode::start(&dir, &format!("n{i}"), "kv", coordinator.addr(), healthy()).await,
+            RunningNode::start(dir, &format!("n{i}"), "kv", coordinator.addr(), healthy()).await,
         );
     }
     wait_for(WAIT, "nodes to register", || async {
         coordinator.status().await.nodes.len() == 3
     })
     .await;
-    let operator = upshift::coordinator::api::v4::Client::new(
+    nodes
+}
+
+/// An operator's client of the newest coordinator interface.
+async fn operator(coordinator: &RunningCoordinator) -> upshift::coordinator::api::v5::Client {
+    upshift::coordinator::api::v5::Client::new(
         Connection::connect(coordinator.addr())
             .await
             .expect("connect"),
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_gate_holds_the_rollout_until_an_operator_approves() {
+    let dir = temp_dir("approval");
+    let coordinator = start_coordinator(&dir, "127.0.0.1:0", Registry::default()).await;
+    let nodes = three_nodes(&dir, &coordinator).await;
+    let operator = operator(&coordinator).await;
     let (schedule, gates) =
         upshift::upgrade::schedule_and_gates("rolling:1,approval:1").expect("terms");
     let id = operator
@@ -812,16 +823,7 @@ async fn a_rollback_takes_every_node_back_with_its_state_and_fails_no_call() {
     use upshift::coordinator::api::RollbackError;
     let dir = temp_dir("rollback");
     let coordinator = start_coordinator(&dir, "127.0.0.1:0", Registry::default()).await;
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(
-            RunningNode::start(&dir, &format!("n{i}"), "kv", coordinator.addr(), healthy()).await,
-        );
-    }
-    wait_for(WAIT, "nodes to register", || async {
-        coordinator.status().await.nodes.len() == 3
-    })
-    .await;
+    let nodes = three_nodes(&dir, &coordinator).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
@@ -830,11 +832,7 @@ async fn a_rollback_takes_every_node_back_with_its_state_and_fails_no_call() {
             .expect("connect");
         load.push(tokio::spawn(write_load(conn, i, stop.clone())));
     }
-    let operator = upshift::coordinator::api::v5::Client::new(
-        Connection::connect(coordinator.addr())
-            .await
-            .expect("connect"),
-    );
+    let operator = operator(&coordinator).await;
     // An approval gate over every node keeps the rollout open once all have
     // gone, and with it the window for a rollback.
     let (schedule, gates) =
