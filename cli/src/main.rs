@@ -583,10 +583,13 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
                 None => tokio::signal::ctrl_c().await?,
                 Some(leadership) => tokio::select! {
                     interrupted = tokio::signal::ctrl_c() => interrupted?,
-                    why = leadership.lost() => return Err(Failure(
-                        format!("this coordinator no longer leads: {why}; it stops (restarted, it stands by)"),
-                        3,
-                    )),
+                    why = leadership.lost() => {
+                        // Stop at once: winding the runtime down waits for
+                        // its blocking tasks (the UDB writer among them),
+                        // and a deposed leader must not linger serving.
+                        eprintln!("upshift: this coordinator no longer leads: {why}; it stops (restarted, it stands by)");
+                        std::process::exit(3);
+                    }
                 },
             }
             Ok(())
