@@ -73,6 +73,14 @@ async fn a_node_rolls_back_with_its_state_under_load_and_loses_nothing() {
         "the hits of k0 are what v2 cannot hold"
     );
     assert!(dir.join("kv.v2.snap").exists() && !dir.join("kv.v3.snap").exists());
+    // Operators see it in the node's metrics too.
+    let metrics = node.metrics().render();
+    assert!(
+        metrics.contains(
+            "upshift_node_rollback_dropped_values_total{node=\"n\",place=\"Entry.hits\"} 1"
+        ),
+        "{metrics}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     // `upgrade_to` one below the running version is a rollback too.
     node.upgrade_to(1).await.expect("back to v1");

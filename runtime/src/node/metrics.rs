@@ -120,6 +120,18 @@ impl NodeMetrics {
             &one,
             timings.upgrades.iter().filter(|(_, ok)| !ok).count(),
         );
+        out.family(
+            "upshift_node_rollback_dropped_values_total",
+            "counter",
+            "Values this node's rollbacks dropped because the older version cannot hold them, per place (Type.field).",
+        );
+        for (place, n) in &timings.dropped {
+            out.sample(
+                "upshift_node_rollback_dropped_values_total",
+                &[("node", id.as_str()), ("place", place)],
+                n,
+            );
+        }
         if let Some(shadow) = node.shadowed() {
             let version = shadow.version.to_string();
             let labels = [("node", id.as_str()), ("version", version.as_str())];

@@ -72,6 +72,9 @@ pub(crate) struct Timings {
     /// Each upgrade the node made (transform or restart), and whether it
     /// succeeded.
     pub(crate) upgrades: Vec<(Duration, bool)>,
+    /// Values its rollbacks dropped (the older version could not hold
+    /// them), per place (`Type.field`).
+    pub(crate) dropped: std::collections::BTreeMap<&'static str, u64>,
 }
 
 struct Inner {

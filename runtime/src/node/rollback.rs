@@ -83,6 +83,11 @@ impl Node {
         match result {
             Ok((next, dropped)) => {
                 self.install(to, current, next, paused.elapsed());
+                let mut timings = lock(&self.inner.timings);
+                for (place, n) in dropped.iter() {
+                    *timings.dropped.entry(place).or_default() += n;
+                }
+                drop(timings);
                 if dropped.is_empty() {
                     tracing::info!(node = %self.inner.config.id, version = to, "rolled back");
                 } else {
