@@ -275,16 +275,19 @@ impl<'a> Txn<'a> {
             || nodes.iter().any(|n| {
                 !up.def.reached(n.info.version)
                     || matches!(n.state, NodeState::Upgrading { .. })
-                    || (up.def.is_rollback() && n.last_seen_ms < up.published_ms)
+                    || unheard_by_rollback(&up, n.last_seen_ms)
             })
         {
             return;
         }
         // An approval gate over every node holds the rollout open, and with
         // it the window for a rollback, until an operator approves.
-        if self.content.gates.get(&up.id).is_some_and(|g| {
-            g.approved_ms.is_none() && g.gates.iter().any(|g| matches!(g, Gate::Approval { .. }))
-        }) {
+        if self
+            .content
+            .gates
+            .get(&up.id)
+            .is_some_and(GateRecord::awaits_approval)
+        {
             return;
         }
         let rollout = Rollout {
@@ -433,10 +436,11 @@ impl<'a> Txn<'a> {
         if version_changed {
             self.node(node);
             self.finalize(&service);
-        } else if up.as_ref().is_some_and(|u| {
+        } else if up
+            .as_ref()
+            .is_some_and(|u| unheard_by_rollback(u, heard_before))
+        {
             // A rollback waits to hear from each node once (see `finalize`).
-            u.def.is_rollback() && heard_before < u.published_ms
-        }) {
             self.finalize(&service);
         } else if up.as_ref().is_some_and(|u| {
             u.state == RolloutState::Active
@@ -681,16 +685,15 @@ impl<'a> Txn<'a> {
             .get(&upgrade)
             .cloned()
             .ok_or(ApproveError::NoSuchUpgrade(upgrade))?;
-        let Some(record) = self.content.gates.get(&upgrade).cloned() else {
+        let Some(record) = self
+            .content
+            .gates
+            .get(&upgrade)
+            .filter(|r| r.has_approval_gate())
+            .cloned()
+        else {
             return Err(ApproveError::NoApprovalGate(upgrade));
         };
-        if !record
-            .gates
-            .iter()
-            .any(|g| matches!(g, Gate::Approval { .. }))
-        {
-            return Err(ApproveError::NoApprovalGate(upgrade));
-        }
         if matches!(up.state, RolloutState::Final | RolloutState::Aborted) {
             return Err(ApproveError::NotNow {
                 upgrade,
@@ -763,11 +766,23 @@ impl<'a> Txn<'a> {
                 running: running.into_iter().collect(),
             });
         }
-        let id = self.content.upgrades.keys().last().map_or(1, |id| id + 1);
+        let id = self.next_upgrade_id();
         let what = format!(
             "published {} v{} -> v{} ({:?})",
             def.service, def.from, def.to, def.schedule
         );
+        self.open(id, def, what);
+        Ok(id)
+    }
+
+    /// The id the next rollout gets: ascending, never reused.
+    fn next_upgrade_id(&self) -> u64 {
+        self.content.upgrades.keys().last().map_or(1, |id| id + 1)
+    }
+
+    /// Records rollout `id` of `def` as active, with `what` in the history
+    /// (it may be final at once: every node there already).
+    fn open(&mut self, id: u64, def: Upgrade, what: String) {
         let service = def.service.clone();
         self.upgrade(UpgradeRecord {
             id,
@@ -777,7 +792,6 @@ impl<'a> Txn<'a> {
         });
         self.event(None, Some(id), what);
         self.finalize(&service);
-        Ok(id)
     }
 
     /// An operator rolls `upgrade` back: it is aborted, and a rollout from
@@ -809,7 +823,7 @@ impl<'a> Txn<'a> {
                 });
             }
         }
-        let id = self.content.upgrades.keys().last().map_or(1, |id| id + 1);
+        let id = self.next_upgrade_id();
         let def = Upgrade {
             service: up.def.service.clone(),
             from: up.def.to,
@@ -818,7 +832,6 @@ impl<'a> Txn<'a> {
             artifact: "in-process".into(),
             notes: format!("rollback of upgrade #{upgrade}"),
         };
-        let service = def.service.clone();
         let back = format!(
             "rollback of upgrade #{upgrade}: {} v{} -> v{} ({:?})",
             def.service, def.from, def.to, def.schedule
@@ -828,14 +841,7 @@ impl<'a> Txn<'a> {
             ..up
         });
         self.event(None, Some(upgrade), format!("rolled back by upgrade #{id}"));
-        self.upgrade(UpgradeRecord {
-            id,
-            def,
-            state: RolloutState::Active,
-            published_ms: self.now,
-        });
-        self.event(None, Some(id), back);
-        self.finalize(&service);
+        self.open(id, def, back);
         Ok(id)
     }
 
@@ -895,6 +901,12 @@ pub(super) fn active_for<'a>(content: &'a Content, service: &str) -> Option<&'a 
                 RolloutState::Active | RolloutState::Paused | RolloutState::Halted { .. }
             )
     })
+}
+
+/// Whether `up` is a rollback that has not heard from a node last heard
+/// at `last_seen_ms` since it began.
+fn unheard_by_rollback(up: &UpgradeRecord, last_seen_ms: u64) -> bool {
+    up.def.is_rollback() && last_seen_ms < up.published_ms
 }
 
 /// What `up` waits on besides its schedule, if anything: a service it

@@ -341,6 +341,18 @@ impl Node {
         lock(&self.inner.shadowed).clone()
     }
 
+    /// This binary's stage of `version`.
+    fn stage(&self, version: u32) -> Result<&dyn Stage, NodeError> {
+        let stages = &self.inner.stages;
+        stages
+            .get(&version)
+            .map(AsRef::as_ref)
+            .ok_or_else(|| NodeError::NoStage {
+                version,
+                known: stages.keys().copied().collect(),
+            })
+    }
+
     /// Saves the current state as the committed snapshot; for a journaled
     /// state, the journal then drops what the snapshot holds. A failure
     /// makes the node unhealthy and stops it acknowledging writes (see

@@ -40,15 +40,9 @@ impl Node {
         if to + 1 != running {
             return Err(NodeError::NotNext { running });
         }
-        let stages = &self.inner.stages;
-        let Some(stage) = stages.get(&to) else {
-            return Err(NodeError::NoStage {
-                version: to,
-                known: stages.keys().copied().collect(),
-            });
-        };
+        let stage = self.stage(to)?;
         // Refused before anything is held back or written.
-        if !stages[&running].reversible() {
+        if !self.inner.stages[&running].reversible() {
             return Err(NodeError::NotReversible { version: running });
         }
         let state = lock(&self.inner.state).clone();
@@ -65,9 +59,7 @@ impl Node {
                 // running version, and the journal holds nothing else.
                 node.inner.store.write(&snapshot)?;
                 compacted(journaled.as_ref(), applied);
-                node.inner.stages[&running]
-                    .downgrade(&snapshot)
-                    .unwrap_or(Err(NodeError::NotReversible { version: running }))
+                node.inner.stages[&running].downgrade(&snapshot)
             })
             .await?;
             touched = true;

@@ -91,14 +91,17 @@ pub trait Stage: Send + Sync + 'static {
 
     /// The state in `snapshot` (of this version) transformed back into the
     /// previous version's, with what that version cannot hold: what a
-    /// rollback commits. `None` for a stage that cannot roll back (see
-    /// [`DurableStage::reversible`]).
-    fn downgrade(&self, snapshot: &Snapshot) -> Option<Result<(Snapshot, Dropped), NodeError>> {
+    /// rollback commits. [`NodeError::NotReversible`] for a stage that
+    /// cannot roll back (see [`DurableStage::reversible`]).
+    fn downgrade(&self, snapshot: &Snapshot) -> Result<(Snapshot, Dropped), NodeError> {
         let _ = snapshot;
-        None
+        Err(NodeError::NotReversible {
+            version: self.version(),
+        })
     }
 
-    /// Whether [`Stage::downgrade`] can roll this version back.
+    /// Whether [`Stage::downgrade`] can roll this version back (asked
+    /// before a rollback holds calls back).
     fn reversible(&self) -> bool {
         false
     }
@@ -263,8 +266,13 @@ where
         Some(S::ENCODING)
     }
 
-    fn downgrade(&self, snapshot: &Snapshot) -> Option<Result<(Snapshot, Dropped), NodeError>> {
-        self.reverse.map(|reverse| reverse(snapshot))
+    fn downgrade(&self, snapshot: &Snapshot) -> Result<(Snapshot, Dropped), NodeError> {
+        match self.reverse {
+            Some(reverse) => reverse(snapshot),
+            None => Err(NodeError::NotReversible {
+                version: S::VERSION,
+            }),
+        }
     }
 
     fn reversible(&self) -> bool {

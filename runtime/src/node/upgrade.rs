@@ -47,12 +47,7 @@ impl Node {
         if to != running + 1 {
             return Err(NodeError::NotNext { running });
         }
-        if !self.inner.stages.contains_key(&to) {
-            return Err(NodeError::NoStage {
-                version: to,
-                known: self.inner.stages.keys().copied().collect(),
-            });
-        }
+        self.stage(to)?;
         if let Some(policy) = self.inner.config.shadow {
             self.shadow(to, policy, &current).await?;
         }

@@ -104,6 +104,20 @@ pub struct GateRecord {
     pub approved_by: Option<String>,
 }
 
+impl GateRecord {
+    /// Whether an operator's approval is among the gates.
+    pub fn has_approval_gate(&self) -> bool {
+        self.gates
+            .iter()
+            .any(|g| matches!(g, Gate::Approval { .. }))
+    }
+
+    /// Whether that approval is still to come.
+    pub fn awaits_approval(&self) -> bool {
+        self.approved_ms.is_none() && self.has_approval_gate()
+    }
+}
+
 /// One line of upgrade history, as the coordinator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

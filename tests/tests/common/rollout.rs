@@ -788,19 +788,23 @@ async fn operator(coordinator: &RunningCoordinator) -> upshift::coordinator::api
     )
 }
 
+/// Publishes Kv v1 -> v2 with `terms` (a schedule and its gates); its id.
+async fn publish_gated(operator: &upshift::coordinator::api::v5::Client, terms: &str) -> u64 {
+    let (schedule, gates) = upshift::upgrade::schedule_and_gates(terms).expect("terms");
+    operator
+        .publish_gated(def(1, schedule).into(), gates)
+        .await
+        .expect("rpc")
+        .expect("published")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_gate_holds_the_rollout_until_an_operator_approves() {
     let dir = temp_dir("approval");
     let coordinator = start_coordinator(&dir, "127.0.0.1:0", Registry::default()).await;
     let nodes = three_nodes(&dir, &coordinator).await;
     let operator = operator(&coordinator).await;
-    let (schedule, gates) =
-        upshift::upgrade::schedule_and_gates("rolling:1,approval:1").expect("terms");
-    let id = operator
-        .publish_gated(def(1, schedule).into(), gates)
-        .await
-        .expect("rpc")
-        .expect("published");
+    let id = publish_gated(&operator, "rolling:1,approval:1").await;
     wait_for(WAIT, "the first node to upgrade", || async {
         nodes.iter().any(|n| n.node.version() == 2)
     })
@@ -835,13 +839,7 @@ async fn a_rollback_takes_every_node_back_with_its_state_and_fails_no_call() {
     let operator = operator(&coordinator).await;
     // An approval gate over every node keeps the rollout open once all have
     // gone, and with it the window for a rollback.
-    let (schedule, gates) =
-        upshift::upgrade::schedule_and_gates("rolling:1,approval:3").expect("terms");
-    let id = operator
-        .publish_gated(def(1, schedule).into(), gates)
-        .await
-        .expect("rpc")
-        .expect("published");
+    let id = publish_gated(&operator, "rolling:1,approval:3").await;
     wait_for(WAIT, "every node at v2", || async {
         nodes.iter().all(|n| n.node.version() == 2)
     })

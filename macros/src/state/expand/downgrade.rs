@@ -9,7 +9,7 @@ use quote::{format_ident, quote, quote_spanned};
 
 use super::Gen;
 use super::upgrade::Err_;
-use crate::state::model::{Default_, Shape, StateField, StateType};
+use crate::state::model::{Default_, Shape, StateField};
 use crate::state::plan::{FieldPlan, Source, Step, TypePlan};
 
 impl Gen<'_> {
@@ -142,32 +142,6 @@ impl Gen<'_> {
                     dropped: &mut ::upshift::state::Dropped,
                 ) -> ::core::result::Result<Self::Previous, ::upshift::state::TransformError> {
                     <Self::Previous as ::upshift::state::Downgrade<Self>>::downgrade(self, dropped)
-                }
-            }
-        })
-    }
-
-    /// `__from_parts`: a struct built from its fields, for the next
-    /// version's downgrade, which cannot see private fields.
-    pub(super) fn parts_constructor(&self, t: &StateType) -> Option<TokenStream> {
-        if !self.state.rollback || self.is_last() {
-            return None;
-        }
-        let Shape::Struct(fields) = &t.shape else {
-            return None;
-        };
-        let ident = &t.ident;
-        let members = fields.iter().map(|f| &f.member);
-        let bindings: Vec<Ident> = (0..fields.len())
-            .map(|i| format_ident!("__f{}", i))
-            .collect();
-        let tys = fields.iter().map(|f| &f.ty);
-        Some(quote! {
-            impl #ident {
-                #[doc(hidden)]
-                #[allow(dead_code, clippy::too_many_arguments)]
-                pub fn __from_parts(#(#bindings: #tys),*) -> Self {
-                    #ident { #(#members: #bindings),* }
                 }
             }
         })

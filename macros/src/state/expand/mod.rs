@@ -33,7 +33,7 @@ impl<'a> Gen<'a> {
     }
 
     /// Whether this is the newest version declared.
-    fn is_last(&self) -> bool {
+    pub(super) fn is_last(&self) -> bool {
         self.state
             .versions
             .last()
@@ -48,11 +48,6 @@ impl<'a> Gen<'a> {
         let types = self.v.types.iter().map(|t| self.item(t));
         let parts = self.v.types.iter().filter_map(|t| self.parts_fn(t));
         let upgrades = self.plan.types.iter().filter_map(|p| self.upgrade(p));
-        let from_parts = self
-            .v
-            .types
-            .iter()
-            .filter_map(|t| self.parts_constructor(t));
         let downgrades = self.plan.types.iter().filter_map(|p| self.downgrade(p));
         let reversible = self.reversible();
         let root = self.versioned();
@@ -74,7 +69,6 @@ impl<'a> Gen<'a> {
                 #(#types)*
                 #(#parts)*
                 #(#upgrades)*
-                #(#from_parts)*
                 #(#downgrades)*
                 #reversible
                 #root

@@ -60,17 +60,28 @@ impl Gen<'_> {
     }
 
     /// `__into_parts`: a struct's fields by value, for the next version's
-    /// transform, which cannot see private fields.
+    /// transform, which cannot see private fields; with `rollback`, below
+    /// the newest version, also `__from_parts`, which builds it from them
+    /// for the next version's downgrade.
     pub(super) fn parts_fn(&self, t: &StateType) -> Option<TokenStream> {
         let Shape::Struct(fields) = &t.shape else {
             return None;
         };
         let ident = &t.ident;
-        let members = fields.iter().map(|f| &f.member);
+        let members: Vec<_> = fields.iter().map(|f| &f.member).collect();
         let bindings: Vec<Ident> = (0..fields.len())
             .map(|i| format_ident!("__f{}", i))
             .collect();
-        let tys = fields.iter().map(|f| &f.ty);
+        let tys: Vec<_> = fields.iter().map(|f| &f.ty).collect();
+        let from_parts = (self.state.rollback && !self.is_last()).then(|| {
+            quote! {
+                #[doc(hidden)]
+                #[allow(dead_code, clippy::too_many_arguments)]
+                pub fn __from_parts(#(#bindings: #tys),*) -> Self {
+                    #ident { #(#members: #bindings),* }
+                }
+            }
+        });
         Some(quote! {
             impl #ident {
                 #[doc(hidden)]
@@ -78,6 +89,7 @@ impl Gen<'_> {
                     let #ident { #(#members: #bindings),* } = self;
                     (#(#bindings,)*)
                 }
+                #from_parts
             }
         })
     }
