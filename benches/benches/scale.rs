@@ -29,7 +29,7 @@ use upshift::coordinator::Coordinator;
 use upshift::schedule::Registry;
 use upshift::udb::{EtcdUdb, MemoryUdb, RedbUdb};
 use upshift_tests::etcd::EtcdServer;
-use upshift_tests::fleet::{Pace, Seen, agent, connect, rolling};
+use upshift_tests::fleet::{Pace, Seen, agent, connect, rolling, stop_all};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const UPGRADE: Duration = Duration::from_millis(100);
@@ -216,10 +216,7 @@ async fn run(nodes: u32, udb: Udb) -> Vec<(&'static str, String)> {
     let rollout = published.elapsed();
     let during = seen.percentiles();
     let (_, rollout_rss) = usage(pid);
-    stop.store(true, Ordering::Relaxed);
-    for a in agents {
-        a.abort();
-    }
+    stop_all(&stop, agents).await;
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -147,6 +147,17 @@ pub async fn agent(
     }
 }
 
+/// Stops the agents and waits for each to finish what it was doing, so
+/// that what they saw is complete: a report the coordinator has recorded
+/// may not yet be counted by its agent when the rollout reads as final.
+/// Each agent stops within one heartbeat.
+pub async fn stop_all(stop: &AtomicBool, agents: Vec<tokio::task::JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    for a in agents {
+        a.await.expect("an agent panicked");
+    }
+}
+
 /// The agents' service from v1 to v2, `parallel` nodes at a time.
 pub fn rolling(parallel: u32) -> Upgrade {
     Upgrade {

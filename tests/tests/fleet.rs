@@ -14,7 +14,7 @@ use upshift::schedule::Registry;
 use upshift::udb::RedbUdb;
 use upshift::upgrade::RolloutState;
 use upshift_tests::cluster::temp_dir;
-use upshift_tests::fleet::{Pace, Seen, agent, connect, rolling};
+use upshift_tests::fleet::{Pace, Seen, agent, connect, rolling, stop_all};
 
 const NODES: u32 = 300;
 const PARALLEL: u32 = 25;
@@ -66,10 +66,7 @@ async fn a_rollout_through_hundreds_of_nodes_keeps_the_schedule() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    for a in agents {
-        a.abort();
-    }
+    stop_all(&stop, agents).await;
 
     let most = seen.most_upgrading.load(Ordering::SeqCst);
     assert!(
