@@ -107,12 +107,12 @@ async fn poll(
     config: ClientConfig,
     publish: watch::Sender<Arc<String>>,
 ) {
-    let mut client: Option<api::v5::Client> = None;
+    let mut client: Option<api::v6::Client> = None;
     loop {
         if client.is_none() {
             match coordinators.connect(&config).await {
                 Ok(conn) => {
-                    client = Some(api::v5::Client::new(conn).with_deadline(Duration::from_secs(5)))
+                    client = Some(api::v6::Client::new(conn).with_deadline(Duration::from_secs(5)))
                 }
                 Err(e) => {
                     publish.send_replace(Arc::new(unreachable_json(&e.to_string())));
@@ -147,7 +147,7 @@ async fn poll(
 /// schedule and its gates in their command-line syntax.
 fn status_json(
     status: &api::StatusView3,
-    gates: &std::collections::BTreeMap<u64, api::GateView>,
+    gates: &std::collections::BTreeMap<u64, api::GateView6>,
 ) -> Value {
     let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
     for (id, rollout) in &status.rollouts {
@@ -158,10 +158,12 @@ fn status_json(
             let approval = g
                 .gates
                 .iter()
-                .any(|g| matches!(g, upshift::upgrade::Gate::Approval { .. }));
+                .any(|g| matches!(g, upshift::upgrade::Gate6::Approval { .. }));
+            let cohorts: Vec<String> = g.cohorts.iter().map(ToString::to_string).collect();
             entry["gates"] = json!({
                 "text": list.join(", "),
                 "waiting": g.waiting,
+                "judged": cohorts.join("; "),
                 "approvable": approval && g.approved_ms.is_none(),
                 "approved_by": g.approved_by,
                 "approved": g.approved_ms.is_some(),
@@ -291,7 +293,7 @@ async fn control(shared: &Shared, body: &[u8]) -> (&'static str, Value) {
         Ok(conn) => conn,
         Err(e) => return ("502 Bad Gateway", refuse(e.to_string())),
     };
-    let client = api::v5::Client::new(conn).with_deadline(Duration::from_secs(10));
+    let client = api::v6::Client::new(conn).with_deadline(Duration::from_secs(10));
     let done = match action {
         Steer::Control(action) => client
             .control(upgrade, action)

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use upshift::clock::now_ms;
 use upshift::coordinator::Coordinator;
 use upshift::coordinator::api::{self, Control};
-use upshift::coordinator::api::{Event3, GateView, StatusView3};
+use upshift::coordinator::api::{Event3, GateView6, StatusView3};
 use upshift::schedule::Registry;
 use upshift::udb::{EtcdUdb, Leadership, RedbUdb};
 use upshift::upgrade::{Coordinators, NodeState, RolloutState, Upgrade};
@@ -404,7 +404,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v5::Client, Failure> {
+async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v6::Client, Failure> {
     let config = upshift::ClientConfig {
         tls: access.client()?,
         ..upshift::ClientConfig::default()
@@ -413,7 +413,7 @@ async fn client(addr: Coordinators, access: &tls::Access) -> Result<api::v5::Cli
         .connect(&config)
         .await
         .map_err(|e| Failure(format!("cannot reach the coordinator at {addr}: {e}"), 2))?;
-    Ok(api::v5::Client::new(conn).with_deadline(Duration::from_secs(10)))
+    Ok(api::v6::Client::new(conn).with_deadline(Duration::from_secs(10)))
 }
 
 /// Serves the dashboard on `listen` for `coordinators`, calling them with
@@ -849,7 +849,7 @@ fn dry_run_of(
 /// How many of the newest events `upshift status` prints.
 const STATUS_EVENTS: usize = 10;
 
-fn render_status(status: &StatusView3, gates: &BTreeMap<u64, GateView>) -> String {
+fn render_status(status: &StatusView3, gates: &BTreeMap<u64, GateView6>) -> String {
     let mut out = String::new();
     if let Some(why) = &status.udb_failing {
         out.push_str(&format!(
@@ -907,6 +907,10 @@ fn render_status(status: &StatusView3, gates: &BTreeMap<u64, GateView>) -> Strin
                 _ => String::new(),
             };
             out.push_str(&format!("  gates: {}{approved}\n", list.join(", ")));
+            if !g.cohorts.is_empty() {
+                let cohorts: Vec<String> = g.cohorts.iter().map(ToString::to_string).collect();
+                out.push_str(&format!("  judged on {}\n", cohorts.join("; ")));
+            }
             if let Some(waiting) = &g.waiting {
                 out.push_str(&format!("  {waiting}\n"));
             }
@@ -963,7 +967,7 @@ fn bar(done: usize, total: usize) -> String {
     )
 }
 
-async fn watch(client: api::v5::Client, upgrade: Option<u64>) -> Result<(), Failure> {
+async fn watch(client: api::v6::Client, upgrade: Option<u64>) -> Result<(), Failure> {
     let status = client.status().await?;
     let id = match upgrade.or_else(|| status.rollouts.keys().last().copied()) {
         Some(id) if status.rollouts.contains_key(&id) => id,

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use std::time::Duration;
 use upshift::coordinator::Coordinator;
-use upshift::coordinator::api::v5::Coordinator as _;
+use upshift::coordinator::api::v6::Coordinator as _;
 use upshift::coordinator::api::{self, PublishError, PublishError3, RequestError3};
 use upshift::node::{Node, NodeConfig};
 use upshift::schedule::Registry;

@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use upshift::clock::ManualClock;
 use upshift::coordinator::Coordinator;
-use upshift::coordinator::api::v5::Coordinator as _;
-use upshift::coordinator::api::{Heartbeat3, Outcome, RequestError3, Slot};
+use upshift::coordinator::api::v6::Coordinator as _;
+use upshift::coordinator::api::{Heartbeat6, Outcome, RequestError3, Slot};
 use upshift::schedule::Registry;
 use upshift::udb::MemoryUdb;
 use upshift::upgrade::{NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
@@ -213,7 +213,7 @@ impl World {
         let gates = if self.rng.chance(33) {
             let after = self.rng.range(0, 3) as u32;
             self.approval_after = Some(after);
-            vec![upshift::upgrade::Gate::Approval { after }]
+            vec![upshift::upgrade::Gate6::Approval { after }]
         } else {
             Vec::new()
         };
@@ -334,13 +334,14 @@ impl World {
             self.log(what);
             return Ok(());
         }
-        let beat = Heartbeat3 {
+        let beat = Heartbeat6 {
             id: node.id.clone(),
             address: format!("10.0.0.{i}:7000"),
             version: node.version,
             healthy: true,
             problem: None,
             calls: vec![(node.version, 1)],
+            traffic: Vec::new(),
         };
         let pending = match now(coordinator.heartbeat(beat)) {
             Ok(Some(pending)) if pending.from == node.version && !lose_reply => pending,

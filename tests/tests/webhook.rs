@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use upshift::coordinator::api::v5::Coordinator as _;
+use upshift::coordinator::api::v6::Coordinator as _;
 use upshift::coordinator::api::{Control, Outcome, Slot};
 use upshift::coordinator::{Coordinator, Webhook};
 use upshift::schedule::Registry;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::Coordinator;
 use crate::rpc::{Guard, Identity, Role};
-use crate::upgrade::api::{v1, v2, v3, v4, v5};
+use crate::upgrade::api::{v1, v2, v3, v4, v5, v6};
 
 /// What a call does, for the rules above.
 enum Act<'a> {
@@ -46,6 +46,7 @@ pub(super) fn guard(coordinator: Arc<Coordinator>) -> Guard {
             3 => v3::Request::decode(method, payload).map(|r| owned(v3_act(&r))),
             4 => v4::Request::decode(method, payload).map(|r| owned(v4_act(&r))),
             5 => v5::Request::decode(method, payload).map(|r| owned(v5_act(&r))),
+            6 => v6::Request::decode(method, payload).map(|r| owned(v6_act(&r))),
             // A version the coordinator does not serve runs nothing: the
             // dispatcher refuses it after the guard.
             _ => return Ok(()),
@@ -128,22 +129,34 @@ fn v4_act(request: &v4::Request) -> Act<'_> {
     }
 }
 
-fn v5_act(request: &v5::Request) -> Act<'_> {
-    match request {
-        v5::Request::Register { node } => Act::AsNode(&node.id, "register"),
-        v5::Request::Heartbeat { beat } => Act::AsNode(&beat.id, "report a heartbeat"),
-        v5::Request::RequestSlot { node, .. } => Act::AsNode(node, "ask for an upgrade slot"),
-        v5::Request::Report { node, .. } => Act::AsNode(node, "report an upgrade"),
-        v5::Request::Publish { .. } | v5::Request::PublishGated { .. } => {
-            Act::Steer("publish an upgrade")
+/// The acts of v5 and of v6, whose requests have the same names.
+macro_rules! rollback_era_act {
+    ($v:ident, $name:ident) => {
+        fn $name(request: &$v::Request) -> Act<'_> {
+            match request {
+                $v::Request::Register { node } => Act::AsNode(&node.id, "register"),
+                $v::Request::Heartbeat { beat } => Act::AsNode(&beat.id, "report a heartbeat"),
+                $v::Request::RequestSlot { node, .. } => {
+                    Act::AsNode(node, "ask for an upgrade slot")
+                }
+                $v::Request::Report { node, .. } => Act::AsNode(node, "report an upgrade"),
+                $v::Request::Publish { .. } | $v::Request::PublishGated { .. } => {
+                    Act::Steer("publish an upgrade")
+                }
+                $v::Request::Rollback { .. } => Act::Steer("roll back an upgrade"),
+                $v::Request::Approve { .. } => Act::Steer("approve a rollout"),
+                $v::Request::Control { .. } => Act::Steer("pause, resume or abort a rollout"),
+                $v::Request::Forget { .. } => Act::Steer("forget a node"),
+                $v::Request::Status {} | $v::Request::History { .. } | $v::Request::Gates {} => {
+                    Act::Read
+                }
+            }
         }
-        v5::Request::Rollback { .. } => Act::Steer("roll back an upgrade"),
-        v5::Request::Approve { .. } => Act::Steer("approve a rollout"),
-        v5::Request::Control { .. } => Act::Steer("pause, resume or abort a rollout"),
-        v5::Request::Forget { .. } => Act::Steer("forget a node"),
-        v5::Request::Status {} | v5::Request::History { .. } | v5::Request::Gates {} => Act::Read,
-    }
+    };
 }
+
+rollback_era_act!(v5, v5_act);
+rollback_era_act!(v6, v6_act);
 
 fn allowed(caller: &Identity, act: Owned) -> Result<(), String> {
     match (caller.role, act) {

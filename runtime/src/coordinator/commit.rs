@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+use super::analysis::Tally;
 use super::rollout::{Notice, UndoLog};
 use crate::sync::lock;
 use crate::udb::{Batch, Content, Udb};
@@ -27,6 +28,8 @@ use crate::upgrade::api::Unrecorded;
 pub(super) struct Store {
     udb: Box<dyn Udb>,
     pub(super) content: Mutex<Content>,
+    /// What the nodes' calls did; locked after `content`, never before it.
+    pub(super) tally: Mutex<Tally>,
     /// Why the latest UDB write failed, until one succeeds.
     pub(super) failing: Mutex<Option<String>>,
     queue: Mutex<Queue>,
@@ -106,6 +109,7 @@ impl Store {
         Arc::new(Store {
             udb,
             content: Mutex::new(content),
+            tally: Mutex::default(),
             failing: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             counts: Counts::default(),

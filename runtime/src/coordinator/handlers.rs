@@ -1,18 +1,19 @@
-//! The coordinator's RPC handlers (interface v5; v4, v3, v2 and v1 callers
+//! The coordinator's RPC handlers (interface v6; v5, v4, v3, v2 and v1 callers
 //! arrive through their past SOs): each request is one transaction over the
 //! rollout rules.
 
 use std::collections::BTreeMap;
 
 use super::Coordinator;
+use super::analysis::MAX_BUCKETS;
 use super::rollout::gate_wait;
 use crate::sync::lock;
 use crate::upgrade::api::{
-    self, ApproveError, Control, ControlError, Event3, ForgetError, GateView, Heartbeat3,
+    self, ApproveError, Control, ControlError, Event3, ForgetError, GateView6, Heartbeat6,
     MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME, MAX_TEXT, Outcome, Pending, PublishError,
     PublishError3, RECENT_EVENTS, RequestError3, RollbackError, Slot, StatusView3,
 };
-use crate::upgrade::{Artifact, ArtifactError, Gate, NodeInfo, RolloutState, Upgrade};
+use crate::upgrade::{Artifact, ArtifactError, Gate6, NodeInfo, RolloutState, Upgrade};
 
 /// A field over its limit.
 struct Over {
@@ -122,7 +123,7 @@ impl Coordinator {
     }
 }
 
-impl api::v5::Coordinator for Coordinator {
+impl api::v6::Coordinator for Coordinator {
     async fn register(&self, node: NodeInfo) -> Result<(), RequestError3> {
         node_limits(&node)?;
         self.transact(|t| t.register(node))
@@ -130,19 +131,21 @@ impl api::v5::Coordinator for Coordinator {
             .map_err(RequestError3::Unrecorded)?
     }
 
-    async fn heartbeat(&self, beat: Heartbeat3) -> Result<Option<Pending>, RequestError3> {
+    async fn heartbeat(&self, beat: Heartbeat6) -> Result<Option<Pending>, RequestError3> {
         limits(&[
             ("id", &beat.id, MAX_NAME),
             ("address", &beat.address, MAX_NAME),
             ("problem", beat.problem.as_deref().unwrap_or(""), MAX_TEXT),
         ])?;
-        if beat.calls.len() > MAX_CALL_COUNTS {
-            return Err(Over {
-                field: "calls",
-                max: MAX_CALL_COUNTS,
-                len: beat.calls.len(),
+        let buckets = beat.traffic.iter().map(|t| t.latency.len()).max();
+        for (field, len, max) in [
+            ("calls", beat.calls.len(), MAX_CALL_COUNTS),
+            ("traffic", beat.traffic.len(), MAX_CALL_COUNTS),
+            ("traffic.latency", buckets.unwrap_or(0), MAX_BUCKETS),
+        ] {
+            if len > max {
+                return Err(Over { field, max, len }.into());
             }
-            .into());
         }
         self.transact(|t| t.heartbeat(beat))
             .await
@@ -234,7 +237,7 @@ impl api::v5::Coordinator for Coordinator {
     async fn publish_gated(
         &self,
         upgrade: Upgrade,
-        gates: Vec<Gate>,
+        gates: Vec<Gate6>,
     ) -> Result<u64, PublishError3> {
         self.check_publish(&upgrade).map_err(PublishError3::V2)?;
         self.transact(|t| t.publish_gated(upgrade, gates))
@@ -254,8 +257,9 @@ impl api::v5::Coordinator for Coordinator {
             .map_err(ApproveError::Unrecorded)?
     }
 
-    async fn gates(&self) -> BTreeMap<u64, GateView> {
+    async fn gates(&self) -> BTreeMap<u64, GateView6> {
         let content = lock(&self.store.content);
+        let tally = lock(&self.store.tally);
         content
             .gates
             .iter()
@@ -264,12 +268,19 @@ impl api::v5::Coordinator for Coordinator {
                     .upgrades
                     .get(id)
                     .filter(|u| u.state == RolloutState::Active)
-                    .and_then(|u| gate_wait(&content, u));
-                let view = GateView {
+                    .and_then(|u| gate_wait(&content, &tally, u));
+                let cohorts = match content.upgrades.get(id) {
+                    Some(u) if record.gates.iter().any(Gate6::is_analysis) => {
+                        tally.cohorts(&u.def.service, u.def.from, u.def.to)
+                    }
+                    _ => Vec::new(),
+                };
+                let view = GateView6 {
                     gates: record.gates.clone(),
                     approved_ms: record.approved_ms,
                     approved_by: record.approved_by.clone(),
                     waiting,
+                    cohorts,
                 };
                 (*id, view)
             })

@@ -6,6 +6,7 @@
 //! it through the generated client.
 
 mod access;
+mod analysis;
 mod commit;
 mod handlers;
 mod metrics;
@@ -133,7 +134,7 @@ impl Coordinator {
         self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<(Server, Listener)> {
-        let server = Server::new(api::v5::service(self));
+        let server = Server::new(api::v6::service(self));
         let listener = server.listen(addr).await?;
         tracing::warn!(
             addr = %listener.local_addr(),
@@ -157,7 +158,7 @@ impl Coordinator {
             ..ServerConfig::default()
         };
         let coordinator = Arc::new(self);
-        let service = api::v5::service(coordinator.clone()).guarded(access::guard(coordinator));
+        let service = api::v6::service(coordinator.clone()).guarded(access::guard(coordinator));
         let server = Server::with_config(service, config);
         let listener = server.listen(addr).await?;
         Ok((server, listener))
@@ -217,7 +218,13 @@ impl Coordinator {
     /// receiver resolves when it is durable (`None`: nothing to wait for).
     fn apply<T>(&self, change: impl FnOnce(&mut Txn<'_>) -> T) -> (T, Option<commit::Durable>) {
         let mut content = lock(&self.store.content);
-        let mut txn = Txn::new(&mut content, self.clock.now_ms(), self.heard_within);
+        let mut tally = lock(&self.store.tally);
+        let mut txn = Txn::new(
+            &mut content,
+            &mut tally,
+            self.clock.now_ms(),
+            self.heard_within,
+        );
         // Every request is a moment to notice lost slot holders: heartbeats
         // of the other nodes keep them coming.
         txn.expire_slots(self.slot_timeout);

@@ -5,20 +5,23 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::analysis::{Tally, Verdict};
 use crate::schedule::{Decision, Registry, Rollout};
 use crate::udb::{Batch, Content};
 use crate::upgrade::api::{
-    ApproveError, Control, ControlError, ForgetError, Heartbeat3, Outcome, Pending, PublishError,
+    ApproveError, Control, ControlError, ForgetError, Heartbeat6, Outcome, Pending, PublishError,
     PublishError3, RequestError3, RollbackError, Slot,
 };
 use crate::upgrade::{
-    Event, Gate, GateRecord, NodeInfo, NodeRecord, NodeState, RolloutState, Upgrade, UpgradeRecord,
+    Event, Gate6, GateRecord, NodeInfo, NodeRecord, NodeState, RolloutState, Upgrade, UpgradeRecord,
 };
 
 /// A change to make under the coordinator's lock: the content as it is, what
 /// to write, and how to take the change back if the UDB refuses the write.
 pub(super) struct Txn<'a> {
     pub(super) content: &'a mut Content,
+    /// What the nodes' calls did (memory only: never written, never undone).
+    pub(super) tally: &'a mut Tally,
     batch: Batch,
     undo: Vec<Undo>,
     /// Rollout state changes, told once they are durable.
@@ -137,9 +140,15 @@ enum Undo {
 impl<'a> Txn<'a> {
     /// A transaction over `content` at `now` (Unix milliseconds), where a
     /// node's reports count if it was heard from within `heard_within`.
-    pub(super) fn new(content: &'a mut Content, now: u64, heard_within: Duration) -> Self {
+    pub(super) fn new(
+        content: &'a mut Content,
+        tally: &'a mut Tally,
+        now: u64,
+        heard_within: Duration,
+    ) -> Self {
         Txn {
             content,
+            tally,
             batch: Batch::default(),
             undo: Vec::new(),
             notices: Vec::new(),
@@ -290,6 +299,15 @@ impl<'a> Txn<'a> {
         {
             return;
         }
+        // An analysis gate holds it until the new version is judged.
+        match analysis(self.content, self.tally, &up) {
+            Verdict::Within => {}
+            Verdict::Judging(_) => return,
+            Verdict::Breached(reason) => {
+                self.halt(up, None, reason);
+                return;
+            }
+        }
         let rollout = Rollout {
             upgrade: &up,
             nodes,
@@ -388,7 +406,7 @@ impl<'a> Txn<'a> {
     /// the upgrade the node should take part in, if any. One from another
     /// address than the id's registered one is refused: that process must
     /// register, where the liveness rule decides which one holds the id.
-    pub(super) fn heartbeat(&mut self, beat: Heartbeat3) -> Result<Option<Pending>, RequestError3> {
+    pub(super) fn heartbeat(&mut self, beat: Heartbeat6) -> Result<Option<Pending>, RequestError3> {
         let Some(mut node) = self.content.nodes.get(&beat.id).cloned() else {
             return Err(RequestError3::NotRegistered(beat.id));
         };
@@ -411,6 +429,7 @@ impl<'a> Txn<'a> {
         };
         node.healthy = beat.healthy;
         let service = node.info.service.clone();
+        self.tally.report(&beat.id, &service, beat.traffic);
         let version_changed = node.info.version != beat.version;
         node.info.version = beat.version;
         // A node given up as lost that reached its target after all.
@@ -431,6 +450,16 @@ impl<'a> Txn<'a> {
             let reason = format!("node {} failed its health check after upgrading", beat.id);
             self.halt(up.clone(), Some(&beat.id), reason);
         }
+        // The calls it reported may take the new version past an analysis
+        // gate's threshold, or be the last it waited for.
+        let analysed = up
+            .as_ref()
+            .filter(|u| u.state == RolloutState::Active && has_analysis(self.content, u));
+        if let Some(up) = analysed
+            && let Verdict::Breached(reason) = analysis(self.content, self.tally, up)
+        {
+            self.halt(up.clone(), Some(&beat.id), reason);
+        }
         // Heartbeats are kept in memory; they are persisted with the next change.
         self.content.nodes.insert(beat.id.clone(), node.clone());
         if version_changed {
@@ -445,9 +474,10 @@ impl<'a> Txn<'a> {
         } else if up.as_ref().is_some_and(|u| {
             u.state == RolloutState::Active
                 && u.def.reached(beat.version)
-                && u.def.schedule.has_health_gate()
+                && (u.def.schedule.has_health_gate() || has_analysis(self.content, u))
         }) {
-            // A health gate may have been all that kept the rollout open.
+            // A health or analysis gate may have been all that kept the
+            // rollout open.
             self.finalize(&service);
         }
         Ok(up
@@ -476,6 +506,7 @@ impl<'a> Txn<'a> {
             });
         }
         self.content.nodes.remove(&id);
+        self.tally.forget(&id);
         self.undo.push(Undo::Node(id.clone(), Some(old.clone())));
         self.batch.forget.push(id.clone());
         let silent = self.now.saturating_sub(old.last_seen_ms) / 1000;
@@ -526,7 +557,7 @@ impl<'a> Txn<'a> {
                 up.def.service, up.def.from
             ));
         }
-        if let Some(why) = gate_wait(self.content, &up) {
+        if let Some(why) = gate_wait(self.content, self.tally, &up) {
             return Slot::Wait(why);
         }
         let rollout = Rollout {
@@ -618,7 +649,7 @@ impl<'a> Txn<'a> {
     pub(super) fn publish_gated(
         &mut self,
         def: Upgrade,
-        gates: Vec<Gate>,
+        gates: Vec<Gate6>,
     ) -> Result<u64, PublishError3> {
         let wrong = |why: String| PublishError3::V2(PublishError::Schedule(why));
         if gates.len() > 8 {
@@ -627,15 +658,15 @@ impl<'a> Txn<'a> {
         let mut approvals = 0;
         for gate in &gates {
             match gate {
-                Gate::After { service, .. } if *service == def.service => {
+                Gate6::After { service, .. } if *service == def.service => {
                     return Err(wrong(format!(
                         "`{gate}`: a rollout cannot wait for its own service; the schedule orders its nodes"
                     )));
                 }
-                Gate::After { version: 0, .. } => {
+                Gate6::After { version: 0, .. } => {
                     return Err(wrong(format!("`{gate}`: versions start at 1")));
                 }
-                Gate::After { service, .. }
+                Gate6::After { service, .. }
                     if !self
                         .content
                         .nodes
@@ -646,11 +677,28 @@ impl<'a> Txn<'a> {
                         "`{gate}`: no node of {service} is registered, so the rollout would wait forever"
                     )));
                 }
-                Gate::After { service, .. } if service.len() > 128 => {
+                Gate6::After { service, .. } if service.len() > 128 => {
                     return Err(wrong(format!("`{gate}`: the service name is too long")));
                 }
-                Gate::After { .. } => {}
-                Gate::Approval { .. } => approvals += 1,
+                Gate6::After { .. } => {}
+                Gate6::Approval { .. } => approvals += 1,
+                Gate6::Errors {
+                    above_ppm,
+                    min_calls,
+                } => {
+                    if *above_ppm > 1_000_000 || *min_calls == 0 {
+                        return Err(wrong(format!(
+                            "`{gate}`: the threshold is at most 100% and the calls to judge after at least 1"
+                        )));
+                    }
+                }
+                Gate6::Latency { percent, min_calls } => {
+                    if *percent < 100 || *min_calls == 0 {
+                        return Err(wrong(format!(
+                            "`{gate}`: the factor is at least 1x and the calls to judge after at least 1"
+                        )));
+                    }
+                }
             }
         }
         if approvals > 1 {
@@ -911,11 +959,11 @@ fn unheard_by_rollback(up: &UpgradeRecord, last_seen_ms: u64) -> bool {
 
 /// What `up` waits on besides its schedule, if anything: a service it
 /// comes after that is not there yet, or an operator's approval.
-pub(super) fn gate_wait(content: &Content, up: &UpgradeRecord) -> Option<String> {
+pub(super) fn gate_wait(content: &Content, tally: &Tally, up: &UpgradeRecord) -> Option<String> {
     let record = content.gates.get(&up.id)?;
     for gate in &record.gates {
         match gate {
-            Gate::After { service, version } => {
+            Gate6::After { service, version } => {
                 let theirs: Vec<&NodeRecord> = content
                     .nodes
                     .values()
@@ -929,25 +977,63 @@ pub(super) fn gate_wait(content: &Content, up: &UpgradeRecord) -> Option<String>
                     ));
                 }
             }
-            Gate::Approval { after } if record.approved_ms.is_none() => {
-                let gone = content
-                    .nodes
-                    .values()
-                    .filter(|n| n.info.service == up.def.service)
-                    .filter(|n| {
-                        up.def.reached(n.info.version)
-                            || n.state == (NodeState::Upgrading { to: up.def.to })
-                    })
-                    .count();
-                if gone >= *after as usize {
+            Gate6::Approval { after } if record.approved_ms.is_none() => {
+                if gone(content, up) >= *after as usize {
                     return Some(format!(
                         "waiting for an operator's approval after {after} node(s): upshift approve {}",
                         up.id
                     ));
                 }
             }
-            Gate::Approval { .. } => {}
+            Gate6::Approval { .. } => {}
+            // The first nodes go; the others wait until the new version has
+            // served enough calls to be judged.
+            Gate6::Errors { .. } | Gate6::Latency { .. } if gone(content, up) > 0 => {
+                if let Verdict::Judging(why) | Verdict::Breached(why) =
+                    tally.judge(gate, &up.def.service, up.def.from, up.def.to)
+                {
+                    return Some(why);
+                }
+            }
+            Gate6::Errors { .. } | Gate6::Latency { .. } => {}
         }
     }
     None
+}
+
+/// How many of `up`'s nodes run its new version or are moving to it.
+fn gone(content: &Content, up: &UpgradeRecord) -> usize {
+    content
+        .nodes
+        .values()
+        .filter(|n| n.info.service == up.def.service)
+        .filter(|n| {
+            up.def.reached(n.info.version) || n.state == (NodeState::Upgrading { to: up.def.to })
+        })
+        .count()
+}
+
+/// Whether `up` was published with an analysis gate.
+fn has_analysis(content: &Content, up: &UpgradeRecord) -> bool {
+    content
+        .gates
+        .get(&up.id)
+        .is_some_and(|r| r.gates.iter().any(Gate6::is_analysis))
+}
+
+/// What `up`'s analysis gates say together: the first breach, else the
+/// first that is still judging, else within.
+pub(super) fn analysis(content: &Content, tally: &Tally, up: &UpgradeRecord) -> Verdict {
+    let Some(record) = content.gates.get(&up.id) else {
+        return Verdict::Within;
+    };
+    let mut verdict = Verdict::Within;
+    for gate in record.gates.iter().filter(|g| g.is_analysis()) {
+        match tally.judge(gate, &up.def.service, up.def.from, up.def.to) {
+            Verdict::Breached(why) => return Verdict::Breached(why),
+            Verdict::Judging(why) if verdict == Verdict::Within => verdict = Verdict::Judging(why),
+            _ => {}
+        }
+    }
+    verdict
 }

@@ -8,9 +8,9 @@ use super::Coordinator;
 use crate::clock::ManualClock;
 use crate::schedule::Registry;
 use crate::udb::MemoryUdb;
-use crate::upgrade::api::v5::Coordinator as _;
+use crate::upgrade::api::v6::Coordinator as _;
 use crate::upgrade::api::{
-    ApproveError, Control, ControlError, Heartbeat3, Outcome, PublishError, PublishError3,
+    ApproveError, Control, ControlError, Heartbeat6, Outcome, PublishError, PublishError3,
     RequestError3, RollbackError, Slot, StatusView3,
 };
 use crate::upgrade::{NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
@@ -148,14 +148,7 @@ fn a_slot_holder_not_heard_from_expires_and_halts_the_rollout() {
     assert_eq!(f.slot("n1", up), Slot::Granted);
     // n2 keeps beating; n1 is silent for longer than the slot timeout (10 s).
     f.clock.advance(10_001);
-    let beat = Heartbeat3 {
-        address: String::new(),
-        problem: None,
-        id: "n2".into(),
-        version: 1,
-        healthy: true,
-        calls: vec![],
-    };
+    let beat = beat("n2", "", 1);
     run(f.coordinator.heartbeat(beat)).expect("recorded");
     let status = f.status();
     assert!(
@@ -535,15 +528,7 @@ fn a_health_gate_needs_upgraded_nodes_to_be_heard_from() {
     f.register("n2", "g");
     let up = f.publish("rolling:1,health:5");
     let beat = |id: &str, version: u32| {
-        let beat = Heartbeat3 {
-            address: String::new(),
-            problem: None,
-            id: id.into(),
-            version,
-            healthy: true,
-            calls: vec![],
-        };
-        run(f.coordinator.heartbeat(beat)).expect("recorded");
+        run(f.coordinator.heartbeat(beat(id, "", version))).expect("recorded");
     };
     // Seconds of heartbeats from `ids`, one a second.
     let beating = |ids: &[&str], secs: u32| {
@@ -575,14 +560,15 @@ fn a_health_gate_needs_upgraded_nodes_to_be_heard_from() {
     assert_eq!(f.rollout(up), RolloutState::Final);
 }
 
-fn beat(id: &str, address: &str, version: u32) -> Heartbeat3 {
-    Heartbeat3 {
+fn beat(id: &str, address: &str, version: u32) -> Heartbeat6 {
+    Heartbeat6 {
         id: id.into(),
         address: address.into(),
         version,
         healthy: true,
         problem: None,
         calls: vec![],
+        traffic: vec![],
     }
 }
 
@@ -719,7 +705,7 @@ fn an_upgrade_that_could_not_finish_is_refused_at_publish() {
 fn status_says_why_a_node_is_unhealthy() {
     let f = fixture();
     run(f.coordinator.register(at("n1", "a1", 1))).expect("n1");
-    let sick = Heartbeat3 {
+    let sick = Heartbeat6 {
         healthy: false,
         problem: Some(
             "its state takes no writes: journal append failed: No space left on device".into(),
@@ -881,7 +867,7 @@ fn an_approval_gate_holds_the_rest_until_an_operator_approves() {
 
 fn gates(
     f: &Fixture,
-) -> impl Future<Output = std::collections::BTreeMap<u64, crate::upgrade::api::GateView>> + '_ {
+) -> impl Future<Output = std::collections::BTreeMap<u64, crate::upgrade::api::GateView6>> + '_ {
     f.coordinator.gates()
 }
 
@@ -1023,4 +1009,101 @@ fn an_approval_gate_over_every_node_holds_the_rollout_open_until_approved() {
     assert_eq!(f.rollout(up), RolloutState::Active, "held for the approval");
     run(f.coordinator.approve(up)).expect("approved");
     assert_eq!(f.rollout(up), RolloutState::Final);
+}
+
+/// A heartbeat from `id` at `version` whose calls at that version were
+/// `calls`, `errors` of them failed, each taking about `ms`.
+fn traffic_beat(id: &str, version: u32, calls: u64, errors: u64, ms: u64) -> Heartbeat6 {
+    let bucket = crate::rpc::stats::bucket_of(Duration::from_millis(ms));
+    let mut latency = vec![0; bucket + 1];
+    latency[bucket] = calls;
+    Heartbeat6 {
+        traffic: vec![crate::upgrade::api::Traffic {
+            node_version: version,
+            call_version: version,
+            calls,
+            errors,
+            latency,
+        }],
+        ..beat(id, "", version)
+    }
+}
+
+#[test]
+fn an_analysis_gate_holds_the_others_until_it_judges_and_halts_on_a_regression() {
+    let f = fixture();
+    for id in ["n1", "n2", "n3"] {
+        f.register(id, "g");
+    }
+    let up = f
+        .publish_gated("rolling:1", "errors:1%:50,p99:3x:50")
+        .expect("published");
+    let hb = |b: Heartbeat6| run(f.coordinator.heartbeat(b)).expect("recorded");
+    for id in ["n2", "n3"] {
+        hb(traffic_beat(id, 1, 1000, 1, 2));
+    }
+    // The first node goes; then the new version must serve 50 calls.
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    f.report("n1", up, Outcome::Upgraded { version: 2 });
+    hb(traffic_beat("n1", 2, 10, 0, 2));
+    let Slot::Wait(why) = f.slot("n2", up) else {
+        panic!("n2 waits for the judgement");
+    };
+    assert!(why.contains("waiting for v2 to serve 50 calls"), "{why}");
+    assert!(why.contains("(10 so far)"), "{why}");
+    let views = run(f.coordinator.gates());
+    assert_eq!(views[&up].cohorts[0].calls, 10);
+    assert_eq!(views[&up].cohorts[1].calls, 2000);
+    // Judged within both thresholds: the next node goes.
+    hb(traffic_beat("n1", 2, 100, 1, 2));
+    assert_eq!(f.slot("n2", up), Slot::Granted);
+    f.report("n2", up, Outcome::Upgraded { version: 2 });
+    // A regression: n2's calls fail, 30 of 200 at v2 in all against 0.1 %
+    // (n2 reports only its calls at v2 now: as a restarted process would).
+    hb(traffic_beat("n2", 2, 100, 29, 2));
+    let RolloutState::Halted { reason } = f.rollout(up) else {
+        panic!("halted: {:?}", f.rollout(up));
+    };
+    assert!(
+        reason.contains(
+            "v2 failed 30 of 200 calls (15.00%), v1 1 of 1000 (0.10%): \
+             more than 1.00 percentage points above (gate errors:1%:50)"
+        ),
+        "{reason}"
+    );
+    assert!(matches!(f.slot("n3", up), Slot::Halted(_)));
+    // A rollback takes both back.
+    let back = run(f.coordinator.rollback(up)).expect("rolled back");
+    assert_eq!(f.status().rollouts[&back].upgrade.to, 1);
+}
+
+#[test]
+fn an_analysis_gate_keeps_the_rollout_open_until_the_new_version_is_judged() {
+    let f = fixture();
+    f.register("n1", "g");
+    let up = f
+        .publish_gated("immediately", "p99:2x:20")
+        .expect("published");
+    let hb = |b: Heartbeat6| run(f.coordinator.heartbeat(b)).expect("recorded");
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    f.report("n1", up, Outcome::Upgraded { version: 2 });
+    // Every node runs v2, but it served no call yet.
+    hb(traffic_beat("n1", 2, 5, 0, 1));
+    assert_eq!(f.rollout(up), RolloutState::Active);
+    // Judged: with no calls at v1 left to compare, p99 passes.
+    hb(traffic_beat("n1", 2, 20, 0, 1));
+    assert_eq!(f.rollout(up), RolloutState::Final);
+}
+
+#[test]
+fn analysis_terms_out_of_range_are_refused_at_publish() {
+    let f = fixture();
+    f.register("n1", "g");
+    let gates = vec![crate::upgrade::Gate6::Latency {
+        percent: 50,
+        min_calls: 10,
+    }];
+    let refused = run(f.coordinator.publish_gated(upgrade("rolling:1"), gates))
+        .expect_err("a factor under 1x");
+    assert!(refused.to_string().contains("at least 1x"), "{refused}");
 }

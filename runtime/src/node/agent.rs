@@ -2,6 +2,7 @@
 //! and upgrades when a published upgrade applies and a slot is granted.
 //! It talks to the coordinator only through `crate::upgrade::api`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -11,7 +12,7 @@ use super::Node;
 use crate::error::CallError;
 use crate::rpc::ClientConfig;
 use crate::sync::lock;
-use crate::upgrade::api::{self, Heartbeat3, Outcome, RequestError3, Slot};
+use crate::upgrade::api::{self, Heartbeat3, Heartbeat6, Outcome, RequestError3, Slot, Traffic};
 use crate::upgrade::{Artifact, Coordinators, NodeInfo};
 
 impl Node {
@@ -30,12 +31,12 @@ impl Node {
         let node = self.clone();
         let coordinators = coordinator.into();
         tokio::spawn(async move {
-            let mut client: Option<api::v3::Client> = None;
+            let mut client: Option<Link> = None;
             loop {
                 if client.is_none() {
                     client = node.register(&coordinators, &address).await;
                 }
-                if let Some(c) = &client {
+                if let Some(c) = &mut client {
                     match node.agent_step(c, &address).await {
                         Ok(Step::Done) => {}
                         Ok(Step::Register) => client = None,
@@ -83,11 +84,7 @@ impl Node {
         }
     }
 
-    async fn register(
-        &self,
-        coordinators: &Coordinators,
-        address: &str,
-    ) -> Option<api::v3::Client> {
+    async fn register(&self, coordinators: &Coordinators, address: &str) -> Option<Link> {
         let config = ClientConfig {
             tls: self.inner.config.coordinator_tls.clone(),
             ..ClientConfig::default()
@@ -102,7 +99,13 @@ impl Node {
             version: self.version(),
         };
         match client.register(info).await {
-            Ok(Ok(())) => Some(client),
+            Ok(Ok(())) => Some(Link {
+                v6: Some(
+                    api::v6::Client::new(client.connection().clone())
+                        .with_deadline(Duration::from_secs(5)),
+                ),
+                v3: client,
+            }),
             Ok(Err(refused)) => {
                 tracing::warn!(node = %self.id(), error = %refused, "registration not taken; trying again");
                 None
@@ -124,7 +127,35 @@ impl Node {
         }
     }
 
-    async fn agent_step(&self, client: &api::v3::Client, address: &str) -> Result<Step, CallError> {
+    /// What the calls of each version did since the process started, per
+    /// node version and call version.
+    fn traffic(&self) -> Vec<Traffic> {
+        let mut sums = BTreeMap::<(u32, u32), Traffic>::new();
+        for (node_version, call_version, stats) in lock(&self.inner.traffic).iter() {
+            let counts = stats.read();
+            let sum = sums
+                .entry((*node_version, *call_version))
+                .or_insert_with(|| Traffic {
+                    node_version: *node_version,
+                    call_version: *call_version,
+                    calls: 0,
+                    errors: 0,
+                    latency: Vec::new(),
+                });
+            sum.calls += counts.calls;
+            sum.errors += counts.errors;
+            if sum.latency.len() < counts.latency.len() {
+                sum.latency.resize(counts.latency.len(), 0);
+            }
+            for (s, n) in sum.latency.iter_mut().zip(counts.latency) {
+                *s += n;
+            }
+        }
+        sums.into_values().collect()
+    }
+
+    async fn agent_step(&self, link: &mut Link, address: &str) -> Result<Step, CallError> {
+        let client = &link.v3;
         let service = self.service();
         let problem = self.health();
         let beat = Heartbeat3 {
@@ -147,7 +178,34 @@ impl Node {
                 _ => Step::Done,
             }
         };
-        let pending = match client.heartbeat(beat).await? {
+        // A coordinator older than v6 takes v3's heartbeat, without traffic
+        // (it has no analysis gates to judge by it).
+        let answer = match &link.v6 {
+            Some(v6) => {
+                let beat6 = Heartbeat6 {
+                    id: beat.id.clone(),
+                    address: beat.address.clone(),
+                    version: beat.version,
+                    healthy: beat.healthy,
+                    problem: beat.problem.clone(),
+                    calls: beat.calls.clone(),
+                    traffic: self.traffic(),
+                };
+                match v6.heartbeat(beat6).await {
+                    Err(CallError::VersionUnsupported { .. }) => None,
+                    answer => Some(answer?),
+                }
+            }
+            None => None,
+        };
+        let answer = match answer {
+            Some(answer) => answer,
+            None => {
+                link.v6 = None;
+                client.heartbeat(beat).await?
+            }
+        };
+        let pending = match answer {
             Ok(Some(pending)) => pending,
             Ok(None) => return Ok(Step::Done),
             Err(e) => return Ok(not_taken(e)),
@@ -236,6 +294,14 @@ impl Node {
         }
         Ok(Step::Done)
     }
+}
+
+/// The agent's clients of one coordinator connection: v3 for what v3
+/// says as well as any later version, v6 for heartbeats while the
+/// coordinator speaks it.
+struct Link {
+    v3: api::v3::Client,
+    v6: Option<api::v6::Client>,
 }
 
 /// What the agent does after a step.

@@ -24,6 +24,7 @@ pub use metrics::NodeMetrics;
 pub use shadow::{ShadowPolicy, ShadowReport};
 pub use stage::{DurableStage, Prepared, Running, Stage, Storage, durable_stage, stage};
 
+use crate::rpc::stats::CallStats;
 use crate::rpc::{Listener, Server, Service};
 use crate::state::{FileStore, Snapshot, SnapshotStore, StateHandle};
 use crate::sync::{blocking, lock};
@@ -96,6 +97,10 @@ struct Inner {
     state: std::sync::Mutex<Option<StateHandle>>,
     /// What the last shadowing saw ([`NodeConfig::shadow`]).
     shadowed: std::sync::Mutex<Option<ShadowReport>>,
+    /// What the calls of each service this process served did: (node
+    /// version, call version, counters), kept across upgrades so that the
+    /// heartbeat tells the coordinator what each version did.
+    traffic: std::sync::Mutex<Vec<(u32, u32, Arc<CallStats>)>>,
 }
 
 /// One node: a service at its current version, its state store, and the
@@ -262,10 +267,9 @@ impl Node {
         running: Running,
     ) -> Self {
         let service = running.service.name();
-        let server = Server::with_config(
-            retire(running.service, config.oldest_answered),
-            config.server.clone(),
-        );
+        let served = retire(running.service, config.oldest_answered);
+        let traffic = std::sync::Mutex::new(counters(&served));
+        let server = Server::with_config(served, config.server.clone());
         Node {
             inner: Arc::new(Inner {
                 config,
@@ -282,6 +286,7 @@ impl Node {
                 timings: std::sync::Mutex::new(Timings::default()),
                 state: std::sync::Mutex::new(running.state),
                 shadowed: std::sync::Mutex::new(None),
+                traffic,
             }),
         }
     }
@@ -388,4 +393,13 @@ impl Node {
         }
         saved
     }
+}
+
+/// The counters of every version `service` answers, with the version of
+/// the node that answers them.
+fn counters(service: &Service) -> Vec<(u32, u32, Arc<CallStats>)> {
+    service
+        .versions()
+        .filter_map(|v| service.stats(v).map(|s| (service.version(), v, s)))
+        .collect()
 }

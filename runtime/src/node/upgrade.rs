@@ -243,9 +243,9 @@ impl Node {
     /// Serves `next` from now on.
     pub(super) fn install(&self, to: u32, current: &mut Current, next: Running, pause: Duration) {
         *lock(&self.inner.state) = next.state.clone();
-        self.inner
-            .server
-            .install(retire(next.service, self.inner.config.oldest_answered));
+        let served = retire(next.service, self.inner.config.oldest_answered);
+        lock(&self.inner.traffic).extend(super::counters(&served));
+        self.inner.server.install(served);
         current.snapshot = next.snapshot;
         self.inner.version.store(to, Ordering::SeqCst);
         lock(&self.inner.pauses).push((to, pause));

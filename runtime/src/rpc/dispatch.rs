@@ -6,11 +6,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 
 use crate::error::DispatchError;
+use crate::rpc::stats::CallStats;
 use crate::rpc::tls::{Identity, as_caller};
 use crate::schema::{InterfaceSchema, MethodEncoding};
 use crate::sync::until;
@@ -113,6 +114,8 @@ pub(crate) struct Incoming {
     pub(crate) replies: Replies,
     /// The service's gate, left when the call is answered.
     pub(crate) gate: Option<Arc<Gate>>,
+    /// Where the call's outcome and latency are counted, once it ran.
+    pub(crate) stats: Option<Arc<CallStats>>,
     /// Who made the call, from the connection's client certificate.
     pub(crate) caller: Option<Arc<Identity>>,
 }
@@ -175,7 +178,12 @@ impl Gate {
 /// Serves one call and sends its reply. If the service object panics, the
 /// guard still answers, so no caller waits for its deadline.
 async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
-    let mut guard = ReplyGuard { call, sent: false };
+    let mut guard = ReplyGuard {
+        call,
+        sent: false,
+        failed: false,
+        started: Instant::now(),
+    };
     let call = &guard.call;
     call.replies.room().await;
     let mut out = Vec::with_capacity(64);
@@ -190,12 +198,15 @@ async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
             wire::finish(&mut out, start);
             out
         }
-        Err(e) => wire::reply_with_message(
-            call.call_id,
-            call.node_version,
-            Status::of(&e),
-            &e.to_string(),
-        ),
+        Err(e) => {
+            guard.failed = true;
+            wire::reply_with_message(
+                call.call_id,
+                call.node_version,
+                Status::of(&e),
+                &e.to_string(),
+            )
+        }
     };
     guard.sent = true;
     guard.call.replies.send(reply);
@@ -204,12 +215,17 @@ async fn answer<D: Dispatch>(dispatch: Arc<D>, call: Incoming) {
 struct ReplyGuard {
     call: Incoming,
     sent: bool,
+    failed: bool,
+    started: Instant,
 }
 
 impl Drop for ReplyGuard {
     fn drop(&mut self) {
         if let Some(gate) = &self.call.gate {
             gate.leave();
+        }
+        if let Some(stats) = &self.call.stats {
+            stats.answered(self.failed || !self.sent, self.started.elapsed());
         }
         if !self.sent {
             let c = &self.call;

@@ -10,6 +10,7 @@ pub(crate) mod dispatch;
 mod memory;
 pub mod server;
 pub mod service;
+pub mod stats;
 pub mod tls;
 
 pub use client::{CallOptions, ClientConfig, Connection, RetryPolicy};

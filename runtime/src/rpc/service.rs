@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::DispatchError;
 use crate::rpc::dispatch::{Dispatch, Erased, Gate, Incoming};
+use crate::rpc::stats::CallStats;
 use crate::rpc::tls::Identity;
 use crate::schema::{InterfaceSchema, MethodEncoding};
 use crate::wire::{self, Status};
@@ -38,7 +38,7 @@ impl fmt::Display for Route {
 
 struct Entry {
     dispatch: Arc<dyn Erased>,
-    served: AtomicU64,
+    stats: Arc<CallStats>,
 }
 
 /// One service at one node version, with the versions it answers.
@@ -99,7 +99,7 @@ impl Service {
             schema.version,
             Entry {
                 dispatch: Arc::new(object),
-                served: AtomicU64::new(0),
+                stats: Arc::default(),
             },
         );
         Service {
@@ -128,7 +128,7 @@ impl Service {
             schema.version,
             Entry {
                 dispatch: Arc::new(chain),
-                served: AtomicU64::new(0),
+                stats: Arc::default(),
             },
         );
         self
@@ -173,9 +173,13 @@ impl Service {
 
     /// Calls of `version` answered so far (including those that failed).
     pub fn served(&self, version: u32) -> u64 {
-        self.versions
-            .get(&version)
-            .map_or(0, |e| e.served.load(Ordering::Relaxed))
+        self.versions.get(&version).map_or(0, |e| e.stats.calls())
+    }
+
+    /// What the calls of `version` did so far: how many, how many failed,
+    /// how long they took.
+    pub fn stats(&self, version: u32) -> Option<Arc<CallStats>> {
+        self.versions.get(&version).map(|e| e.stats.clone())
     }
 
     /// Starts answering `call` with the dispatcher of `version`, counting
@@ -192,7 +196,8 @@ impl Service {
             return Err((call, Refusal::Upgrading));
         }
         call.gate = Some(self.gate.clone());
-        entry.served.fetch_add(1, Ordering::Relaxed);
+        entry.stats.admitted();
+        call.stats = Some(entry.stats.clone());
         entry.dispatch.clone().answer(call);
         Ok(())
     }
@@ -225,7 +230,7 @@ impl Service {
                 };
                 let entry = Entry {
                     dispatch: Arc::new(guarded),
-                    served: entry.served,
+                    stats: entry.stats,
                 };
                 (version, entry)
             })

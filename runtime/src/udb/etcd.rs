@@ -13,7 +13,7 @@
 //! | `nodes/<id>` | a node's record (postcard, as in the redb UDB) |
 //! | `upgrades/<id, 20 digits>` | an upgrade's record |
 //! | `events/<seq, 20 digits>` | one event of the history |
-//! | `gates/<id, 20 digits>` | an upgrade's gates and approval (format 3) |
+//! | `gates/<id, 20 digits>` | an upgrade's gates and approval (format 3; analysis gates from format 4) |
 //! | `leader` | the leading coordinator's address, under its lease |
 //!
 //! **Fencing.** Only a leader writes, and every write is one etcd
@@ -38,8 +38,8 @@ use crate::http::{self, Body};
 use crate::sync::lock;
 use crate::upgrade::{Event, NodeRecord, UpgradeRecord};
 
-/// The records' format: the same encodings as the redb UDB's format 3.
-const FORMAT: u32 = 3;
+/// The records' format: the same encodings as the redb UDB's format 4.
+const FORMAT: u32 = 4;
 /// Keys read per range request when loading.
 const PAGE: usize = 1_000;
 /// etcd keeps every revision until compacted: compact when this many
@@ -75,9 +75,10 @@ struct Fence {
 }
 
 impl EtcdUdb {
-    /// The records' format (the redb UDB's format 3). A prefix written in
-    /// format 2 is upgraded when opened (only the format changes: gates
-    /// are new); one written in a newer format is refused.
+    /// The records' format (the redb UDB's format 4). A prefix written in
+    /// format 2 or 3 is upgraded when opened (only the format changes:
+    /// gates are new in 3, analysis gates in 4, and older records read as
+    /// they are); one written in a newer format is refused.
     pub const FORMAT: u32 = FORMAT;
 
     /// Connects to etcd at `url`: `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`
@@ -139,13 +140,13 @@ impl EtcdUdb {
                 let text = String::from_utf8_lossy(value);
                 match text.trim().parse::<u32>() {
                     Ok(FORMAT) => Ok(()),
-                    Ok(2) => {
+                    Ok(old @ (2 | 3)) => {
                         let value = b64(FORMAT.to_string().as_bytes());
                         let put = json!({"key": b64(key.as_bytes()), "value": value});
                         self.etcd
                             .call("/v3/kv/put", &put)
                             .map_err(|e| self.error("upgrade the format", e))?;
-                        tracing::info!(%key, "upgraded the etcd UDB from format 2 to {FORMAT}");
+                        tracing::info!(%key, "upgraded the etcd UDB from format {old} to {FORMAT}");
                         Ok(())
                     }
                     Ok(newer) if newer > FORMAT => Err(self.error(

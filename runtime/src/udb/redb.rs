@@ -17,7 +17,7 @@ const GATES: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("gat
 const META: redb::TableDefinition<&str, u32> = redb::TableDefinition::new("meta");
 
 /// See [`RedbUdb::FORMAT`].
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// The embedded UDB: a single redb file.
 ///
@@ -41,7 +41,9 @@ impl RedbUdb {
     /// The shape of the records this coordinator writes. 1: the first (no
     /// `meta` table); 2: nodes say why they are unhealthy, events who
     /// asked; 3: rollouts' gates and approvals (a `gates` table; a
-    /// coordinator that knew no gates must not run a gated rollout). A file
+    /// coordinator that knew no gates must not run a gated rollout); 4:
+    /// analysis gates among them (records of format 3 read as they are;
+    /// a coordinator that knew none must not drop them). A file
     /// of an older format is upgraded when opened, in one transaction; one
     /// of a newer format is refused.
     pub const FORMAT: u32 = FORMAT;
@@ -205,8 +207,9 @@ impl RedbUdb {
                     ),
                 ));
             }
-            // Format 2: nothing to convert; the `gates` table is new.
-            Some(2) => {
+            // Formats 2 and 3: nothing to convert; the `gates` table is new
+            // in 3, analysis gates in 4.
+            Some(old @ (2 | 3)) => {
                 {
                     txn.open_table(GATES).map_err(|e| err(p, "open gates", e))?;
                     let mut meta = txn.open_table(META).map_err(|e| err(p, "open meta", e))?;
@@ -214,7 +217,7 @@ impl RedbUdb {
                         .map_err(|e| err(p, "write format", e))?;
                 }
                 txn.commit().map_err(|e| err(p, "commit", e))?;
-                tracing::info!(path = %p.display(), "upgraded the UDB from format 2 to {FORMAT}");
+                tracing::info!(path = %p.display(), "upgraded the UDB from format {old} to {FORMAT}");
                 return Ok(());
             }
             // Format 1 (or a file with no tables yet).
@@ -527,13 +530,70 @@ mod tests {
         gated.gates.push((
             1,
             crate::upgrade::GateRecord {
-                gates: vec![crate::upgrade::Gate::Approval { after: 1 }],
+                gates: vec![crate::upgrade::Gate6::Approval { after: 1 }],
                 approved_ms: None,
                 approved_by: None,
             },
         ));
         udb.write(&[gated]).expect("gates are written");
         assert_eq!(udb.read_all().expect("read").gates.len(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_format_3_file_reads_its_gates_as_they_were_written() {
+        use crate::upgrade::{Gate, Gate6};
+        /// A gate record as format 3 wrote it, with API v4's gates.
+        #[derive(serde::Serialize)]
+        struct Format3 {
+            gates: Vec<Gate>,
+            approved_ms: Option<u64>,
+            approved_by: Option<String>,
+        }
+        let d = dir("format3");
+        let path = d.join("udb.redb");
+        drop(RedbUdb::open(&path).expect("open"));
+        let old = Format3 {
+            gates: vec![
+                Gate::After {
+                    service: "Db".into(),
+                    version: 2,
+                },
+                Gate::Approval { after: 3 },
+            ],
+            approved_ms: Some(7),
+            approved_by: Some("operator alice".into()),
+        };
+        {
+            let db = redb::Database::create(&path).expect("open");
+            let txn = db.begin_write().expect("write");
+            txn.open_table(GATES)
+                .expect("gates")
+                .insert(1, postcard::to_stdvec(&old).expect("encode").as_slice())
+                .expect("insert");
+            txn.open_table(META)
+                .expect("meta")
+                .insert("format", 3)
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let udb = RedbUdb::open(&path).expect("upgraded");
+        let record = &udb.read_all().expect("read").gates[&1];
+        assert_eq!(
+            record.gates,
+            old.gates.into_iter().map(Gate6::from).collect::<Vec<_>>()
+        );
+        assert_eq!(record.approved_by.as_deref(), Some("operator alice"));
+        drop(udb);
+        use redb::ReadableDatabase;
+        let db = redb::Database::create(&path).expect("open");
+        let txn = db.begin_read().expect("read");
+        let format = txn
+            .open_table(META)
+            .expect("meta")
+            .get("format")
+            .expect("get");
+        assert_eq!(format.map(|v| v.value()), Some(FORMAT));
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -1,7 +1,14 @@
 //! The coordinator's RPC interface, declared with upshift's own macro: what
 //! nodes (their agents) and operators (the CLI) call.
 //!
-//! v5 (the newest) adds `rollback`: an upgrade that is not final is
+//! v6 (the newest) adds analysis gates: heartbeats carry what the node's
+//! calls did (how many, how many failed, how long they took, per version),
+//! and a rollout can halt when the new version fails more calls, or answers
+//! slower, than the old one (`errors:P%`, `p99:Fx`); v5 callers are served
+//! through v5's past SO (their heartbeats carry no such counts, and their
+//! view of gates leaves analysis gates out).
+//!
+//! v5 adds `rollback`: an upgrade that is not final is
 //! aborted and its upgraded nodes are taken back, with their state, by a
 //! rollout on its schedule; v4 callers are served through v4's past SO.
 //!
@@ -32,7 +39,7 @@ pub mod coordinator {
 
     use serde::{Deserialize, Serialize};
 
-    use crate::upgrade::{Gate, NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
+    use crate::upgrade::{Gate, Gate6, NodeInfo, NodeState, RolloutState, ScheduleSpec, Upgrade};
 
     /// What a node reports on every heartbeat.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
@@ -599,11 +606,83 @@ pub mod coordinator {
         Unrecorded(Unrecorded),
     }
 
+    // v6's shapes.
+
+    /// What a node's calls of one version did since the node started (v6).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct Traffic {
+        /// The version the node ran when it answered them.
+        pub node_version: u32,
+        /// The calls' version: the node's own (its object answered), older
+        /// (past SOs) or newer (future SOs).
+        pub call_version: u32,
+        /// Calls that ran.
+        pub calls: u64,
+        /// Of them, calls answered with an error ([`crate::rpc::stats::CallCounts::errors`]).
+        pub errors: u64,
+        /// Calls per latency bucket ([`crate::rpc::stats::bucket_bound`]),
+        /// trailing empty buckets left out; at most
+        /// [`crate::rpc::stats::LATENCY_BUCKETS`].
+        pub latency: Vec<u64>,
+    }
+
+    /// What a node reports on every heartbeat, from v6: v3's and what its
+    /// calls did.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct Heartbeat6 {
+        /// The node's id.
+        pub id: String,
+        /// Where it serves calls, as it registered.
+        pub address: String,
+        /// The version it runs.
+        pub version: u32,
+        /// Whether its health check passes.
+        pub healthy: bool,
+        /// Why it is unhealthy (its state takes no writes, its check fails).
+        pub problem: Option<String>,
+        /// Calls served per call version at the version it runs.
+        pub calls: Vec<(u32, u64)>,
+        /// What its calls did, per version it ran and call version (at
+        /// most [`MAX_CALL_COUNTS`] entries).
+        pub traffic: Vec<Traffic>,
+    }
+
+    /// What the nodes of a service served at one version, added up, as an
+    /// analysis gate judges it (v6).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct Cohort {
+        /// The version the nodes ran.
+        pub version: u32,
+        /// Calls they served.
+        pub calls: u64,
+        /// Of them, calls answered with an error.
+        pub errors: u64,
+        /// Their p99 latency in microseconds (a latency bucket's bound),
+        /// if they served any.
+        pub p99_us: Option<u64>,
+    }
+
+    /// A rollout's gates as v6's `gates` shows them.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+    pub struct GateView6 {
+        /// What the rollout waits on besides its schedule.
+        pub gates: Vec<Gate6>,
+        /// When an operator approved it, Unix milliseconds.
+        pub approved_ms: Option<u64>,
+        /// Who approved it, when their certificate named them.
+        pub approved_by: Option<String>,
+        /// What a gate holds the rollout's nodes for now, while it is open.
+        pub waiting: Option<String>,
+        /// With analysis gates: what the new version (first) and the old
+        /// one served, as the gates judge it now.
+        pub cohorts: Vec<Cohort>,
+    }
+
     /// The longest node id, group, service name or address the coordinator keeps.
     pub const MAX_NAME: usize = 255;
     /// The longest reason, note or artifact the coordinator keeps.
     pub const MAX_TEXT: usize = 4096;
-    /// The most per-version call counts a heartbeat carries.
+    /// The most per-version call counts, or traffic entries, a heartbeat carries.
     pub const MAX_CALL_COUNTS: usize = 1024;
 
     /// How many of the newest events v2's `status` includes.
@@ -787,10 +866,58 @@ pub mod coordinator {
         /// open or its id; recorded in the history.
         async fn forget(&self, node: String) -> Result<(), ForgetError>;
     }
+
+    /// v6: heartbeats say what the node's calls did, and rollouts take
+    /// analysis gates that judge the new version by them.
+    #[version(6)]
+    pub trait Coordinator {
+        /// Records a node (again, after a restart); refused while another
+        /// live node holds its id.
+        async fn register(&self, node: NodeInfo) -> Result<(), RequestError3>;
+        /// Reports liveness, health (and why not) and what its calls did; returns
+        /// the upgrade the node should take part in, if any.
+        async fn heartbeat(&self, beat: Heartbeat6) -> Result<Option<Pending>, RequestError3>;
+        /// Asks for a slot to upgrade now.
+        async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3>;
+        /// Reports how the node's upgrade went.
+        async fn report(
+            &self,
+            node: String,
+            upgrade: u64,
+            outcome: Outcome,
+        ) -> Result<(), RequestError3>;
+        /// Publishes an upgrade; returns its id.
+        async fn publish(&self, upgrade: Upgrade) -> Result<u64, PublishError3>;
+        /// Publishes an upgrade whose nodes also wait on `gates`.
+        async fn publish_gated(
+            &self,
+            upgrade: Upgrade,
+            gates: Vec<Gate6>,
+        ) -> Result<u64, PublishError3>;
+        /// Rolls an upgrade that is not final back: it is aborted, and a
+        /// rollout on its schedule takes the upgraded nodes back to its
+        /// `from`; returns that rollout's id.
+        async fn rollback(&self, upgrade: u64) -> Result<u64, RollbackError>;
+        /// Approves a rollout its approval gate holds.
+        async fn approve(&self, upgrade: u64) -> Result<(), ApproveError>;
+        /// Pauses, resumes or aborts a rollout.
+        async fn control(&self, upgrade: u64, action: Control) -> Result<(), ControlError>;
+        /// Every node and rollout, and the newest events.
+        async fn status(&self) -> StatusView3;
+        /// The gates of every rollout published with some.
+        async fn gates(&self) -> BTreeMap<u64, GateView6>;
+        /// Up to `limit` events (at most [`MAX_HISTORY_PAGE`]) with a
+        /// sequence number above `after`, oldest first.
+        async fn history(&self, after: u64, limit: u32) -> Vec<Event3>;
+        /// Removes a node that is gone for good (silent for longer than the
+        /// coordinator's liveness window), so it no longer holds a rollout
+        /// open or its id; recorded in the history.
+        async fn forget(&self, node: String) -> Result<(), ForgetError>;
+    }
 }
 
 use crate::error::Disallowed;
-use crate::upgrade::{Gate, NodeInfo, Upgrade};
+use crate::upgrade::{Gate, Gate6, NodeInfo, Upgrade};
 use std::collections::BTreeMap;
 
 /// Refusals reach v1 callers as `Disallowed` with the v2 message.
@@ -1140,6 +1267,71 @@ impl<N: v5::Interface> v4::Past for v4::PastSo<N> {
 
     async fn forget(&self, node: String) -> Result<Result<(), ForgetError>, Disallowed> {
         self.next.forget(node).await
+    }
+}
+
+/// v5's calls mean the same in v6 but for three: a v5 heartbeat carries no
+/// traffic (so its node is not part of any analysis), gates come as v6's,
+/// and v5's view of gates leaves out the analysis gates it cannot show.
+impl<N: v6::Interface> v5::Past for v5::PastSo<N> {
+    async fn heartbeat(
+        &self,
+        beat: Heartbeat3,
+    ) -> Result<Result<Option<Pending>, RequestError3>, Disallowed> {
+        let beat = Heartbeat6 {
+            id: beat.id,
+            address: beat.address,
+            version: beat.version,
+            healthy: beat.healthy,
+            problem: beat.problem,
+            calls: beat.calls,
+            traffic: Vec::new(),
+        };
+        self.next.heartbeat(beat).await
+    }
+
+    async fn publish_gated(
+        &self,
+        upgrade: Upgrade,
+        gates: Vec<Gate>,
+    ) -> Result<Result<u64, PublishError3>, Disallowed> {
+        let gates = gates.into_iter().map(Gate6::from).collect();
+        self.next.publish_gated(upgrade, gates).await
+    }
+
+    async fn gates(&self) -> Result<BTreeMap<u64, GateView>, Disallowed> {
+        let views = self.next.gates().await?;
+        Ok(views
+            .into_iter()
+            .map(|(id, v)| {
+                let view = GateView {
+                    gates: v
+                        .gates
+                        .into_iter()
+                        .filter_map(|g| Gate::try_from(g).ok())
+                        .collect(),
+                    approved_ms: v.approved_ms,
+                    approved_by: v.approved_by,
+                    waiting: v.waiting,
+                };
+                (id, view)
+            })
+            .collect())
+    }
+}
+
+/// "v2: 240 calls, 1 failed (0.42%), p99 3.1 ms".
+impl std::fmt::Display for Cohort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}: {} calls", self.version, self.calls)?;
+        if self.calls > 0 {
+            let share = self.errors as f64 * 100.0 / self.calls as f64;
+            write!(f, ", {} failed ({share:.2}%)", self.errors)?;
+        }
+        if let Some(us) = self.p99_us {
+            write!(f, ", p99 {:.1} ms", us as f64 / 1000.0)?;
+        }
+        Ok(())
     }
 }
 

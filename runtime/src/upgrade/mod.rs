@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use artifact::{Artifact, ArtifactError};
 pub use coordinators::Coordinators;
 pub use node::{NodeInfo, NodeRecord, NodeState};
-pub use schedule_spec::{Gate, ScheduleSpec, schedule_and_gates};
+pub use schedule_spec::{DEFAULT_MIN_CALLS, Gate, Gate6, ScheduleSpec, schedule_and_gates};
 
 /// An upgrade as an operator publishes it: from-version, to-version,
 /// schedule, artifact and notes.
@@ -93,11 +93,12 @@ pub struct UpgradeRecord {
 }
 
 /// A rollout's gates and its approval, as the coordinator keeps them beside
-/// its [`UpgradeRecord`] (published with API v4; UDB format 3).
+/// its [`UpgradeRecord`] (published with API v4, UDB format 3; analysis
+/// gates from API v6, UDB format 4).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateRecord {
     /// What the rollout waits on besides its schedule.
-    pub gates: Vec<Gate>,
+    pub gates: Vec<Gate6>,
     /// When an operator approved it, Unix milliseconds.
     pub approved_ms: Option<u64>,
     /// Who approved it, when their certificate named them.
@@ -109,7 +110,7 @@ impl GateRecord {
     pub fn has_approval_gate(&self) -> bool {
         self.gates
             .iter()
-            .any(|g| matches!(g, Gate::Approval { .. }))
+            .any(|g| matches!(g, Gate6::Approval { .. }))
     }
 
     /// Whether that approval is still to come.

@@ -35,19 +35,159 @@ impl std::fmt::Display for Gate {
     }
 }
 
+/// What a rollout waits on besides its schedule, from coordinator API v6:
+/// [`Gate`]'s two, and the analysis gates, which judge the new version by
+/// the calls it serves against the calls the old one serves (counted by
+/// the nodes, carried by their heartbeats). The first two variants are
+/// [`Gate`]'s, in its order, so a UDB record of gates from before v6 reads
+/// as one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Schema)]
+pub enum Gate6 {
+    /// As [`Gate::After`]. `after:S@N`.
+    After {
+        /// The other service.
+        service: String,
+        /// The version all its nodes must run.
+        version: u32,
+    },
+    /// As [`Gate::Approval`]. `approval`, `approval:N`.
+    Approval {
+        /// Nodes that go before the approval.
+        after: u32,
+    },
+    /// The rollout halts when the share of calls that fail at the new
+    /// version exceeds the share at the old one by more than `above_ppm`
+    /// (parts per million: 1 % is 10,000). Once a node runs the new
+    /// version, the others wait until the new version has served
+    /// `min_calls`, and the rollout is not final before. `errors:P%`,
+    /// `errors:P%:N`.
+    Errors {
+        /// How far above the old version's error ratio the new one may be.
+        above_ppm: u32,
+        /// Calls the new version serves before it is judged.
+        min_calls: u32,
+    },
+    /// The rollout halts when the new version's p99 latency is more than
+    /// `percent` % of the old one's (judged once each has served
+    /// `min_calls`; without so many calls at the old version, it is not
+    /// judged). Holds the others and the end as [`Gate6::Errors`] does.
+    /// `p99:Fx`, `p99:Fx:N`.
+    Latency {
+        /// The new version's p99 as a share of the old's, in percent.
+        percent: u32,
+        /// Calls each version serves before it is judged.
+        min_calls: u32,
+    },
+}
+
+/// Calls an analysis gate waits for when its term does not say.
+pub const DEFAULT_MIN_CALLS: u32 = 100;
+
+impl Gate6 {
+    /// Whether this gate judges the new version by its calls.
+    pub fn is_analysis(&self) -> bool {
+        matches!(self, Gate6::Errors { .. } | Gate6::Latency { .. })
+    }
+}
+
+impl From<Gate> for Gate6 {
+    fn from(gate: Gate) -> Self {
+        match gate {
+            Gate::After { service, version } => Gate6::After { service, version },
+            Gate::Approval { after } => Gate6::Approval { after },
+        }
+    }
+}
+
+impl TryFrom<Gate6> for Gate {
+    type Error = Gate6;
+
+    /// The gates API v4 and v5 can show; analysis gates are not among them.
+    fn try_from(gate: Gate6) -> Result<Self, Gate6> {
+        match gate {
+            Gate6::After { service, version } => Ok(Gate::After { service, version }),
+            Gate6::Approval { after } => Ok(Gate::Approval { after }),
+            other => Err(other),
+        }
+    }
+}
+
+impl std::fmt::Display for Gate6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let min = |f: &mut std::fmt::Formatter<'_>, n: u32| {
+            if n == DEFAULT_MIN_CALLS {
+                Ok(())
+            } else {
+                write!(f, ":{n}")
+            }
+        };
+        match self {
+            Gate6::After { service, version } => write!(f, "after:{service}@{version}"),
+            Gate6::Approval { after: 0 } => f.write_str("approval"),
+            Gate6::Approval { after } => write!(f, "approval:{after}"),
+            Gate6::Errors {
+                above_ppm,
+                min_calls,
+            } => {
+                write!(f, "errors:{}%", decimal(u64::from(*above_ppm), 10_000))?;
+                min(f, *min_calls)
+            }
+            Gate6::Latency { percent, min_calls } => {
+                write!(f, "p99:{}x", decimal(u64::from(*percent), 100))?;
+                min(f, *min_calls)
+            }
+        }
+    }
+}
+
+/// `value / per` written with as few decimals as it needs.
+fn decimal(value: u64, per: u64) -> String {
+    let (whole, part) = (value / per, value % per);
+    if part == 0 {
+        return whole.to_string();
+    }
+    let digits = per.ilog10() as usize;
+    let text = format!("{whole}.{part:0digits$}");
+    text.trim_end_matches('0').to_string()
+}
+
+/// A decimal like `1`, `0.5` or `2.25`, times `per` (a power of ten),
+/// refused with `what` if it has more digits than `per` keeps.
+fn parse_decimal(text: &str, per: u64, what: &str) -> Result<u64, String> {
+    let (whole, part) = text.split_once('.').unwrap_or((text, ""));
+    let digits = per.ilog10() as usize;
+    let ok = !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && part.bytes().all(|b| b.is_ascii_digit())
+        && part.len() <= digits
+        && whole.len() <= 9;
+    if !ok {
+        return Err(what.to_string());
+    }
+    let whole: u64 = whole.parse().map_err(|_| what.to_string())?;
+    let part: u64 = format!("{part:0<digits$}").parse().unwrap_or(0);
+    Ok(whole * per + part)
+}
+
 /// A schedule and its gates in the command line's syntax: the terms of
-/// [`ScheduleSpec`]'s and the gates `after:SERVICE@VERSION` and
-/// `approval[:N]`, in any order. Gates alone leave the schedule
-/// `immediately`.
+/// [`ScheduleSpec`]'s and the gates `after:SERVICE@VERSION`,
+/// `approval[:N]`, `errors:P%[:N]` and `p99:Fx[:N]`, in any order. Gates
+/// alone leave the schedule `immediately`.
 ///
 /// ```
-/// use upshift::upgrade::{Gate, ScheduleSpec, schedule_and_gates};
+/// use upshift::upgrade::{Gate6, ScheduleSpec, schedule_and_gates};
 ///
-/// let (schedule, gates) = schedule_and_gates("rolling:2,approval:1,after:Db@3").unwrap();
+/// let (schedule, gates) =
+///     schedule_and_gates("rolling:2,approval:1,after:Db@3,errors:0.5%,p99:1.5x:500").unwrap();
 /// assert_eq!(schedule, ScheduleSpec::Rolling { max_parallel: 2 });
-/// assert_eq!(gates, [Gate::Approval { after: 1 }, Gate::After { service: "Db".into(), version: 3 }]);
+/// assert_eq!(gates, [
+///     Gate6::Approval { after: 1 },
+///     Gate6::After { service: "Db".into(), version: 3 },
+///     Gate6::Errors { above_ppm: 5_000, min_calls: 100 },
+///     Gate6::Latency { percent: 150, min_calls: 500 },
+/// ]);
 /// ```
-pub fn schedule_and_gates(text: &str) -> Result<(ScheduleSpec, Vec<Gate>), String> {
+pub fn schedule_and_gates(text: &str) -> Result<(ScheduleSpec, Vec<Gate6>), String> {
     let mut gates = Vec::new();
     let mut rest = Vec::new();
     for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -65,13 +205,13 @@ pub fn schedule_and_gates(text: &str) -> Result<(ScheduleSpec, Vec<Gate>), Strin
 }
 
 /// A gate term, `None` for a schedule term.
-fn parse_gate(term: &str) -> Result<Option<Gate>, String> {
+fn parse_gate(term: &str) -> Result<Option<Gate6>, String> {
     let (name, arg) = term.split_once(':').unwrap_or((term, ""));
     match name {
-        "approval" if arg.is_empty() => Ok(Some(Gate::Approval { after: 0 })),
+        "approval" if arg.is_empty() => Ok(Some(Gate6::Approval { after: 0 })),
         "approval" => arg
             .parse()
-            .map(|after| Some(Gate::Approval { after }))
+            .map(|after| Some(Gate6::Approval { after }))
             .map_err(|_| {
                 format!("`{term}`: write approval or approval:N (nodes before the approval)")
             }),
@@ -85,12 +225,89 @@ fn parse_gate(term: &str) -> Result<Option<Gate>, String> {
             if service.is_empty() {
                 return Err(format!("`{term}`: name the service: after:SERVICE@VERSION"));
             }
-            Ok(Some(Gate::After {
+            Ok(Some(Gate6::After {
                 service: service.to_string(),
                 version,
             }))
         }
+        "errors" | "p99" => {
+            let (threshold, min_calls) = match arg.split_once(':') {
+                Some((threshold, n)) => (
+                    threshold,
+                    n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("`{term}`: the calls to judge after must be a whole number above 0")
+                    })?,
+                ),
+                None => (arg, DEFAULT_MIN_CALLS),
+            };
+            if name == "errors" {
+                let how = format!(
+                    "`{term}`: write errors:P% (how many percentage points above the old version's                      error ratio the new one may be, up to 4 decimals), or errors:P%:N to judge after N calls"
+                );
+                let points = threshold.strip_suffix('%').ok_or_else(|| how.clone())?;
+                let above_ppm = parse_decimal(points, 10_000, &how)?;
+                let above_ppm = u32::try_from(above_ppm)
+                    .ok()
+                    .filter(|p| *p <= 1_000_000)
+                    .ok_or_else(|| format!("`{term}`: at most 100%"))?;
+                Ok(Some(Gate6::Errors {
+                    above_ppm,
+                    min_calls,
+                }))
+            } else {
+                let how = format!(
+                    "`{term}`: write p99:Fx (how many times the old version's p99 the new one may take,                      1 or more, up to 2 decimals), or p99:Fx:N to judge after N calls"
+                );
+                let factor = threshold.strip_suffix('x').ok_or_else(|| how.clone())?;
+                let percent = parse_decimal(factor, 100, &how)?;
+                let percent = u32::try_from(percent)
+                    .ok()
+                    .filter(|p| *p >= 100)
+                    .ok_or(how)?;
+                Ok(Some(Gate6::Latency { percent, min_calls }))
+            }
+        }
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn analysis_gates_read_back_as_they_are_written() {
+        for text in [
+            "errors:1%",
+            "errors:0.5%:200",
+            "errors:0.0125%",
+            "errors:100%",
+            "p99:2x",
+            "p99:1.25x:1000",
+            "approval:2",
+            "after:Db@3",
+        ] {
+            let (_, gates) = schedule_and_gates(text).unwrap();
+            assert_eq!(gates.len(), 1, "{text}");
+            assert_eq!(gates[0].to_string(), text);
+        }
+    }
+
+    #[test]
+    fn a_wrong_analysis_term_says_how_to_write_it() {
+        for (text, says) in [
+            ("errors:1", "write errors:P%"),
+            ("errors:x%", "write errors:P%"),
+            ("errors:0.00001%", "up to 4 decimals"),
+            ("errors:101%", "at most 100%"),
+            ("errors:1%:0", "above 0"),
+            ("p99:2", "write p99:Fx"),
+            ("p99:0.5x", "1 or more"),
+            ("p99:2x:many", "whole number"),
+        ] {
+            let err = schedule_and_gates(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 }
 
@@ -451,18 +668,21 @@ mod tests {
         assert_eq!(
             gates,
             [
-                Gate::After {
+                Gate6::After {
                     service: "Server".into(),
                     version: 2
                 },
-                Gate::Approval { after: 0 }
+                Gate6::Approval { after: 0 }
             ]
         );
         let texts: Vec<String> = gates.iter().map(ToString::to_string).collect();
         assert_eq!(texts, ["after:Server@2", "approval"]);
         assert_eq!(
             schedule_and_gates("approval:3").expect("alone"),
-            (ScheduleSpec::Immediately, vec![Gate::Approval { after: 3 }])
+            (
+                ScheduleSpec::Immediately,
+                vec![Gate6::Approval { after: 3 }]
+            )
         );
         for bad in [
             "approval:x",

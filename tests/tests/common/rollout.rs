@@ -780,8 +780,8 @@ async fn three_nodes(dir: &std::path::Path, coordinator: &RunningCoordinator) ->
 }
 
 /// An operator's client of the newest coordinator interface.
-async fn operator(coordinator: &RunningCoordinator) -> upshift::coordinator::api::v5::Client {
-    upshift::coordinator::api::v5::Client::new(
+async fn operator(coordinator: &RunningCoordinator) -> upshift::coordinator::api::v6::Client {
+    upshift::coordinator::api::v6::Client::new(
         Connection::connect(coordinator.addr())
             .await
             .expect("connect"),
@@ -789,7 +789,7 @@ async fn operator(coordinator: &RunningCoordinator) -> upshift::coordinator::api
 }
 
 /// Publishes Kv v1 -> v2 with `terms` (a schedule and its gates); its id.
-async fn publish_gated(operator: &upshift::coordinator::api::v5::Client, terms: &str) -> u64 {
+async fn publish_gated(operator: &upshift::coordinator::api::v6::Client, terms: &str) -> u64 {
     let (schedule, gates) = upshift::upgrade::schedule_and_gates(terms).expect("terms");
     operator
         .publish_gated(def(1, schedule).into(), gates)
@@ -909,4 +909,124 @@ async fn a_rollback_takes_every_node_back_with_its_state_and_fails_no_call() {
             to: 2
         })
     );
+}
+
+/// The key-value stages, with a regression planted in v2: it refuses every
+/// call that names the key `planted`.
+fn planted_stages() -> Vec<Box<dyn upshift::node::Stage>> {
+    use upshift::node::durable_stage;
+    use upshift::state::Durable;
+    use upshift_examples::kv::{StoreV1, StoreV2, state};
+    let planted: upshift::rpc::Guard = Arc::new(|_, _, _, payload| {
+        if payload.windows(7).any(|w| w == b"planted") {
+            Err("a regression planted in v2".into())
+        } else {
+            Ok(())
+        }
+    });
+    vec![
+        Box::new(durable_stage(|s: Durable<state::v1::Store>| {
+            v1::service_with_future(StoreV1::new(s))
+        })),
+        Box::new(
+            durable_stage(move |s: Durable<state::v2::Store>| {
+                v2::service_with_future(StoreV2::new(s)).guarded(planted.clone())
+            })
+            .following()
+            .reversible(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_regression_halts_the_rollout_and_its_rollback_fails_no_call() {
+    let dir = temp_dir("analysis");
+    let coordinator = start_coordinator(&dir, "127.0.0.1:0", Registry::default()).await;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let id = format!("n{i}");
+        let node = RunningNode::start_with(
+            &dir,
+            &id,
+            "kv",
+            coordinator.addr(),
+            healthy(),
+            planted_stages(),
+        )
+        .await;
+        nodes.push(node);
+    }
+    wait_for(WAIT, "nodes to register", || async {
+        coordinator.status().await.nodes.len() == 3
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut load, mut probes) = (Vec::new(), Vec::new());
+    for (i, n) in nodes.iter().enumerate() {
+        let conn = Connection::connect(n.listener.local_addr())
+            .await
+            .expect("connect");
+        load.push(tokio::spawn(write_load(conn.clone(), i, stop.clone())));
+        // Callers of the path the regression breaks: failures are counted.
+        let probe = v1::Client::new(conn).with_deadline(Duration::from_secs(10));
+        let stop = stop.clone();
+        probes.push(tokio::spawn(async move {
+            let mut failed = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if probe.get("planted".into()).await.is_err() {
+                    failed += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            failed
+        }));
+    }
+    let operator = operator(&coordinator).await;
+    let id = publish_gated(&operator, "rolling:1,errors:5%:50").await;
+    let reason = wait_halted(&coordinator, id).await;
+    assert!(
+        reason.contains("v2 failed") && reason.contains("gate errors:5%:50"),
+        "{reason}"
+    );
+    // The gate held the others until it judged v2, and then halted.
+    assert_eq!(
+        nodes.iter().filter(|n| n.node.version() == 2).count(),
+        1,
+        "one node went first"
+    );
+    let view = &operator.gates().await.expect("gates")[&id];
+    assert!(view.cohorts[0].errors > 0, "{:?}", view.cohorts);
+    let back = operator
+        .rollback(id)
+        .await
+        .expect("rpc")
+        .expect("rolled back");
+    wait_final(&coordinator, back).await;
+    assert!(nodes.iter().all(|n| n.node.version() == 1));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut planted_failures = 0;
+    for probe in probes {
+        planted_failures += probe.await.expect("probe task");
+    }
+    assert!(planted_failures > 0, "the planted regression failed calls");
+    for (i, task) in load.into_iter().enumerate() {
+        let (acked, failed) = task.await.expect("load task");
+        assert!(
+            failed.is_empty(),
+            "n{i}: client-visible failures: {failed:?}"
+        );
+        let conn = Connection::connect(nodes[i].listener.local_addr())
+            .await
+            .expect("connect");
+        let reader = v1::Client::new(conn);
+        for key in &acked {
+            assert!(
+                reader.get(key.clone()).await.expect("get").is_some(),
+                "n{i} lost {key}"
+            );
+        }
+        // Back at v1, the broken path works again.
+        reader.get("planted".into()).await.expect("v1 answers it");
+    }
 }

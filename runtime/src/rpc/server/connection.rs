@@ -154,6 +154,7 @@ impl Server {
                     body,
                     replies: replies.clone(),
                     gate: None,
+                    stats: None,
                     caller: caller.clone(),
                 };
                 if let Err((call, refusal)) = service.answer(incoming.version, incoming) {
