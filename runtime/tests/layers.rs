@@ -36,13 +36,14 @@ fn allowed(unit: &str) -> Option<Vec<&'static str>> {
 }
 
 /// Inside `rpc`: dispatch ← service ← server; client alone; memory sees
-/// both sides; tls (mutual TLS, the caller's identity) below all of them.
+/// both sides; tls (mutual TLS, the caller's identity) and stats (what
+/// each version's calls did) below all of them.
 fn rpc_allowed(part: &str) -> Option<&'static [&'static str]> {
     Some(match part {
-        "tls" => &[],
-        "dispatch" => &["tls"],
+        "tls" | "stats" => &[],
+        "dispatch" => &["stats", "tls"],
         "client" => &["tls"],
-        "service" => &["dispatch", "tls"],
+        "service" => &["dispatch", "stats", "tls"],
         "server" => &["dispatch", "service", "tls"],
         "memory" => &["server", "client"],
         _ => return None,

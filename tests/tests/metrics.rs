@@ -336,6 +336,15 @@ async fn a_node_serves_its_metrics_in_prometheus_text_format() {
         Some(0.0)
     );
     assert_eq!(
+        value(
+            &samples,
+            "upshift_node_call_errors_total",
+            &[("call_version", "1"), ("route", "past_so"), ("hops", "1")]
+        ),
+        Some(0.0),
+        "no call failed"
+    );
+    assert_eq!(
         value(&samples, "upshift_node_upgrade_pause_seconds_count", &[]),
         Some(1.0)
     );

@@ -1,6 +1,6 @@
 //! A node's metrics ([`crate::metrics`] serves them): its version, whether
-//! it is healthy, the calls it served per call version and route (its
-//! object, past or future SO chains), its in-process upgrades' pauses, how
+//! it is healthy, the calls it served and those that failed per call
+//! version and route (its object, past or future SO chains), its in-process upgrades' pauses, how
 //! long it waited for slots and how long its upgrades took, and what its
 //! last shadowing compared.
 
@@ -60,6 +60,8 @@ impl NodeMetrics {
             "counter",
             "Calls served per call version and route: the object, or a chain of past or future SOs (hops: its length).",
         );
+        let errors = "upshift_node_call_errors_total";
+        let mut failed = Vec::new();
         for version in service.versions() {
             let (route, hops) = match service.route(version) {
                 Some(Route::Object) | None => ("object", 0),
@@ -73,7 +75,23 @@ impl NodeMetrics {
                 ("route", route),
                 ("hops", &hops),
             ];
-            out.sample(calls, &labels, service.served(version));
+            let counts = service.stats(version).map(|s| s.read()).unwrap_or_default();
+            out.sample(calls, &labels, counts.calls);
+            failed.push((version_label, route, hops, counts.errors));
+        }
+        out.family(
+            errors,
+            "counter",
+            "Of them, calls answered with an error (a panic, an SO's refusal, a guard's): what analysis gates judge.",
+        );
+        for (version_label, route, hops, n) in &failed {
+            let labels = [
+                ("node", id.as_str()),
+                ("call_version", version_label.as_str()),
+                ("route", route),
+                ("hops", hops.as_str()),
+            ];
+            out.sample(errors, &labels, n);
         }
         let pauses = node.pauses();
         let seconds: Vec<f64> = pauses.iter().map(|(_, d)| d.as_secs_f64()).collect();
