@@ -4,9 +4,11 @@
 //! then a `rolling:50` rollout runs through them.
 //!
 //! The agents (`upshift_tests::fleet`) speak the coordinator's interface
-//! (v3) as the node's agent does — register, heartbeat, ask for a slot when
-//! an upgrade is pending, "upgrade" (100 ms, no state), report — without a
-//! node behind each, so that what is measured is the coordinator. The same
+//! (v6) as the node's agent does — register, heartbeat, ask for a slot when
+//! an upgrade is pending (held until one frees, up to a heartbeat's time:
+//! `wait_slot`, whose waits are not counted as request latency), "upgrade"
+//! (100 ms, no state), report — without a node behind each, so that what
+//! is measured is the coordinator. The same
 //! run is made three times: on redb (the default), on etcd (a real etcd
 //! this bench starts, Debian's `etcd-server`; skipped, saying so, when it is
 //! not installed), and on an in-memory UDB, the baseline without commits to
@@ -223,8 +225,8 @@ async fn run(nodes: u32, udb: Udb) -> Vec<(&'static str, String)> {
 
     let most = seen.most_upgrading.load(Ordering::SeqCst);
     let waves = nodes.div_ceil(PARALLEL);
-    // The schedule alone: one wave per upgrade's length (with this many
-    // nodes beating, a freed slot is asked for within a millisecond or so).
+    // The schedule alone: one wave per upgrade's length, each freed slot
+    // taken the moment it frees.
     let ideal = UPGRADE * waves;
     let failed = seen.failed.load(Ordering::Relaxed);
     let rows = vec![

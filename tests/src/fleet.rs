@@ -1,6 +1,7 @@
 //! Simulated node agents for scale tests and benches: each speaks the
-//! coordinator's interface (v3) on its own TCP connection as a node's agent
-//! does — register, heartbeat, ask for a slot when an upgrade is pending,
+//! coordinator's interface (v6) on its own TCP connection as a node's agent
+//! does — register, heartbeat, ask for a slot when an upgrade is pending
+//! (held by the coordinator for up to a heartbeat's time until one frees),
 //! "upgrade" (a sleep, no state), report — without a node behind it, so
 //! that what is measured and checked is the coordinator.
 
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use upshift::coordinator::api::{Heartbeat3, Outcome, Slot, v3};
+use upshift::coordinator::api::{Heartbeat6, Outcome, Slot, v6};
 use upshift::schedule::ScheduleSpec;
 use upshift::upgrade::{NodeInfo, Upgrade};
 use upshift::{ClientConfig, Connection};
@@ -62,13 +63,13 @@ impl Seen {
 
 /// A client of the coordinator at `addr` from loopback address
 /// 127.0.0.(1 + i % 4), as nodes connect from their own hosts.
-pub async fn connect(addr: std::net::SocketAddr, i: u32) -> v3::Client {
+pub async fn connect(addr: std::net::SocketAddr, i: u32) -> v6::Client {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     let from = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % 4) as u8);
     socket.bind((from, 0).into()).expect("bind");
     let stream = socket.connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    v3::Client::new(Connection::from_io(stream, ClientConfig::default()))
+    v6::Client::new(Connection::from_io(stream, ClientConfig::default()))
         .with_deadline(Duration::from_secs(10))
 }
 
@@ -102,13 +103,14 @@ pub async fn agent(
     let mut tick = tokio::time::interval(pace.heartbeat);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        let beat = Heartbeat3 {
+        let beat = Heartbeat6 {
             id: id.clone(),
             address: address.clone(),
             version,
             healthy: true,
             problem: None,
             calls: vec![(version, 0)],
+            traffic: Vec::new(),
         };
         let since = Instant::now();
         let pending = match client.heartbeat(beat).await {
@@ -123,10 +125,14 @@ pub async fn agent(
         let Some(pending) = pending.filter(|p| p.from == version) else {
             continue;
         };
-        let since = Instant::now();
-        let slot = client.request_slot(id.clone(), pending.upgrade).await;
-        seen.took(since);
+        // Held up to a heartbeat's time; a wait answered, the next
+        // heartbeat follows at once, as the node's agent does.
+        let wait_ms = pace.heartbeat.as_millis() as u32;
+        let slot = client.wait_slot(id.clone(), pending.upgrade, wait_ms).await;
         if !matches!(slot, Ok(Ok(Slot::Granted))) {
+            if matches!(slot, Ok(Ok(Slot::Wait(_)))) {
+                tick.reset_immediately();
+            }
             continue;
         }
         let now = seen.upgrading.fetch_add(1, Ordering::SeqCst) + 1;

@@ -129,11 +129,13 @@ fn v4_act(request: &v4::Request) -> Act<'_> {
     }
 }
 
-/// The acts of v5 and of v6, whose requests have the same names.
+/// The acts of v5 and of v6, whose requests have the same names (v6 has
+/// one more).
 macro_rules! rollback_era_act {
-    ($v:ident, $name:ident) => {
+    ($v:ident, $name:ident $(, $more:pat => $act:expr)*) => {
         fn $name(request: &$v::Request) -> Act<'_> {
             match request {
+                $($more => $act,)*
                 $v::Request::Register { node } => Act::AsNode(&node.id, "register"),
                 $v::Request::Heartbeat { beat } => Act::AsNode(&beat.id, "report a heartbeat"),
                 $v::Request::RequestSlot { node, .. } => {
@@ -156,7 +158,7 @@ macro_rules! rollback_era_act {
 }
 
 rollback_era_act!(v5, v5_act);
-rollback_era_act!(v6, v6_act);
+rollback_era_act!(v6, v6_act, v6::Request::WaitSlot { node, .. } => Act::AsNode(node, "ask for an upgrade slot"));
 
 fn allowed(caller: &Identity, act: Owned) -> Result<(), String> {
     match (caller.role, act) {

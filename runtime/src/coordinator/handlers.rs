@@ -10,8 +10,8 @@ use super::rollout::gate_wait;
 use crate::sync::lock;
 use crate::upgrade::api::{
     self, ApproveError, Control, ControlError, Event3, ForgetError, GateView6, Heartbeat6,
-    MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME, MAX_TEXT, Outcome, Pending, PublishError,
-    PublishError3, RECENT_EVENTS, RequestError3, RollbackError, Slot, StatusView3,
+    MAX_CALL_COUNTS, MAX_HISTORY_PAGE, MAX_NAME, MAX_SLOT_WAIT_MS, MAX_TEXT, Outcome, Pending,
+    PublishError, PublishError3, RECENT_EVENTS, RequestError3, RollbackError, Slot, StatusView3,
 };
 use crate::upgrade::{Artifact, ArtifactError, Gate6, NodeInfo, RolloutState, Upgrade};
 
@@ -157,6 +157,32 @@ impl api::v6::Coordinator for Coordinator {
         self.transact(|t| t.request_slot(&self.schedules, node, upgrade))
             .await
             .map_err(RequestError3::Unrecorded)
+    }
+
+    async fn wait_slot(
+        &self,
+        node: String,
+        upgrade: u64,
+        wait_ms: u32,
+    ) -> Result<Slot, RequestError3> {
+        limits(&[("node", &node, MAX_NAME)])?;
+        let wait = std::time::Duration::from_millis(u64::from(wait_ms.min(MAX_SLOT_WAIT_MS)));
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before asking, so a slot freed in between wakes it.
+            let woken = self.slots.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let slot = self
+                .transact(|t| t.request_slot(&self.schedules, node.clone(), upgrade))
+                .await
+                .map_err(RequestError3::Unrecorded)?;
+            if !matches!(slot, Slot::Wait(_))
+                || tokio::time::timeout_at(until, woken).await.is_err()
+            {
+                return Ok(slot);
+            }
+        }
     }
 
     async fn report(

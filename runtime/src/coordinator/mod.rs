@@ -46,6 +46,9 @@ pub struct Coordinator {
     heard_within: Duration,
     /// When each caller's last refused call was recorded (TLS only).
     refusals: Mutex<std::collections::HashMap<String, u64>>,
+    /// Wakes `wait_slot` calls: one per freed slot, all when a rollout's
+    /// state changed.
+    slots: tokio::sync::Notify,
 }
 
 /// A caller's refused calls are recorded in the history at most this often.
@@ -97,6 +100,7 @@ impl Coordinator {
             release_keys: None,
             heard_within: DEFAULT_HEARD_WITHIN,
             refusals: Mutex::new(std::collections::HashMap::new()),
+            slots: tokio::sync::Notify::new(),
         })
     }
 
@@ -233,7 +237,17 @@ impl Coordinator {
         // caller's certificate named them.
         txn.by = crate::rpc::caller().map(|caller| caller.to_string());
         let answer = change(&mut txn);
+        let freed = txn.freed;
         let (batch, undo, notices) = txn.finish();
+        // Nodes waiting for a slot ask again: one for each slot freed (the
+        // one woken takes it, if its schedule lets it; else it waits for
+        // its timeout), all of them when a rollout changed state.
+        if !notices.is_empty() {
+            self.slots.notify_waiters();
+        }
+        for _ in 0..freed {
+            self.slots.notify_one();
+        }
         let durable = self.store.enqueue(batch, undo, notices);
         (answer, durable)
     }

@@ -32,6 +32,8 @@ pub(super) struct Txn<'a> {
     /// Who made the request the changes come from (`operator alice`), from
     /// its certificate; named in each event it causes.
     pub(super) by: Option<String>,
+    /// Slots the transaction freed (nodes no longer upgrading).
+    pub(super) freed: u32,
 }
 
 /// A rollout's state changed: what a webhook is told.
@@ -155,6 +157,7 @@ impl<'a> Txn<'a> {
             now,
             heard_within_ms: heard_within.as_millis() as u64,
             by: None,
+            freed: 0,
         }
     }
 
@@ -240,6 +243,10 @@ impl<'a> Txn<'a> {
     pub(super) fn node(&mut self, record: NodeRecord) {
         let id = record.info.id.clone();
         let old = self.content.nodes.insert(id.clone(), record.clone());
+        let upgrading = |n: &NodeRecord| matches!(n.state, NodeState::Upgrading { .. });
+        if old.as_ref().is_some_and(upgrading) && !upgrading(&record) {
+            self.freed += 1;
+        }
         self.undo.push(Undo::Node(id, old));
         self.batch.nodes.push(record);
     }

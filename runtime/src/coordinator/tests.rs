@@ -1107,3 +1107,42 @@ fn analysis_terms_out_of_range_are_refused_at_publish() {
         .expect_err("a factor under 1x");
     assert!(refused.to_string().contains("at least 1x"), "{refused}");
 }
+
+#[test]
+fn a_node_waiting_for_a_slot_is_answered_when_one_frees_or_the_rollout_ends() {
+    let f = fixture();
+    for id in ["n1", "n2", "n3"] {
+        f.register(id, "g");
+    }
+    let up = f.publish("rolling:1");
+    assert_eq!(f.slot("n1", up), Slot::Granted);
+    // Without a freed slot the wait runs out, and says why.
+    let Slot::Wait(why) = run(f.coordinator.wait_slot("n2".into(), up, 20)).expect("answered")
+    else {
+        panic!("n2 waits");
+    };
+    assert!(why.contains("1 of 1"), "{why}");
+    // n1's report frees its slot: n2, waiting, gets it then (a wait of a
+    // minute that ended with a wait answer would have failed the test).
+    let (slot, ()) = run(async {
+        tokio::join!(f.coordinator.wait_slot("n2".into(), up, 60_000), async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            f.coordinator
+                .report("n1".into(), up, Outcome::Upgraded { version: 2 })
+                .await
+                .expect("recorded");
+        })
+    });
+    assert_eq!(slot, Ok(Slot::Granted));
+    // An abort answers a waiting node at once.
+    let (slot, ()) = run(async {
+        tokio::join!(f.coordinator.wait_slot("n3".into(), up, 60_000), async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            f.coordinator
+                .control(up, Control::Abort)
+                .await
+                .expect("aborted");
+        })
+    });
+    assert!(matches!(slot, Ok(Slot::Gone(_))), "{slot:?}");
+}

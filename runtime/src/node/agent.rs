@@ -39,6 +39,7 @@ impl Node {
                 if let Some(c) = &mut client {
                     match node.agent_step(c, &address).await {
                         Ok(Step::Done) => {}
+                        Ok(Step::Again) => continue,
                         Ok(Step::Register) => client = None,
                         Err(e) => {
                             tracing::debug!(node = %node.id(), error = %e, "coordinator unreachable; reconnecting");
@@ -228,7 +229,7 @@ impl Node {
             from = pending.from,
             to = pending.to
         );
-        self.take_part(client, pending, not_taken)
+        self.take_part(link, pending, not_taken)
             .instrument(span)
             .await
     }
@@ -236,12 +237,30 @@ impl Node {
     /// Asks for a slot in `pending`, upgrades if granted, and reports.
     async fn take_part(
         &self,
-        client: &api::v3::Client,
+        link: &Link,
         pending: api::Pending,
         not_taken: impl Fn(RequestError3) -> Step,
     ) -> Result<Step, CallError> {
+        let client = &link.v3;
         let id = self.inner.config.id.clone();
-        match client.request_slot(id.clone(), pending.upgrade).await? {
+        // A v6 coordinator holds the request until a slot frees (up to a
+        // heartbeat's time, so the node is heard from as often), and the
+        // next heartbeat follows at once.
+        let (slot, waited) = match &link.v6 {
+            Some(v6) => {
+                let wait = self.inner.config.heartbeat.min(Duration::from_secs(2));
+                let wait_ms = wait.as_millis() as u32;
+                (
+                    v6.wait_slot(id.clone(), pending.upgrade, wait_ms).await?,
+                    true,
+                )
+            }
+            None => (
+                client.request_slot(id.clone(), pending.upgrade).await?,
+                false,
+            ),
+        };
+        match slot {
             Ok(Slot::Granted) => {
                 let mut timings = lock(&self.inner.timings);
                 let waited = timings.waiting.take().map(|(_, since)| since.elapsed());
@@ -254,7 +273,7 @@ impl Node {
             }
             Ok(Slot::Wait(why)) => {
                 tracing::debug!(%why, "no slot yet");
-                return Ok(Step::Done);
+                return Ok(if waited { Step::Again } else { Step::Done });
             }
             Ok(other) => {
                 tracing::info!(answer = ?other, "no slot");
@@ -308,6 +327,8 @@ struct Link {
 enum Step {
     /// Wait for the next heartbeat.
     Done,
+    /// Beat again now: the step already waited a heartbeat's time.
+    Again,
     /// Register again before the next heartbeat.
     Register,
 }

@@ -6,7 +6,9 @@
 //! and a rollout can halt when the new version fails more calls, or answers
 //! slower, than the old one (`errors:P%`, `p99:Fx`); v5 callers are served
 //! through v5's past SO (their heartbeats carry no such counts, and their
-//! view of gates leaves analysis gates out).
+//! view of gates leaves analysis gates out). v6 also adds `wait_slot`: a
+//! slot request held until the schedule lets the node go, so that freed
+//! slots are taken at once rather than at each node's next heartbeat.
 //!
 //! v5 adds `rollback`: an upgrade that is not final is
 //! aborted and its upgraded nodes are taken back, with their state, by a
@@ -685,6 +687,9 @@ pub mod coordinator {
     /// The most per-version call counts, or traffic entries, a heartbeat carries.
     pub const MAX_CALL_COUNTS: usize = 1024;
 
+    /// The longest a `wait_slot` call is held (v6).
+    pub const MAX_SLOT_WAIT_MS: u32 = 10_000;
+
     /// How many of the newest events v2's `status` includes.
     pub const RECENT_EVENTS: usize = 20;
     /// The most events one `history` page holds.
@@ -868,7 +873,8 @@ pub mod coordinator {
     }
 
     /// v6: heartbeats say what the node's calls did, and rollouts take
-    /// analysis gates that judge the new version by them.
+    /// analysis gates that judge the new version by them; a node waiting
+    /// for a slot can be answered as soon as one frees.
     #[version(6)]
     pub trait Coordinator {
         /// Records a node (again, after a restart); refused while another
@@ -879,6 +885,16 @@ pub mod coordinator {
         async fn heartbeat(&self, beat: Heartbeat6) -> Result<Option<Pending>, RequestError3>;
         /// Asks for a slot to upgrade now.
         async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3>;
+        /// Asks for a slot to upgrade now and, while the answer is to wait,
+        /// waits up to `wait_ms` (at most [`MAX_SLOT_WAIT_MS`]) for the
+        /// schedule to let the node go: a freed slot is taken at once
+        /// instead of at the node's next heartbeat.
+        async fn wait_slot(
+            &self,
+            node: String,
+            upgrade: u64,
+            wait_ms: u32,
+        ) -> Result<Slot, RequestError3>;
         /// Reports how the node's upgrade went.
         async fn report(
             &self,
