@@ -284,7 +284,7 @@ pub mod cluster {
         let status = client.status().await.ok();
         if status.is_none() {
             // Accepted but did not answer (stalled): the next one next time.
-            coordinators.rotate();
+            coordinators.passed_over(client.connection());
         }
         status
     }

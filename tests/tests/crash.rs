@@ -164,14 +164,19 @@ fn a_rollback_killed_at_any_step_leaves_one_consistent_version() {
         // Committed only once the newer snapshot is gone.
         let committed = step == Step::OldRemoved;
         assert_eq!(snapshot.version, if committed { 2 } else { 3 }, "{step:?}");
+        // And recorded by then, so that a start at the newest version
+        // stays at v2 (a record beside an uncommitted rollback is ignored).
+        if committed {
+            assert_eq!(store.rolled_back_to().expect("read"), Some(2), "{step:?}");
+        }
         let expected = if committed {
-            "kv.v2.snap"
+            vec!["kv.rolled-back", "kv.v2.snap"]
         } else {
-            "kv.v3.snap"
+            vec!["kv.v3.snap"]
         };
         assert_eq!(
             snapshot_files(&dir),
-            vec![expected],
+            expected,
             "{step:?}: exactly one version after reading"
         );
         // Every key, whichever version is on disk.

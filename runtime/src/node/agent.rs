@@ -43,10 +43,11 @@ impl Node {
                         Ok(Step::Register) => client = None,
                         Err(e) => {
                             tracing::debug!(node = %node.id(), error = %e, "coordinator unreachable; reconnecting");
-                            client = None;
                             // It accepted but did not answer: stalled, or no
                             // longer leading. Try the next one first.
-                            coordinators.rotate();
+                            if let Some(c) = client.take() {
+                                coordinators.passed_over(c.v3.connection());
+                            }
                         }
                     }
                 }
@@ -90,7 +91,13 @@ impl Node {
             tls: self.inner.config.coordinator_tls.clone(),
             ..ClientConfig::default()
         };
-        let conn = coordinators.connect(&config).await.ok()?;
+        let conn = match coordinators.connect(&config).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(node = %self.id(), error = %e, "no coordinator reached; trying again");
+                return None;
+            }
+        };
         let client = api::v3::Client::new(conn).with_deadline(Duration::from_secs(5));
         let info = NodeInfo {
             id: self.inner.config.id.clone(),
@@ -111,8 +118,9 @@ impl Node {
                 tracing::warn!(node = %self.id(), error = %refused, "registration not taken; trying again");
                 None
             }
-            Err(_) => {
-                coordinators.rotate();
+            Err(e) => {
+                tracing::debug!(node = %self.id(), error = %e, "registration not answered; trying the next coordinator");
+                coordinators.passed_over(client.connection());
                 None
             }
         }

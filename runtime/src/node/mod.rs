@@ -123,7 +123,9 @@ impl Node {
     /// Starts a node at the newest version it has a stage for: the committed
     /// snapshot, of that or any older version, is transformed and committed
     /// at the newest version. This is how a new binary starts in a
-    /// restart-mode upgrade.
+    /// restart-mode upgrade. A state a rollback took back
+    /// ([`FileStore::rolled_back_to`]) starts at the version it went back
+    /// to, so a restart does not undo the rollback.
     pub fn start_newest(
         config: NodeConfig,
         store: FileStore,
@@ -138,6 +140,20 @@ impl Node {
                 known: Vec::new(),
             })?;
         let committed = store.read()?.map(|(s, _)| s);
+        // A rollback to the committed version holds: this binary's newest
+        // stage is where the node came back from.
+        let rolled_back = store.rolled_back_to()?;
+        let newest = match (&committed, rolled_back) {
+            (Some(c), Some(to)) if c.version == to && to < newest => {
+                tracing::info!(
+                    version = to,
+                    newest,
+                    "the state was rolled back to v{to}: starting there, not at v{newest}"
+                );
+                to
+            }
+            _ => newest,
+        };
         let find = |version: u32| {
             stages
                 .iter()

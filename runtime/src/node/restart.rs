@@ -29,6 +29,10 @@ impl Node {
         // off the runtime's threads, so the node keeps serving meanwhile.
         let node = self.clone();
         let path = &blocking(move || node.binary_of(&artifact)).await?;
+        // The node goes forward again: a rollback it went through must not
+        // hold the next process back.
+        let store = self.inner.store.clone();
+        blocking(move || store.clear_rolled_back()).await?;
         // No checkpoint from here on: the next process may be preparing its
         // state from the committed snapshot and the journal after it, which
         // a checkpoint's compaction would cut.

@@ -32,6 +32,9 @@ const FORMAT: u8 = 2;
 const FORMAT_1: u8 = 1;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
+/// `NAME.rolled-back`: the version a rollback committed (see
+/// [`FileStore::rolled_back_to`]).
+const ROLLED_BACK_SUFFIX: &str = ".rolled-back";
 /// The longest possible header: magic, format, name length, a 255-byte
 /// name, version, applied, payload length, checksum.
 const MAX_HEADER: usize = 8 + 1 + 1 + 255 + 4 + 8 + 8 + 4;
@@ -233,6 +236,65 @@ impl FileStore {
 
     fn path_of(&self, version: u32) -> PathBuf {
         self.dir.join(format!("{}.v{version}{SUFFIX}", self.name))
+    }
+
+    fn rolled_back_path(&self) -> PathBuf {
+        self.dir.join(format!("{}{ROLLED_BACK_SUFFIX}", self.name))
+    }
+
+    /// The version a rollback ([`FileStore::roll_back`]) took this state
+    /// back to. It counts while that version is the one committed: a node
+    /// started at its newest version
+    /// ([`Node::start_newest`](crate::node::Node::start_newest)) starts
+    /// there instead, so restarting the newer binary does not undo the
+    /// rollback. Once a newer version is committed the record is stale and
+    /// ignored; [`FileStore::clear_rolled_back`] forgets it when the node is
+    /// to move forward again in a new process.
+    pub fn rolled_back_to(&self) -> Result<Option<u32>, StoreError> {
+        let path = self.rolled_back_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt {
+                    path,
+                    detail: format!(
+                        "it should hold the version a rollback went back to, and holds {:?}: \
+                     remove it to start at the newest version",
+                        text.chars().take(40).collect::<String>()
+                    ),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("read", &path)(e)),
+        }
+    }
+
+    /// Forgets the rollback [`FileStore::rolled_back_to`] records: the
+    /// next start at the newest version goes forward again.
+    pub fn clear_rolled_back(&self) -> Result<(), StoreError> {
+        self.owned("forget a rollback in")?;
+        let path = self.rolled_back_path();
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", &path)(e)),
+        }
+    }
+
+    /// Records that a rollback went back to `version`, durably.
+    fn record_rolled_back(&self, version: u32) -> Result<(), StoreError> {
+        let path = self.rolled_back_path();
+        let tmp = self
+            .dir
+            .join(format!("{}{ROLLED_BACK_SUFFIX}.tmp", self.name));
+        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
+        file.write_all(version.to_string().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(io("write", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+        self.sync_dir()
     }
 
     /// Committed snapshot files of this state, newest first, and leftover
@@ -497,6 +559,9 @@ impl FileStore {
         self.step(Step::Renamed);
         self.sync_dir()?;
         self.step(Step::DirSynced);
+        // Durable before the commit point, so that a node started at its
+        // newest version finds it as soon as the older snapshot counts.
+        self.record_rolled_back(snapshot.version)?;
         let (committed, _) = self.scan()?;
         for (_, newer) in committed.iter().filter(|(v, _)| *v > snapshot.version) {
             fs::remove_file(newer).map_err(io("remove the rolled-back snapshot", newer))?;
@@ -678,6 +743,37 @@ mod tests {
         assert!(dir.join("kv.v1.snap").exists(), "kept until removed");
         owner.remove_superseded(2).expect("remove");
         assert!(!dir.join("kv.v1.snap").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A rollback records the version it went back to, durably, before its
+    /// commit point; the record is forgotten on request, and a record that
+    /// does not hold a version is a typed error naming the file.
+    #[test]
+    fn a_rollback_is_recorded_until_forgotten() {
+        let dir = std::env::temp_dir().join(format!("upshift-rolledback-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = FileStore::open(&dir, "kv").expect("open");
+        let at = |version, payload: &[u8]| Snapshot {
+            version,
+            applied: 0,
+            payload: payload.to_vec(),
+        };
+        store.write(&at(2, b"two")).expect("write v2");
+        assert_eq!(store.rolled_back_to().expect("read"), None);
+        store.roll_back(&at(1, b"one")).expect("roll back");
+        assert_eq!(store.rolled_back_to().expect("read"), Some(1));
+        let (seen, _) = store.read().expect("read").expect("a snapshot");
+        assert_eq!(seen.version, 1);
+        store.clear_rolled_back().expect("forget");
+        assert_eq!(store.rolled_back_to().expect("read"), None);
+        store
+            .clear_rolled_back()
+            .expect("forgetting nothing is fine");
+        fs::write(dir.join("kv.rolled-back"), "two").expect("write");
+        let e = store.rolled_back_to().expect_err("not a version");
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("kv.rolled-back"), "{e}");
         let _ = fs::remove_dir_all(&dir);
     }
 

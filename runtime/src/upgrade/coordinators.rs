@@ -69,13 +69,25 @@ impl Coordinators {
 }
 
 impl Coordinators {
-    /// Starts the next [`connect`](Self::connect) with the address after
-    /// the one that accepted last: call it when that one accepted but did
-    /// not answer (a stalled coordinator's port still accepts), so a
-    /// caller moves on to the next instead of waiting on it again.
-    pub fn rotate(&self) {
-        let next = (self.last.load(Ordering::Relaxed) + 1) % self.addrs.len();
-        self.last.store(next, Ordering::Relaxed);
+    /// `conn` (made by [`connect`](Self::connect)) accepted but did not
+    /// answer (a stalled coordinator's port still accepts): the next
+    /// `connect` starts with the address after its own, so the caller
+    /// moves on instead of waiting on it again. Clones share where they
+    /// start: when another caller has meanwhile found one that answers,
+    /// that one stays first — moving relative to wherever the shared
+    /// cursor stands would send two callers that fail in turn back to the
+    /// stalled one forever.
+    pub fn passed_over(&self, conn: &Connection) {
+        let Some(at) = conn
+            .peer_addr()
+            .and_then(|addr| self.addrs.iter().position(|a| *a == addr))
+        else {
+            return;
+        };
+        let next = (at + 1) % self.addrs.len();
+        let _ = self
+            .last
+            .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -143,16 +155,21 @@ mod tests {
         };
         let addr = listening.local_addr().expect("addr");
         let all = Coordinators::new([closed, addr]).expect("two");
-        all.connect(&ClientConfig::default())
+        let conn = all
+            .connect(&ClientConfig::default())
             .await
             .expect("connect");
         assert_eq!(all.last.load(Ordering::Relaxed), 1);
-        all.rotate();
+        all.passed_over(&conn);
         assert_eq!(
             all.last.load(Ordering::Relaxed),
             0,
             "past the end, the first again"
         );
+        // Passed over again, by a caller that connected before: the cursor
+        // moved on already, and stays.
+        all.passed_over(&conn);
+        assert_eq!(all.last.load(Ordering::Relaxed), 0);
         let none = Coordinators::from(closed);
         let e = none
             .connect(&ClientConfig::default())

@@ -147,7 +147,17 @@ impl Link {
         addr: impl ToSocketAddrs,
         config: ClientConfig,
     ) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
+        // A listener whose backlog is full (a stalled process's port still
+        // takes connections until it is) drops the handshake, and the
+        // kernel retries for minutes: the connect gets the call deadline.
+        let stream = tokio::time::timeout(config.deadline, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {:?}", config.deadline),
+                )
+            })??;
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr()?;
         let link = match config.tls.clone() {

@@ -75,6 +75,12 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// The address of the node this connection calls (its first, with
+    /// replicas); `None` for Unix sockets and in-memory pairs.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.links.first().and_then(|e| e.addr)
+    }
+
     /// Connects over TCP with the default settings. When the connection
     /// closes (the node restarted), the next call connects again.
     pub async fn connect(addr: impl ToSocketAddrs) -> std::io::Result<Self> {
