@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: `upshift coordinator --dashboard` as a
 //! process, four kv nodes with agents, a rollout published by the CLI, and
 //! headless Chromium (Debian's, through ChromeDriver) reading the page:
-//! versions and progress as they change, a click on pause that pauses the
+//! versions and progress as they change, calls by caller version and route, a click on pause that pauses the
 //! rollout in the coordinator, a click on resume, the approval gate holding
 //! the last node until a click on approve lets the rollout end final, a
 //! click on rollback that takes every node of the next upgrade back, and a
@@ -95,6 +95,17 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
     })
     .await;
 
+    // v1 and v2 callers of n0 (at v1): its object and its future SO.
+    let conn = upshift::Connection::connect(nodes[0].listener.local_addr())
+        .await
+        .expect("connect");
+    let v1 = upshift_examples::kv::interface::v1::Client::new(conn.clone());
+    let v2 = upshift_examples::kv::interface::v2::Client::new(conn);
+    for _ in 0..3 {
+        v1.get("k".into()).await.expect("v1 get");
+        v2.get("k".into()).await.expect("v2 get");
+    }
+
     let browser = tokio::task::spawn_blocking(Browser::start)
         .await
         .expect("a browser");
@@ -106,9 +117,11 @@ async fn the_dashboard_shows_a_rollout_live_and_pauses_it_on_a_click() {
         for i in 0..4 {
             page.wait_text(&format!("#node-n{i} .version"), WAIT, |t| t == "v1");
         }
+        page.wait_text("#calls-v1 .routes", WAIT, |t| t == "object 3");
+        page.wait_text("#calls-v2 .routes", WAIT, |t| t == "future SO 3");
     })
     .await
-    .expect("the page shows every node at v1");
+    .expect("the page shows every node at v1, and n0's calls by route");
 
     // One node at a time, each healthy for 2 s before the next: slow
     // enough to pause half way.
