@@ -10,57 +10,19 @@
 
 use std::collections::HashMap;
 
-use crate::rpc::stats::{LATENCY_BUCKETS, quantile};
+use crate::rpc::stats::CallCounts;
 use crate::upgrade::Gate6;
 use crate::upgrade::api::{Cohort, Traffic};
 
-/// Calls at one version, added up.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Counts {
-    calls: u64,
-    errors: u64,
-    latency: Vec<u64>,
-}
+/// No calls: what a version nothing reported for counts.
+static NONE: CallCounts = CallCounts {
+    calls: 0,
+    errors: 0,
+    latency: Vec::new(),
+};
 
-impl Counts {
-    fn add(&mut self, t: &Traffic) {
-        self.calls = self.calls.saturating_add(t.calls);
-        self.errors = self.errors.saturating_add(t.errors);
-        if self.latency.len() < t.latency.len() {
-            self.latency.resize(t.latency.len(), 0);
-        }
-        for (sum, n) in self.latency.iter_mut().zip(&t.latency) {
-            *sum = sum.saturating_add(*n);
-        }
-    }
-
-    fn subtract(&mut self, t: &Traffic) {
-        self.calls = self.calls.saturating_sub(t.calls);
-        self.errors = self.errors.saturating_sub(t.errors);
-        for (sum, n) in self.latency.iter_mut().zip(&t.latency) {
-            *sum = sum.saturating_sub(*n);
-        }
-    }
-
-    fn p99_us(&self) -> Option<u64> {
-        quantile(&self.latency, 0.99).map(|d| d.as_micros() as u64)
-    }
-
-    /// Errors per million calls.
-    fn error_ppm(&self) -> u64 {
-        (u128::from(self.errors) * 1_000_000)
-            .checked_div(u128::from(self.calls))
-            .map_or(0, |ppm| ppm as u64)
-    }
-
-    fn cohort(&self, version: u32) -> Cohort {
-        Cohort {
-            version,
-            calls: self.calls,
-            errors: self.errors,
-            p99_us: self.p99_us(),
-        }
-    }
+fn p99_us(counts: &CallCounts) -> Option<u64> {
+    counts.quantile(0.99).map(|d| d.as_micros() as u64)
 }
 
 /// Every node's latest traffic and the sums over them.
@@ -68,8 +30,8 @@ impl Counts {
 pub(super) struct Tally {
     /// By node id: its service and its latest report.
     nodes: HashMap<String, (String, Vec<Traffic>)>,
-    /// By (service, node version).
-    sums: HashMap<(String, u32), Counts>,
+    /// By service, then node version.
+    sums: HashMap<String, HashMap<u32, CallCounts>>,
 }
 
 impl Tally {
@@ -78,11 +40,10 @@ impl Tally {
     /// refused before this (the heartbeat's limits).
     pub(super) fn report(&mut self, node: &str, service: &str, traffic: Vec<Traffic>) {
         self.forget(node);
+        let sums = self.sums.entry(service.to_string()).or_default();
         for t in &traffic {
-            self.sums
-                .entry((service.to_string(), t.node_version))
-                .or_default()
-                .add(t);
+            let sum = sums.entry(t.node_version).or_default();
+            sum.add(t.calls, t.errors, &t.latency);
         }
         self.nodes
             .insert(node.to_string(), (service.to_string(), traffic));
@@ -90,44 +51,58 @@ impl Tally {
 
     /// Takes `node`'s calls out of the sums (it was forgotten).
     pub(super) fn forget(&mut self, node: &str) {
-        if let Some((service, old)) = self.nodes.remove(node) {
-            for t in &old {
-                if let Some(sum) = self.sums.get_mut(&(service.clone(), t.node_version)) {
-                    sum.subtract(t);
-                }
+        let Some((service, old)) = self.nodes.remove(node) else {
+            return;
+        };
+        let Some(sums) = self.sums.get_mut(&service) else {
+            return;
+        };
+        for t in &old {
+            if let Some(sum) = sums.get_mut(&t.node_version) {
+                sum.subtract(t.calls, t.errors, &t.latency);
             }
         }
     }
 
-    fn counts(&self, service: &str, version: u32) -> Counts {
+    fn counts(&self, service: &str, version: u32) -> &CallCounts {
         self.sums
-            .get(&(service.to_string(), version))
-            .cloned()
-            .unwrap_or_default()
+            .get(service)
+            .and_then(|sums| sums.get(&version))
+            .unwrap_or(&NONE)
     }
 
     /// What `service`'s nodes served at `to` and at `from`, in that order.
     pub(super) fn cohorts(&self, service: &str, from: u32, to: u32) -> Vec<Cohort> {
-        vec![
-            self.counts(service, to).cohort(to),
-            self.counts(service, from).cohort(from),
-        ]
+        [to, from]
+            .into_iter()
+            .map(|version| {
+                let counts = self.counts(service, version);
+                Cohort {
+                    version,
+                    calls: counts.calls,
+                    errors: counts.errors,
+                    p99_us: p99_us(counts),
+                }
+            })
+            .collect()
     }
 
     /// How the analysis `gate` judges `service`'s version `to` against `from`.
     pub(super) fn judge(&self, gate: &Gate6, service: &str, from: u32, to: u32) -> Verdict {
+        let (judged, min_calls) = match *gate {
+            Gate6::Errors { min_calls, .. } => ("errors", min_calls),
+            Gate6::Latency { min_calls, .. } => ("latency", min_calls),
+            Gate6::After { .. } | Gate6::Approval { .. } => return Verdict::Within,
+        };
         let (new, old) = (self.counts(service, to), self.counts(service, from));
+        if new.calls < u64::from(min_calls) {
+            return Verdict::Judging(format!(
+                "waiting for v{to} to serve {min_calls} calls to judge its {judged} ({} so far)",
+                new.calls
+            ));
+        }
         match *gate {
-            Gate6::Errors {
-                above_ppm,
-                min_calls,
-            } => {
-                if new.calls < u64::from(min_calls) {
-                    return Verdict::Judging(format!(
-                        "waiting for v{to} to serve {min_calls} calls to judge its errors ({} so far)",
-                        new.calls
-                    ));
-                }
+            Gate6::Errors { above_ppm, .. } => {
                 let (new_ppm, old_ppm) = (new.error_ppm(), old.error_ppm());
                 if new_ppm > old_ppm + u64::from(above_ppm) {
                     return Verdict::Breached(format!(
@@ -141,24 +116,16 @@ impl Tally {
                         f64::from(above_ppm) / 10_000.0,
                     ));
                 }
-                Verdict::Within
             }
-            Gate6::Latency { percent, min_calls } => {
-                if new.calls < u64::from(min_calls) {
-                    return Verdict::Judging(format!(
-                        "waiting for v{to} to serve {min_calls} calls to judge its latency ({} so far)",
-                        new.calls
-                    ));
-                }
+            Gate6::Latency { percent, .. } => {
+                // Not judged without enough calls at the old version to
+                // compare with (or once its nodes restarted into the new).
                 if old.calls < u64::from(min_calls) {
-                    // Nothing to compare with: the old version served too
-                    // few calls (or its nodes restarted into the new one).
                     return Verdict::Within;
                 }
-                let (Some(new_p99), Some(old_p99)) = (new.p99_us(), old.p99_us()) else {
-                    return Verdict::Within;
-                };
-                if u128::from(new_p99) * 100 > u128::from(old_p99) * u128::from(percent) {
+                if let (Some(new_p99), Some(old_p99)) = (p99_us(new), p99_us(old))
+                    && u128::from(new_p99) * 100 > u128::from(old_p99) * u128::from(percent)
+                {
                     return Verdict::Breached(format!(
                         "v{to}'s p99 is {} against {} at v{from}: more than {}x (gate {gate})",
                         ms(new_p99),
@@ -166,10 +133,10 @@ impl Tally {
                         f64::from(percent) / 100.0,
                     ));
                 }
-                Verdict::Within
             }
-            Gate6::After { .. } | Gate6::Approval { .. } => Verdict::Within,
+            Gate6::After { .. } | Gate6::Approval { .. } => {}
         }
+        Verdict::Within
     }
 }
 
@@ -185,9 +152,6 @@ pub(super) enum Verdict {
     Breached(String),
 }
 
-/// The most latency buckets a traffic entry may carry.
-pub(super) const MAX_BUCKETS: usize = LATENCY_BUCKETS;
-
 fn percent(ppm: u64) -> String {
     format!("{:.2}%", ppm as f64 / 10_000.0)
 }
@@ -196,23 +160,31 @@ fn ms(us: u64) -> String {
     format!("{:.1} ms", us as f64 / 1000.0)
 }
 
+/// A node's calls at `node_version`, `errors` of them failed, each taking
+/// about `took`: for tests here and of the coordinator.
+#[cfg(test)]
+pub(super) fn traffic(
+    node_version: u32,
+    calls: u64,
+    errors: u64,
+    took: std::time::Duration,
+) -> Traffic {
+    let bucket = crate::rpc::stats::bucket_of(took);
+    let mut latency = vec![0; bucket + 1];
+    latency[bucket] = calls;
+    Traffic {
+        node_version,
+        call_version: node_version,
+        calls,
+        errors,
+        latency,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::stats::bucket_of;
     use std::time::Duration;
-
-    fn traffic(node_version: u32, calls: u64, errors: u64, took: Duration) -> Traffic {
-        let mut latency = vec![0; bucket_of(took) + 1];
-        latency[bucket_of(took)] = calls;
-        Traffic {
-            node_version,
-            call_version: 1,
-            calls,
-            errors,
-            latency,
-        }
-    }
 
     const ERRORS: Gate6 = Gate6::Errors {
         above_ppm: 10_000,

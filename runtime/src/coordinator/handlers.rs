@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::Coordinator;
-use super::analysis::MAX_BUCKETS;
 use super::rollout::gate_wait;
+use crate::rpc::stats::LATENCY_BUCKETS;
 use crate::sync::lock;
 use crate::upgrade::api::{
     self, ApproveError, Control, ControlError, Event3, ForgetError, GateView6, Heartbeat6,
@@ -141,7 +141,7 @@ impl api::v6::Coordinator for Coordinator {
         for (field, len, max) in [
             ("calls", beat.calls.len(), MAX_CALL_COUNTS),
             ("traffic", beat.traffic.len(), MAX_CALL_COUNTS),
-            ("traffic.latency", buckets.unwrap_or(0), MAX_BUCKETS),
+            ("traffic.latency", buckets.unwrap_or(0), LATENCY_BUCKETS),
         ] {
             if len > max {
                 return Err(Over { field, max, len }.into());
@@ -153,10 +153,7 @@ impl api::v6::Coordinator for Coordinator {
     }
 
     async fn request_slot(&self, node: String, upgrade: u64) -> Result<Slot, RequestError3> {
-        limits(&[("node", &node, MAX_NAME)])?;
-        self.transact(|t| t.request_slot(&self.schedules, node, upgrade))
-            .await
-            .map_err(RequestError3::Unrecorded)
+        self.wait_slot(node, upgrade, 0).await
     }
 
     async fn wait_slot(
@@ -166,6 +163,7 @@ impl api::v6::Coordinator for Coordinator {
         wait_ms: u32,
     ) -> Result<Slot, RequestError3> {
         limits(&[("node", &node, MAX_NAME)])?;
+        // `request_slot` is this with no wait: one decision, answered.
         let wait = std::time::Duration::from_millis(u64::from(wait_ms.min(MAX_SLOT_WAIT_MS)));
         let until = tokio::time::Instant::now() + wait;
         loop {
@@ -177,7 +175,9 @@ impl api::v6::Coordinator for Coordinator {
                 .transact(|t| t.request_slot(&self.schedules, node.clone(), upgrade))
                 .await
                 .map_err(RequestError3::Unrecorded)?;
+            // (A wake this call does not wait for passes to the next waiter.)
             if !matches!(slot, Slot::Wait(_))
+                || tokio::time::Instant::now() >= until
                 || tokio::time::timeout_at(until, woken).await.is_err()
             {
                 return Ok(slot);

@@ -1014,17 +1014,9 @@ fn an_approval_gate_over_every_node_holds_the_rollout_open_until_approved() {
 /// A heartbeat from `id` at `version` whose calls at that version were
 /// `calls`, `errors` of them failed, each taking about `ms`.
 fn traffic_beat(id: &str, version: u32, calls: u64, errors: u64, ms: u64) -> Heartbeat6 {
-    let bucket = crate::rpc::stats::bucket_of(Duration::from_millis(ms));
-    let mut latency = vec![0; bucket + 1];
-    latency[bucket] = calls;
+    let took = Duration::from_millis(ms);
     Heartbeat6 {
-        traffic: vec![crate::upgrade::api::Traffic {
-            node_version: version,
-            call_version: version,
-            calls,
-            errors,
-            latency,
-        }],
+        traffic: vec![super::analysis::traffic(version, calls, errors, took)],
         ..beat(id, "", version)
     }
 }

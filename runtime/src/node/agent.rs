@@ -11,8 +11,9 @@ use tracing::Instrument;
 use super::Node;
 use crate::error::CallError;
 use crate::rpc::ClientConfig;
+use crate::rpc::stats::CallCounts;
 use crate::sync::lock;
-use crate::upgrade::api::{self, Heartbeat3, Heartbeat6, Outcome, RequestError3, Slot, Traffic};
+use crate::upgrade::api::{self, Heartbeat6, Outcome, RequestError3, Slot, Traffic};
 use crate::upgrade::{Artifact, Coordinators, NodeInfo};
 
 impl Node {
@@ -139,42 +140,43 @@ impl Node {
     /// What the calls of each version did since the process started, per
     /// node version and call version.
     fn traffic(&self) -> Vec<Traffic> {
-        let mut sums = BTreeMap::<(u32, u32), Traffic>::new();
+        let mut sums = BTreeMap::<(u32, u32), CallCounts>::new();
         for (node_version, call_version, stats) in lock(&self.inner.traffic).iter() {
             let counts = stats.read();
-            let sum = sums
-                .entry((*node_version, *call_version))
-                .or_insert_with(|| Traffic {
-                    node_version: *node_version,
-                    call_version: *call_version,
-                    calls: 0,
-                    errors: 0,
-                    latency: Vec::new(),
-                });
-            sum.calls += counts.calls;
-            sum.errors += counts.errors;
-            if sum.latency.len() < counts.latency.len() {
-                sum.latency.resize(counts.latency.len(), 0);
-            }
-            for (s, n) in sum.latency.iter_mut().zip(counts.latency) {
-                *s += n;
-            }
+            sums.entry((*node_version, *call_version)).or_default().add(
+                counts.calls,
+                counts.errors,
+                &counts.latency,
+            );
         }
-        sums.into_values().collect()
+        sums.into_iter()
+            .map(|((node_version, call_version), counts)| Traffic {
+                node_version,
+                call_version,
+                calls: counts.calls,
+                errors: counts.errors,
+                latency: counts.latency,
+            })
+            .collect()
     }
 
-    async fn agent_step(&self, link: &mut Link, address: &str) -> Result<Step, CallError> {
-        let client = &link.v3;
+    /// This heartbeat; with what the calls did for a coordinator that
+    /// takes it (v6).
+    fn beat(&self, address: &str, traffic: bool) -> Heartbeat6 {
         let service = self.service();
         let problem = self.health();
-        let beat = Heartbeat3 {
+        Heartbeat6 {
             id: self.inner.config.id.clone(),
             address: address.to_string(),
             version: self.version(),
             healthy: problem.is_none(),
             problem,
             calls: service.versions().map(|v| (v, service.served(v))).collect(),
-        };
+            traffic: if traffic { self.traffic() } else { Vec::new() },
+        }
+    }
+
+    async fn agent_step(&self, link: &mut Link, address: &str) -> Result<Step, CallError> {
         // A request the coordinator could not record did nothing: this round
         // ends, and the next heartbeat asks again. One that says the node
         // must register (forgotten, or its id taken meanwhile) does that.
@@ -190,28 +192,18 @@ impl Node {
         // A coordinator older than v6 takes v3's heartbeat, without traffic
         // (it has no analysis gates to judge by it).
         let answer = match &link.v6 {
-            Some(v6) => {
-                let beat6 = Heartbeat6 {
-                    id: beat.id.clone(),
-                    address: beat.address.clone(),
-                    version: beat.version,
-                    healthy: beat.healthy,
-                    problem: beat.problem.clone(),
-                    calls: beat.calls.clone(),
-                    traffic: self.traffic(),
-                };
-                match v6.heartbeat(beat6).await {
-                    Err(CallError::VersionUnsupported { .. }) => None,
-                    answer => Some(answer?),
-                }
-            }
+            Some(v6) => match v6.heartbeat(self.beat(address, true)).await {
+                Err(CallError::VersionUnsupported { .. }) => None,
+                answer => Some(answer?),
+            },
             None => None,
         };
         let answer = match answer {
             Some(answer) => answer,
             None => {
                 link.v6 = None;
-                client.heartbeat(beat).await?
+                let beat = self.beat(address, false);
+                link.v3.heartbeat(beat.into()).await?
             }
         };
         let pending = match answer {

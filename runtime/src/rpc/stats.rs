@@ -47,6 +47,42 @@ pub struct CallCounts {
     pub latency: Vec<u64>,
 }
 
+impl CallCounts {
+    /// Adds `calls`, `errors` and `latency` (bucket by bucket): another
+    /// reading, of another version or another node.
+    pub fn add(&mut self, calls: u64, errors: u64, latency: &[u64]) {
+        self.calls = self.calls.saturating_add(calls);
+        self.errors = self.errors.saturating_add(errors);
+        if self.latency.len() < latency.len() {
+            self.latency.resize(latency.len(), 0);
+        }
+        for (sum, n) in self.latency.iter_mut().zip(latency) {
+            *sum = sum.saturating_add(*n);
+        }
+    }
+
+    /// Takes back what [`CallCounts::add`] added.
+    pub fn subtract(&mut self, calls: u64, errors: u64, latency: &[u64]) {
+        self.calls = self.calls.saturating_sub(calls);
+        self.errors = self.errors.saturating_sub(errors);
+        for (sum, n) in self.latency.iter_mut().zip(latency) {
+            *sum = sum.saturating_sub(*n);
+        }
+    }
+
+    /// Errors per million calls (0 without calls).
+    pub fn error_ppm(&self) -> u64 {
+        (u128::from(self.errors) * 1_000_000)
+            .checked_div(u128::from(self.calls))
+            .map_or(0, |ppm| ppm as u64)
+    }
+
+    /// The latency under which `q` of the calls ran ([`quantile`]).
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        quantile(&self.latency, q)
+    }
+}
+
 impl CallStats {
     /// A call was admitted.
     pub(crate) fn admitted(&self) {

@@ -1174,16 +1174,7 @@ impl<N: v6::Interface> v5::Past for v5::PastSo<N> {
         &self,
         beat: Heartbeat3,
     ) -> Result<Result<Option<Pending>, RequestError3>, Disallowed> {
-        let beat = Heartbeat6 {
-            id: beat.id,
-            address: beat.address,
-            version: beat.version,
-            healthy: beat.healthy,
-            problem: beat.problem,
-            calls: beat.calls,
-            traffic: Vec::new(),
-        };
-        self.next.heartbeat(beat).await
+        self.next.heartbeat(beat.into()).await
     }
 
     async fn publish_gated(
@@ -1213,6 +1204,36 @@ impl<N: v6::Interface> v5::Past for v5::PastSo<N> {
                 (id, view)
             })
             .collect())
+    }
+}
+
+/// A v3 heartbeat as v6 takes it: without traffic, so its node is not
+/// part of any analysis.
+impl From<Heartbeat3> for Heartbeat6 {
+    fn from(b: Heartbeat3) -> Self {
+        Heartbeat6 {
+            id: b.id,
+            address: b.address,
+            version: b.version,
+            healthy: b.healthy,
+            problem: b.problem,
+            calls: b.calls,
+            traffic: Vec::new(),
+        }
+    }
+}
+
+/// A heartbeat for a coordinator older than v6: its traffic left out.
+impl From<Heartbeat6> for Heartbeat3 {
+    fn from(b: Heartbeat6) -> Self {
+        Heartbeat3 {
+            id: b.id,
+            address: b.address,
+            version: b.version,
+            healthy: b.healthy,
+            problem: b.problem,
+            calls: b.calls,
+        }
     }
 }
 

@@ -876,24 +876,7 @@ async fn a_rollback_takes_every_node_back_with_its_state_and_fails_no_call() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
-    for (i, task) in load.into_iter().enumerate() {
-        let (acked, failed) = task.await.expect("load task");
-        assert!(
-            failed.is_empty(),
-            "n{i}: client-visible failures: {failed:?}"
-        );
-        let reader = v1::Client::new(
-            Connection::connect(nodes[i].listener.local_addr())
-                .await
-                .expect("connect"),
-        );
-        for key in &acked {
-            assert!(
-                reader.get(key.clone()).await.expect("get").is_some(),
-                "n{i} lost {key}"
-            );
-        }
-    }
+    every_write_there(load, &nodes).await;
     // A final upgrade is not rolled back.
     let again = operator
         .publish(def(1, ScheduleSpec::Immediately).into())
@@ -1010,6 +993,20 @@ async fn an_error_regression_halts_the_rollout_and_its_rollback_fails_no_call() 
         planted_failures += probe.await.expect("probe task");
     }
     assert!(planted_failures > 0, "the planted regression failed calls");
+    for reader in every_write_there(load, &nodes).await {
+        // Back at v1, the broken path works again.
+        reader.get("planted".into()).await.expect("v1 answers it");
+    }
+}
+
+/// The `write_load` tasks of `nodes` saw no failed call, and every write
+/// they were answered for reads back (as v1 reads it); a v1 reader of each
+/// node.
+async fn every_write_there(
+    load: Vec<tokio::task::JoinHandle<(Vec<String>, Vec<String>)>>,
+    nodes: &[RunningNode],
+) -> Vec<v1::Client> {
+    let mut readers = Vec::new();
     for (i, task) in load.into_iter().enumerate() {
         let (acked, failed) = task.await.expect("load task");
         assert!(
@@ -1026,7 +1023,7 @@ async fn an_error_regression_halts_the_rollout_and_its_rollback_fails_no_call() 
                 "n{i} lost {key}"
             );
         }
-        // Back at v1, the broken path works again.
-        reader.get("planted".into()).await.expect("v1 answers it");
+        readers.push(reader);
     }
+    readers
 }

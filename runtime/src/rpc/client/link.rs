@@ -143,38 +143,31 @@ pub(super) struct Link {
 }
 
 impl Link {
+    /// Connects within the call deadline: a listener whose backlog is full
+    /// (a stalled process's port takes connections until it is) drops the
+    /// handshake and the kernel retries for minutes, and a TLS server may
+    /// never finish its handshake.
     pub(super) async fn connect_with(
         addr: impl ToSocketAddrs,
         config: ClientConfig,
     ) -> std::io::Result<Self> {
-        // A listener whose backlog is full (a stalled process's port still
-        // takes connections until it is) drops the handshake, and the
-        // kernel retries for minutes: the connect gets the call deadline.
-        let stream = tokio::time::timeout(config.deadline, TcpStream::connect(addr))
+        let deadline = config.deadline;
+        tokio::time::timeout(deadline, Self::open(addr, config))
             .await
             .map_err(|_| {
                 std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("no connection within {:?}", config.deadline),
+                    format!("no connection (TCP and TLS handshakes) within {deadline:?}"),
                 )
-            })??;
+            })?
+    }
+
+    async fn open(addr: impl ToSocketAddrs, config: ClientConfig) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr()?;
         let link = match config.tls.clone() {
-            Some(tls) => {
-                // A server that never finishes the handshake must not hold
-                // the connect forever.
-                let handshake = tls.connect(peer, stream);
-                let stream = tokio::time::timeout(config.deadline, handshake)
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("no TLS handshake with {peer} within {:?}", config.deadline),
-                        )
-                    })??;
-                Self::from_io(stream, config)
-            }
+            Some(tls) => Self::from_io(tls.connect(peer, stream).await?, config),
             None => Self::from_io(stream, config),
         };
         Ok(Link {
