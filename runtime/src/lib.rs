@@ -30,7 +30,7 @@
 //!
 //! | layer | modules | job |
 //! |---|---|---|
-//! | L0 | [`error`], [`clock`], [`sync`], [`schema`], `logs`, `http` | what callers see; time; locks and blocking work; version metadata; a log subscriber for binaries (feature `logs`); a blocking HTTP/1.1 client (webhooks, etcd's gateway; private) |
+//! | L0 | [`error`], [`clock`], [`sync`], [`schema`], [`net`], `logs`, `http` | what callers see; time; locks and blocking work; version metadata; the network seam (tokio's TCP, or a simulator's); a log subscriber for binaries (feature `logs`); a blocking HTTP/1.1 client (webhooks, etcd's gateway; private) |
 //! | L1 | [`wire`], [`metrics`] | the frame format shared by clients and nodes; Prometheus text and its scrape endpoint |
 //! | L2 | [`rpc`] | calls: dispatch ← service ← server; the client; in-memory pairs; mutual TLS and the caller's identity |
 //! | L2 | [`state`](mod@state) | transforms between state versions and the crash-safe snapshot store |
@@ -58,6 +58,7 @@ mod http;
 #[cfg(feature = "logs")]
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod node;
 pub mod rpc;
 pub mod schedule;

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+use crate::net::{self, Stream};
 
 /// Text in the exposition format, a family at a time.
 #[derive(Debug, Default)]
@@ -89,7 +90,7 @@ pub async fn serve(
     addr: impl tokio::net::ToSocketAddrs,
     render: Render,
 ) -> std::io::Result<MetricsServer> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = net::bind(addr).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         loop {
@@ -108,7 +109,7 @@ pub async fn serve(
 }
 
 /// Reads one request head and answers it.
-async fn answer(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
+async fn answer(mut stream: Stream, render: &Render) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -130,7 +131,7 @@ async fn answer(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+async fn respond(stream: &mut Stream, status: &str, body: &str) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The runtime's modules and what each may import (besides itself).
-const L0: &[&str] = &["error", "clock", "sync", "schema", "http"];
+const L0: &[&str] = &["error", "clock", "sync", "schema", "http", "net"];
 
 fn allowed(unit: &str) -> Option<Vec<&'static str>> {
     let with_l0 = |more: &[&'static str]| {
@@ -18,7 +18,7 @@ fn allowed(unit: &str) -> Option<Vec<&'static str>> {
     };
     Some(match unit {
         // Leaves: nothing from the crate.
-        "error" | "clock" | "sync" | "schema" | "logs" | "http" => vec![],
+        "error" | "clock" | "sync" | "schema" | "logs" | "http" | "net" => vec![],
         "wire" => with_l0(&[]),
         // The text format and the scrape endpoint, for node and coordinator.
         "metrics" => with_l0(&[]),

@@ -62,6 +62,22 @@ impl probe::v1::Probe for ProbeObject {
     }
 }
 
+/// The key-value service's upgrade from `from` to the next version, in
+/// process, on `schedule`: what most rollout tests publish.
+pub fn kv_upgrade(
+    from: u32,
+    schedule: upshift::schedule::ScheduleSpec,
+) -> upshift::coordinator::api::UpgradeDef {
+    upshift::coordinator::api::UpgradeDef {
+        service: "Kv".into(),
+        from,
+        to: from + 1,
+        schedule,
+        artifact: "in-process".into(),
+        notes: String::new(),
+    }
+}
+
 /// Where the program `name` is on the `PATH`, if it is: the real servers
 /// and browsers the tests start.
 pub fn on_path(name: &str) -> Option<std::path::PathBuf> {

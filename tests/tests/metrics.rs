@@ -356,7 +356,6 @@ async fn a_node_serves_its_metrics_in_prometheus_text_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_counts_its_slot_waits_and_upgrades() {
     use std::sync::Arc;
-    use upshift::coordinator::api::UpgradeDef;
     use upshift::schedule::ScheduleSpec;
     use upshift_tests::cluster::{RunningCoordinator, RunningNode, wait_for};
 
@@ -373,14 +372,7 @@ async fn a_node_counts_its_slot_waits_and_upgrades() {
         coordinator.status().await.nodes.len() == 1
     })
     .await;
-    let def = UpgradeDef {
-        service: "Kv".into(),
-        from: 1,
-        to: 2,
-        schedule: ScheduleSpec::Rolling { max_parallel: 1 },
-        artifact: "in-process".into(),
-        notes: String::new(),
-    };
+    let def = upshift_tests::kv_upgrade(1, ScheduleSpec::Rolling { max_parallel: 1 });
     coordinator
         .client
         .publish(def)

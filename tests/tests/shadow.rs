@@ -170,7 +170,6 @@ async fn too_little_traffic_to_tell_fails_the_upgrade() {
 /// with the diverging call in the reason, and the node stays on v1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diverging_shadow_halts_the_rollout() {
-    use upshift::coordinator::api::UpgradeDef;
     use upshift::schedule::{Registry, ScheduleSpec};
     use upshift::upgrade::RolloutState;
     use upshift_tests::cluster::{RunningCoordinator, wait_for};
@@ -195,14 +194,10 @@ async fn a_diverging_shadow_halts_the_rollout() {
     .await;
     let id = coordinator
         .client
-        .publish(UpgradeDef {
-            service: "Kv".into(),
-            from: 1,
-            to: 2,
-            schedule: ScheduleSpec::Rolling { max_parallel: 1 },
-            artifact: "in-process".into(),
-            notes: String::new(),
-        })
+        .publish(upshift_tests::kv_upgrade(
+            1,
+            ScheduleSpec::Rolling { max_parallel: 1 },
+        ))
         .await
         .expect("rpc")
         .expect("publish");

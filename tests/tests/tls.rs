@@ -73,14 +73,7 @@ async fn client_as(addr: std::net::SocketAddr, tls: ClientTls) -> api::v2::Clien
 }
 
 fn upgrade() -> UpgradeDef {
-    UpgradeDef {
-        service: "Kv".into(),
-        from: 1,
-        to: 2,
-        schedule: ScheduleSpec::Rolling { max_parallel: 1 },
-        artifact: "in-process".into(),
-        notes: String::new(),
-    }
+    upshift_tests::kv_upgrade(1, ScheduleSpec::Rolling { max_parallel: 1 })
 }
 
 fn node_info(id: &str) -> NodeInfo {

@@ -352,8 +352,20 @@ impl<'a> Txn<'a> {
         {
             return Err(self.duplicate(old));
         }
+        let mut restarted = None;
         let record = match self.content.nodes.get(&id).cloned() {
             Some(old) => {
+                if let NodeState::Upgrading { to } = old.state {
+                    // Said in the history: otherwise a second grant to the
+                    // node would look like the first granted twice.
+                    restarted = Some(if node.version == to {
+                        format!("; it restarted while upgrading and runs v{to}")
+                    } else {
+                        format!(
+                            "; it restarted before its upgrade to v{to} took, which frees its slot"
+                        )
+                    });
+                }
                 // A node that restarted: its version tells how an upgrade it held went.
                 let state = match &old.state {
                     NodeState::Upgrading { .. } => NodeState::Running,
@@ -385,8 +397,10 @@ impl<'a> Txn<'a> {
             },
         };
         let what = format!(
-            "registered at v{} in group {:?}",
-            record.info.version, record.info.group
+            "registered at v{} in group {:?}{}",
+            record.info.version,
+            record.info.group,
+            restarted.unwrap_or_default()
         );
         self.node(record);
         self.event(Some(&id), None, what);

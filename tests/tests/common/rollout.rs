@@ -31,14 +31,7 @@ fn healthy() -> Arc<dyn Fn() -> bool + Send + Sync> {
 }
 
 fn def(from: u32, schedule: ScheduleSpec) -> UpgradeDef {
-    UpgradeDef {
-        service: "Kv".into(),
-        from,
-        to: from + 1,
-        schedule,
-        artifact: "in-process".into(),
-        notes: String::new(),
-    }
+    upshift_tests::kv_upgrade(from, schedule)
 }
 
 /// Registers node `id` of service `Kv` in `group` at `version`, as its agent would.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ClientConfig;
@@ -163,9 +163,7 @@ impl Link {
     }
 
     async fn open(addr: impl ToSocketAddrs, config: ClientConfig) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let peer = stream.peer_addr()?;
+        let (stream, peer) = crate::net::connect(addr).await?;
         let link = match config.tls.clone() {
             Some(tls) => Self::from_io(tls.connect(peer, stream).await?, config),
             None => Self::from_io(stream, config),

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::{Open, Server, stopping};
+use crate::net;
 use crate::rpc::tls;
 use crate::sync::lock;
 use crate::wire::{self, CONNECTION_CALL_ID, Status, UNKNOWN_VERSION};
@@ -28,15 +29,13 @@ trait Accept: Send + 'static {
     ) -> impl Future<Output = std::io::Result<(Self::Stream, Option<IpAddr>)>> + Send;
 }
 
-impl Accept for tokio::net::TcpListener {
-    type Stream = tokio::net::TcpStream;
+impl Accept for net::Listener {
+    type Stream = net::Stream;
     const NAME: &'static str = "TCP";
     const TLS: bool = true;
 
     async fn accept(&self) -> std::io::Result<(Self::Stream, Option<IpAddr>)> {
-        let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
-        // Replies are small and latency-bound.
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = net::Listener::accept(self).await?;
         Ok((stream, Some(peer.ip())))
     }
 }
@@ -189,13 +188,10 @@ impl Listener {
         server: &Server,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> std::io::Result<Self> {
-        Self::serve(server, tokio::net::TcpListener::bind(addr).await?)
+        Self::serve(server, net::bind(addr).await?)
     }
 
-    pub(super) fn serve(
-        server: &Server,
-        listener: tokio::net::TcpListener,
-    ) -> std::io::Result<Self> {
+    pub(super) fn serve(server: &Server, listener: net::Listener) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
         Ok(Listener {
             local_addr,

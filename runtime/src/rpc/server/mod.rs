@@ -189,7 +189,7 @@ impl Server {
     /// Serves every connection `listener` accepts (one bound by
     /// [`bind_shared`], say), until the returned [`Listener`] is dropped.
     pub fn serve_tcp(&self, listener: tokio::net::TcpListener) -> std::io::Result<Listener> {
-        Listener::serve(self, listener)
+        Listener::serve(self, listener.into())
     }
 
     /// Listens on a Unix domain socket at `path` (which must not exist yet)
