@@ -781,6 +781,28 @@ mod tests {
         assert_eq!(state.read(|s| s.total), 28);
     }
 
+    /// A state dropped and opened again in one process (a node started
+    /// again): the old journal's writer is done before the new one reads
+    /// the file, so the two never append the same sequence numbers.
+    #[test]
+    fn a_state_opened_again_in_process_finds_the_old_writer_done() {
+        let dir = dir("reopen");
+        let store = FileStore::open(&dir, "sum").expect("open");
+        for round in 0..3u64 {
+            let snapshot = store.read().expect("read").map(|(s, _)| s);
+            // A window keeps the writer asleep with the entry unwritten
+            // when the state is dropped.
+            let window = Durability::Window(Duration::from_millis(100));
+            let state: Durable<Sum> =
+                Durable::recover(&store, snapshot.as_ref(), window, None).expect("recover");
+            state.write_relaxed(round + 1);
+            drop(state);
+        }
+        // Each round's write, once each, in order: none duplicated or lost.
+        let state = open(&store);
+        assert_eq!(state.read(|s| s.added.clone()), vec![1, 2, 3]);
+    }
+
     /// Compactions while writers append: every acknowledged write is in the
     /// journal or the snapshot, once, whatever a compaction's copy missed.
     #[test]

@@ -261,7 +261,7 @@ struct Shared {
 }
 
 /// An open journal with its writer thread. Dropping the last handle stops
-/// the thread once it has written what was appended.
+/// the thread once it has written what was appended, and waits for it.
 #[derive(Clone)]
 pub(crate) struct Journal {
     shared: Arc<Shared>,
@@ -269,15 +269,25 @@ pub(crate) struct Journal {
 }
 
 /// Closes the writer thread when the last [`Journal`] goes (the thread
-/// holds the shared part, not a handle).
-struct Closer(Arc<Shared>);
+/// holds the shared part, not a handle), and joins it: the state's
+/// directory lock goes with the store after this, so a store opened again
+/// in this process (a node started again after it was dropped) must find
+/// no writer of the old one still appending to the file it recovers from —
+/// both would write the same sequence numbers, and the journal would read
+/// as corrupt at the next start.
+struct Closer {
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
 
 impl Drop for Closer {
     fn drop(&mut self) {
-        if let Ok(mut p) = self.0.pending.lock() {
-            p.closed = true;
+        lock(&self.shared.pending).closed = true;
+        self.shared.wake.notify_all();
+        if let Some(writer) = self.writer.take() {
+            // At most the one sync under way and the last entries appended.
+            let _ = writer.join();
         }
-        self.0.wake.notify_all();
     }
 }
 
@@ -334,12 +344,15 @@ impl Journal {
             window,
         });
         let writer = shared.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name(format!("upshift-journal-{name}"))
             .spawn(move || write_loop(&writer))
             .map_err(io("start the journal thread for", &path))?;
         Ok(Journal {
-            _closer: Arc::new(Closer(shared.clone())),
+            _closer: Arc::new(Closer {
+                shared: shared.clone(),
+                writer: Some(writer),
+            }),
             shared,
         })
     }
