@@ -24,7 +24,7 @@ use upshift::coordinator::Coordinator;
 use upshift::coordinator::api::{self, Control};
 use upshift::coordinator::api::{Event3, GateView6, StatusView3};
 use upshift::schedule::Registry;
-use upshift::udb::{EtcdUdb, Leadership, RedbUdb};
+use upshift::udb::{EtcdTls, EtcdUdb, Leadership, RedbUdb};
 use upshift::upgrade::{Coordinators, NodeState, RolloutState, Upgrade};
 
 #[derive(Parser)]
@@ -87,6 +87,17 @@ enum Command {
         /// dashboard` does, against this coordinator).
         #[arg(long, value_name = "ADDR")]
         dashboard: Option<String>,
+        /// On etcd: speak TLS to it, trusting this CA for etcd's
+        /// certificate (etcdctl's `--cacert`).
+        #[arg(long, value_name = "FILE")]
+        etcd_ca: Option<PathBuf>,
+        /// On etcd with `--etcd-ca`: this coordinator's certificate, for an
+        /// etcd that checks its clients (`--client-cert-auth`).
+        #[arg(long, value_name = "FILE", requires_all = ["etcd_ca", "etcd_key"])]
+        etcd_cert: Option<PathBuf>,
+        /// The key of `--etcd-cert`.
+        #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+        etcd_key: Option<PathBuf>,
     },
     /// Scaffold a service crate: a v1 interface and durable state, the
     /// object, a node binary with its agent, a client, a test, a README.
@@ -436,7 +447,12 @@ async fn serve_dashboard(
 
 /// Opens the etcd UDB at `url` and waits until this coordinator leads it,
 /// saying on stderr who leads meanwhile.
-async fn lead(url: &str, listen: &str, lease_secs: u64) -> Result<(EtcdUdb, Leadership), Failure> {
+async fn lead(
+    url: &str,
+    tls: Option<EtcdTls>,
+    listen: &str,
+    lease_secs: u64,
+) -> Result<(EtcdUdb, Leadership), Failure> {
     if listen.ends_with(":0") {
         return Err(Failure(
             "with an etcd UDB, --listen needs a fixed port: nodes and operators are given every coordinator's address".into(),
@@ -445,7 +461,10 @@ async fn lead(url: &str, listen: &str, lease_secs: u64) -> Result<(EtcdUdb, Lead
     }
     let (url, listen) = (url.to_string(), listen.to_string());
     let campaign = tokio::task::spawn_blocking(move || {
-        let store = EtcdUdb::open(&url)?;
+        let store = match tls {
+            Some(tls) => EtcdUdb::open_with_tls(&url, tls)?,
+            None => EtcdUdb::open(&url)?,
+        };
         eprintln!("upshift: campaigning to lead {url} as {listen}");
         let leadership = store.campaign(&listen, Duration::from_secs(lease_secs), |leader| {
             eprintln!("upshift: standing by: the coordinator at {leader} leads");
@@ -507,21 +526,37 @@ async fn run(command: Command, access: &tls::Access) -> Result<(), Failure> {
             metrics,
             webhook,
             dashboard,
+            etcd_ca,
+            etcd_cert,
+            etcd_key,
         } => {
-            let (coordinator, mut leadership) =
-                match udb.to_str().filter(|u| u.starts_with("etcd://")) {
-                    Some(url) => {
-                        let (store, leadership) = lead(url, &listen, lease_secs).await?;
-                        (
-                            Coordinator::open(store, Registry::default())?,
-                            Some(leadership),
-                        )
-                    }
-                    None => (
-                        Coordinator::open(RedbUdb::open(&udb)?, Registry::default())?,
-                        None,
-                    ),
-                };
+            let etcd_url = udb.to_str().filter(|u| u.starts_with("etcd://"));
+            let etcd_tls = match (etcd_ca, etcd_url) {
+                (Some(_), None) => {
+                    return Err(Failure(
+                        "--etcd-ca is for a UDB on etcd (--udb etcd://…)".into(),
+                        2,
+                    ));
+                }
+                (Some(ca), Some(_)) => {
+                    let client = etcd_cert.as_deref().zip(etcd_key.as_deref());
+                    Some(EtcdTls::from_files(&ca, client)?)
+                }
+                (None, _) => None,
+            };
+            let (coordinator, mut leadership) = match etcd_url {
+                Some(url) => {
+                    let (store, leadership) = lead(url, etcd_tls, &listen, lease_secs).await?;
+                    (
+                        Coordinator::open(store, Registry::default())?,
+                        Some(leadership),
+                    )
+                }
+                None => (
+                    Coordinator::open(RedbUdb::open(&udb)?, Registry::default())?,
+                    None,
+                ),
+            };
             let mut coordinator = coordinator.with_slot_timeout(Duration::from_secs(slot_timeout));
             match release_keys {
                 Some(path) => {

@@ -328,3 +328,65 @@ fn a_leader_that_loses_etcd_stops_instead_of_deciding_alone() {
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("no longer leads"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_reaches_an_etcd_that_speaks_only_tls_with_its_ca_and_certificate() {
+    let dir = temp_dir("failover-tls");
+    let certs = dir.join("certs");
+    let etcd = EtcdServer::start_tls("failover-tls", &certs);
+    let url = etcd.url("/tls/");
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("addr").to_string()
+    };
+    let cert = |name: &str| certs.join(name).display().to_string();
+
+    // Plain HTTP: refused, saying what to give.
+    let out = Command::new(BIN)
+        .args(["coordinator", "--udb", &url, "--listen", &listen])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--etcd-ca"), "{err}");
+
+    // TLS settings without etcd: refused.
+    let out = Command::new(BIN)
+        .args([
+            "coordinator",
+            "--udb",
+            &dir.join("udb.redb").display().to_string(),
+        ])
+        .args(["--etcd-ca", &cert("ca.pem")])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--etcd-ca is for a UDB on etcd"), "{err}");
+
+    // With etcd's CA and a certificate it accepts: leads and answers.
+    let (send, lines) = mpsc::channel();
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--udb", &url, "--listen", &listen])
+        .args(["--lease-secs", &LEASE_SECS.to_string()])
+        .args(["--etcd-ca", &cert("ca.pem")])
+        .args(["--etcd-cert", &cert("coordinator.pem")])
+        .args(["--etcd-key", &cert("coordinator.key")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a coordinator");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = send.send((0, line));
+        }
+    });
+    leader(&lines, Duration::from_secs(30));
+    let addr: std::net::SocketAddr = listen.parse().expect("an address");
+    let status = status_of(addr).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(status.is_some_and(|s| s.upgrades.is_empty()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

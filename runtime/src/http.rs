@@ -1,13 +1,19 @@
 //! A small blocking HTTP/1.1 client for what the runtime posts: webhook
 //! notices and etcd's JSON gateway. [`post`] makes one request per
 //! connection (`Connection: close`); [`KeepAlive`] keeps one connection open
-//! across requests. Bodies with a length, chunked, or up to the close.
+//! across requests. Bodies with a length, chunked, or up to the close; over
+//! TCP, or over TLS (rustls) when given a client configuration.
 //! It runs on threads of its own (the webhook's) or blocking tasks (UDB
 //! writes), never on the async runtime's workers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// TLS settings of a server's client: the CA that vouches for it and, if it
+/// asks, this client's certificate.
+pub(crate) type Tls = Arc<rustls::ClientConfig>;
 
 /// The longest response body read: etcd answers pages of at most a few MiB.
 const MAX_BODY: usize = 64 << 20;
@@ -33,22 +39,55 @@ fn invalid(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
 }
 
-/// POSTs `body` to `http://{authority}{path}` on a connection of its own;
-/// every step (connect, send, each read) times out after `timeout`.
+/// POSTs `body` to `{authority}{path}` (over TLS with `tls`) on a
+/// connection of its own; every step (connect, handshake, send, each read)
+/// times out after `timeout`.
 pub(crate) fn post(
     authority: &str,
+    tls: Option<&Tls>,
     path: &str,
     content_type: &str,
     body: &[u8],
     timeout: Duration,
     read: Body,
 ) -> std::io::Result<Response> {
-    let mut stream = BufReader::new(connect(authority, timeout)?);
+    let mut stream = BufReader::new(connect(authority, tls, timeout)?);
     send(stream.get_mut(), authority, path, content_type, body, true)?;
     Ok(read_response(stream, read)?.0)
 }
 
-fn connect(authority: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+/// A connection: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn connect(authority: &str, tls: Option<&Tls>, timeout: Duration) -> std::io::Result<Stream> {
     let addr = authority.to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
     })?;
@@ -56,11 +95,40 @@ fn connect(authority: &str, timeout: Duration) -> std::io::Result<TcpStream> {
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.set_nodelay(true)?;
-    Ok(stream)
+    let Some(tls) = tls else {
+        return Ok(Stream::Plain(stream));
+    };
+    // The name the server's certificate must hold: the host as written.
+    let host = host(authority);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+        invalid(format!(
+            "{host:?} cannot be checked against a certificate: {e}"
+        ))
+    })?;
+    let mut connection = rustls::ClientConnection::new(tls.clone(), name)
+        .map_err(|e| invalid(format!("TLS: {e}")))?;
+    let mut stream = stream;
+    // The handshake now, so a refused certificate is told as such.
+    while connection.is_handshaking() {
+        connection.complete_io(&mut stream)?;
+    }
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
+        connection, stream,
+    ))))
+}
+
+/// The host of `HOST:PORT` as written (a DNS name or an IP address),
+/// without the port or IPv6's brackets.
+pub(crate) fn host(authority: &str) -> &str {
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
 }
 
 fn send(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     authority: &str,
     path: &str,
     content_type: &str,
@@ -85,14 +153,25 @@ fn send(
 /// (the server may have closed the old one as the request went out).
 #[derive(Debug, Default)]
 pub(crate) struct KeepAlive {
-    open: Option<(String, BufReader<TcpStream>)>,
+    open: Option<(String, BufReader<Stream>)>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Plain(_) => "Stream::Plain",
+            Stream::Tls(_) => "Stream::Tls",
+        })
+    }
 }
 
 impl KeepAlive {
-    /// POSTs `body` to `http://{authority}{path}` and reads the whole answer.
+    /// POSTs `body` to `{authority}{path}` (over TLS with `tls`) and reads
+    /// the whole answer.
     pub(crate) fn post(
         &mut self,
         authority: &str,
+        tls: Option<&Tls>,
         path: &str,
         content_type: &str,
         body: &[u8],
@@ -104,14 +183,14 @@ impl KeepAlive {
         {
             return Ok(response);
         }
-        let stream = BufReader::new(connect(authority, timeout)?);
+        let stream = BufReader::new(connect(authority, tls, timeout)?);
         self.exchange(authority, stream, path, content_type, body)
     }
 
     fn exchange(
         &mut self,
         authority: &str,
-        mut stream: BufReader<TcpStream>,
+        mut stream: BufReader<Stream>,
         path: &str,
         content_type: &str,
         body: &[u8],
@@ -129,7 +208,12 @@ impl KeepAlive {
 /// request (the body was delimited, and the server did not say it closes).
 fn read_response(mut from: impl BufRead, read: Body) -> std::io::Result<(Response, bool)> {
     let mut line = String::new();
-    from.by_ref().take(1024).read_line(&mut line)?;
+    if from.by_ref().take(1024).read_line(&mut line)? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the server closed the connection without an answer",
+        ));
+    }
     let status = line
         .strip_prefix("HTTP/1.")
         .and_then(|rest| rest.split_whitespace().nth(1))
@@ -213,6 +297,14 @@ mod tests {
     }
 
     #[test]
+    fn the_host_is_the_authority_without_its_port() {
+        assert_eq!(host("127.0.0.1:2379"), "127.0.0.1");
+        assert_eq!(host("etcd.internal:2379"), "etcd.internal");
+        assert_eq!(host("[::1]:2379"), "::1");
+        assert_eq!(host("etcd.internal"), "etcd.internal");
+    }
+
+    #[test]
     fn reads_bodies_with_a_length_chunked_or_to_the_close() {
         let r = parse(
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
@@ -293,6 +385,7 @@ mod tests {
             let response = client
                 .post(
                     &authority,
+                    None,
                     "/",
                     "text/plain",
                     text.as_bytes(),

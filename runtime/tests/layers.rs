@@ -25,7 +25,9 @@ fn allowed(unit: &str) -> Option<Vec<&'static str>> {
         "rpc" => with_l0(&["wire"]),
         "state" => with_l0(&[]),
         "upgrade" => with_l0(&["wire", "rpc"]),
-        "schedule" | "udb" => with_l0(&["upgrade"]),
+        "schedule" => with_l0(&["upgrade"]),
+        // TLS to etcd with the RPC layer's PEM reading.
+        "udb" => with_l0(&["upgrade", "rpc"]),
         "node" => with_l0(&["wire", "rpc", "state", "upgrade", "metrics"]),
         "coordinator" => with_l0(&["wire", "rpc", "upgrade", "schedule", "udb", "metrics"]),
         "docs" => vec!["schema"],

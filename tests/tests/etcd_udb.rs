@@ -1,12 +1,14 @@
 //! The etcd UDB against a real etcd: what it stores reads back as the
 //! in-memory UDB holds it (across pages and split transactions), only the
-//! leader writes, a deposed leader's writes are refused, and what it cannot
-//! read it says so.
+//! leader writes, a deposed leader's writes are refused, what it cannot
+//! read it says so, and over TLS only a client with a certificate of etcd's
+//! CA gets in.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use upshift::udb::{Batch, EtcdUdb, MemoryUdb, Udb};
+use upshift::rpc::tls::dev::DevCa;
+use upshift::udb::{Batch, EtcdTls, EtcdUdb, MemoryUdb, Udb};
 use upshift::upgrade::{
     Event, NodeInfo, NodeRecord, NodeState, RolloutState, ScheduleSpec, Upgrade, UpgradeRecord,
 };
@@ -211,4 +213,54 @@ fn a_newer_format_and_foreign_keys_are_refused_with_a_reason() {
     assert!(e.to_string().contains("etcd unreachable"), "{e}");
     let e = EtcdUdb::open("etcd://127.0.0.1/x/").expect_err("no port");
     assert!(e.to_string().contains("HOST:PORT"), "{e}");
+}
+
+#[test]
+fn over_tls_only_a_client_with_a_certificate_of_etcds_ca_gets_in() {
+    let dir = upshift_tests::cluster::temp_dir("etcd-tls");
+    let certs = dir.join("certs");
+    let etcd = EtcdServer::start_tls("tls", &certs);
+    let url = etcd.url("/tls/");
+
+    let udb = etcd.open("/tls/").expect("open over TLS");
+    let _leading = udb.campaign("a", LEASE, |_| {}).expect("lead over TLS");
+    let mut batch = Batch::default();
+    batch.nodes.push(node("n1", 1));
+    batch.events.push(event(1));
+    udb.write(std::slice::from_ref(&batch))
+        .expect("write over TLS");
+    // The lease is kept alive over TLS too: still leading after two leases.
+    std::thread::sleep(LEASE * 2);
+    batch.nodes[0] = node("n1", 2);
+    batch.events[0] = event(2);
+    udb.write(&[batch]).expect("write after two leases");
+    let read = etcd.open("/tls/").expect("open").read_all().expect("read");
+    assert_eq!(read.nodes["n1"].info.version, 2);
+    assert_eq!(read.events.len(), 2);
+
+    // Plain HTTP to it: refused, saying what to give.
+    let plain = EtcdUdb::open(&url).expect_err("plain HTTP to a TLS etcd");
+    assert!(plain.to_string().contains("--etcd-ca"), "{plain}");
+
+    // A CA that did not sign etcd's certificate: refused before anything is sent.
+    DevCa::open_or_create(&dir.join("other")).expect("another CA");
+    let stranger = EtcdTls::from_files(&dir.join("other/ca.pem"), None).expect("settings");
+    let refused = EtcdUdb::open_with_tls(&url, stranger).expect_err("an unknown CA");
+    assert!(
+        refused.to_string().contains("invalid peer certificate"),
+        "{refused}"
+    );
+
+    // etcd's CA but no client certificate: etcd refuses the handshake.
+    let anonymous = EtcdTls::from_files(&certs.join("ca.pem"), None).expect("settings");
+    let refused = EtcdUdb::open_with_tls(&url, anonymous).expect_err("no client certificate");
+    assert!(
+        refused.to_string().contains("etcd unreachable"),
+        "{refused}"
+    );
+
+    // Settings that cannot work are refused when made, naming the file.
+    let missing = EtcdTls::from_files(&dir.join("nowhere.pem"), None).expect_err("no file");
+    assert!(missing.to_string().contains("nowhere.pem"), "{missing}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -67,6 +67,7 @@ impl Webhook {
     fn post(&self, body: &str) -> std::io::Result<u16> {
         let response = crate::http::post(
             &self.authority,
+            None,
             &self.path,
             "application/json",
             body.as_bytes(),

@@ -153,7 +153,7 @@ pub enum TlsError {
     Rustls(String),
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.display().to_string(),
         source,
@@ -188,6 +188,26 @@ fn roots(ca_pem: &[u8], what: &str) -> Result<Arc<rustls::RootCertStore>, TlsErr
             .map_err(|e| TlsError::Rustls(format!("the CA certificate in {what}: {e}")))?;
     }
     Ok(Arc::new(roots))
+}
+
+/// A client's settings for a server other than upshift's (etcd): its CA
+/// and, if it asks for one, this client's certificate and key. TLS 1.2 is
+/// allowed beside 1.3, as such servers may be configured.
+pub(crate) fn client_config(
+    ca_pem: &[u8],
+    ca_what: &str,
+    client: Option<(&[u8], &[u8], &str)>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(rustls_error)?
+        .with_root_certificates(roots(ca_pem, ca_what)?);
+    match client {
+        Some((cert, key, what)) => builder
+            .with_client_auth_cert(certificates(cert, what)?, private_key(key, what)?)
+            .map_err(rustls_error),
+        None => Ok(builder.with_no_client_auth()),
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -16,6 +16,13 @@
 //! | `gates/<id, 20 digits>` | an upgrade's gates and approval (format 3; analysis gates from format 4) |
 //! | `leader` | the leading coordinator's address, under its lease |
 //!
+//! **TLS.** [`EtcdUdb::open_with_tls`] speaks TLS to every endpoint with
+//! [`EtcdTls`]: etcd's CA and, when etcd checks its clients
+//! (`--client-cert-auth`), the coordinator's certificate — etcdctl's
+//! `--cacert`, `--cert` and `--key`. Without it the gateway is plain HTTP,
+//! and anyone who can reach etcd's client port can rewrite the UDB: keep
+//! that to loopback or a private network.
+//!
 //! **Fencing.** Only a leader writes, and every write is one etcd
 //! transaction that succeeds only if the `leader` key is still the one this
 //! coordinator created (its create revision). A leader whose lease expired
@@ -35,6 +42,7 @@ use serde_json::{Value, json};
 
 use super::{Batch, Content, Udb, UdbError};
 use crate::http::{self, Body};
+use crate::rpc::tls::{self, TlsError};
 use crate::sync::lock;
 use crate::upgrade::{Event, NodeRecord, UpgradeRecord};
 
@@ -74,6 +82,55 @@ struct Fence {
     lost: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
+/// TLS to etcd: the CA that signed etcd's certificate and, when etcd
+/// checks its clients, this coordinator's certificate and key.
+#[derive(Clone)]
+pub struct EtcdTls(http::Tls);
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EtcdTls")
+    }
+}
+
+impl EtcdTls {
+    /// From PEM texts: etcd's CA, and this client's certificate chain and
+    /// key if etcd asks for them.
+    ///
+    /// # Errors
+    ///
+    /// A text that holds no certificate or key, or a key that does not
+    /// match its certificate.
+    pub fn from_pem(ca: &[u8], client: Option<(&[u8], &[u8])>) -> Result<Self, TlsError> {
+        let client = client.map(|(cert, key)| (cert, key, "the client certificate"));
+        Ok(EtcdTls(Arc::new(tls::client_config(
+            ca,
+            "etcd's CA",
+            client,
+        )?)))
+    }
+
+    /// From files (etcdctl's `--cacert`, `--cert`, `--key`).
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read, or as [`EtcdTls::from_pem`].
+    pub fn from_files(
+        ca: &std::path::Path,
+        client: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Self, TlsError> {
+        let ca = tls::read(ca)?;
+        let client = match client {
+            Some((cert, key)) => Some((tls::read(cert)?, tls::read(key)?)),
+            None => None,
+        };
+        Self::from_pem(
+            &ca,
+            client.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+        )
+    }
+}
+
 impl EtcdUdb {
     /// The records' format (the redb UDB's format 4). A prefix written in
     /// format 2 or 3 is upgraded when opened (only the format changes:
@@ -87,13 +144,31 @@ impl EtcdUdb {
     /// the prefix holds and records it on a new one. Writing needs
     /// [`campaign`](Self::campaign) first.
     pub fn open(url: &str) -> Result<Self, UdbError> {
+        Self::connect(url, None)
+    }
+
+    /// The same over TLS: see [`EtcdTls`].
+    pub fn open_with_tls(url: &str, tls: EtcdTls) -> Result<Self, UdbError> {
+        Self::connect(url, Some(tls.0))
+    }
+
+    fn connect(url: &str, tls: Option<http::Tls>) -> Result<Self, UdbError> {
         let (endpoints, prefix) = parse_url(url).map_err(|e| UdbError {
             path: PathBuf::from(url),
             detail: e,
         })?;
+        if tls.is_none()
+            && let Some(remote) = endpoints.iter().find(|e| !loopback(e))
+        {
+            tracing::warn!(
+                endpoint = %remote,
+                "the UDB on etcd is reached over plain HTTP: anyone who can reach etcd can rewrite rollouts; give etcd's CA (--etcd-ca) outside local development"
+            );
+        }
         let udb = EtcdUdb {
             etcd: Arc::new(Etcd {
                 url: url.to_string(),
+                tls,
                 endpoints,
                 next: AtomicUsize::new(0),
                 timeout: Duration::from_secs(5),
@@ -503,6 +578,8 @@ impl Drop for Leadership {
 #[derive(Debug)]
 struct Etcd {
     url: String,
+    /// TLS to every endpoint, if given.
+    tls: Option<http::Tls>,
     endpoints: Vec<String>,
     /// The endpoint that answered last: tried first.
     next: AtomicUsize,
@@ -535,6 +612,7 @@ impl Etcd {
             let sent = match read {
                 Body::Whole => lock(&self.conn).post(
                     endpoint,
+                    self.tls.as_ref(),
                     path,
                     "application/json",
                     body.as_bytes(),
@@ -542,6 +620,7 @@ impl Etcd {
                 ),
                 Body::FirstChunk => http::post(
                     endpoint,
+                    self.tls.as_ref(),
                     path,
                     "application/json",
                     body.as_bytes(),
@@ -552,7 +631,15 @@ impl Etcd {
             let response = match sent {
                 Ok(response) => response,
                 Err(e) => {
-                    unreachable.push(format!("{endpoint}: {e}"));
+                    // etcd serving TLS closes a plain connection unanswered.
+                    let hint = if self.tls.is_none()
+                        && e.kind() == std::io::ErrorKind::UnexpectedEof
+                    {
+                        " (if etcd speaks TLS, give its CA: --etcd-ca, and --etcd-cert with --etcd-key if it checks clients)"
+                    } else {
+                        ""
+                    };
+                    unreachable.push(format!("{endpoint}: {e}{hint}"));
                     continue;
                 }
             };
@@ -610,6 +697,15 @@ impl Etcd {
         )?;
         Ok(int(&answer["result"]["TTL"]).unwrap_or(0))
     }
+}
+
+/// Whether an endpoint (`HOST:PORT`) is on this machine.
+fn loopback(endpoint: &str) -> bool {
+    let host = http::host(endpoint);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]` → endpoints and a prefix that

@@ -15,7 +15,7 @@ mod redb;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use self::etcd::{EtcdUdb, Leadership};
+pub use self::etcd::{EtcdTls, EtcdUdb, Leadership};
 pub use self::memory::MemoryUdb;
 pub use self::redb::RedbUdb;
 use crate::upgrade::{Event, GateRecord, NodeRecord, UpgradeRecord};
