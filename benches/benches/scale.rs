@@ -14,7 +14,10 @@
 //! not installed), and on an in-memory UDB, the baseline without commits to
 //! wait for. Reported: heartbeats handled
 //! per second, the latency of each request as its caller sees it (p50, p99,
-//! max), the coordinator's CPU and resident memory, the rollout's duration
+//! max), the coordinator's CPU and resident memory, its UDB commits during
+//! the rollout (from its `/metrics`: how many, how many requests each, how
+//! long a write takes — what a request that changes something waits
+//! for), the rollout's duration
 //! against what its schedule allows, and the most nodes ever upgrading at
 //! once (the schedule's limit must hold).
 //!
@@ -111,12 +114,14 @@ fn coordinator(udb: &str) {
         } else {
             Coordinator::open(RedbUdb::open(udb).expect("udb"), Registry::default())
         };
-        let (_server, listener) = coordinator
-            .expect("open")
+        let coordinator = coordinator.expect("open");
+        let metrics = coordinator
+            .metrics()
             .serve("127.0.0.1:0")
             .await
-            .expect("serve");
-        println!("{}", listener.local_addr());
+            .expect("serve metrics");
+        let (_server, listener) = coordinator.serve("127.0.0.1:0").await.expect("serve");
+        println!("{} {}", listener.local_addr(), metrics.local_addr());
         std::future::pending::<()>().await;
     });
 }
@@ -138,6 +143,44 @@ fn usage(pid: u32) -> (Duration, u64) {
         .unwrap_or(0);
     // Linux reports CPU time in clock ticks of 1/100 s.
     (Duration::from_millis(ticks * 10), rss_kb)
+}
+
+/// The coordinator's UDB commits so far, from its `/metrics`: what a
+/// request that changes something waits for on each UDB.
+struct Commits {
+    commits: f64,
+    requests: f64,
+    seconds: f64,
+}
+
+impl Commits {
+    fn read(metrics: std::net::SocketAddr) -> Self {
+        use std::io::{Read, Write};
+        let mut text = String::new();
+        let mut stream = std::net::TcpStream::connect(metrics).expect("the metrics endpoint");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .expect("ask");
+        stream.read_to_string(&mut text).expect("metrics");
+        let sample = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        Commits {
+            commits: sample("upshift_coordinator_udb_commits_total"),
+            requests: sample("upshift_coordinator_udb_committed_requests_total"),
+            seconds: sample("upshift_coordinator_udb_write_seconds_total"),
+        }
+    }
+
+    fn since(&self, before: &Commits) -> Commits {
+        Commits {
+            commits: self.commits - before.commits,
+            requests: self.requests - before.requests,
+            seconds: self.seconds - before.seconds,
+        }
+    }
 }
 
 /// One run: the measures as table rows.
@@ -163,7 +206,9 @@ async fn run(nodes: u32, udb: Udb) -> Vec<(&'static str, String)> {
         &mut line,
     )
     .expect("its address");
-    let addr: std::net::SocketAddr = line.trim().parse().expect("an address");
+    let (addr, metrics) = line.trim().split_once(' ').expect("two addresses");
+    let addr: std::net::SocketAddr = addr.parse().expect("an address");
+    let metrics: std::net::SocketAddr = metrics.parse().expect("an address");
     let pid = child.id();
     let (_, idle_rss) = usage(pid);
 
@@ -197,6 +242,7 @@ async fn run(nodes: u32, udb: Udb) -> Vec<(&'static str, String)> {
     let steady = seen.percentiles();
     let cpu_share = (cpu_after - cpu).as_secs_f64() / STEADY.as_secs_f64();
 
+    let commits_before = Commits::read(metrics);
     let published = Instant::now();
     let id = operator
         .publish(rolling(PARALLEL))
@@ -217,6 +263,7 @@ async fn run(nodes: u32, udb: Udb) -> Vec<(&'static str, String)> {
     }
     let rollout = published.elapsed();
     let during = seen.percentiles();
+    let commits = Commits::read(metrics).since(&commits_before);
     let (_, rollout_rss) = usage(pid);
     stop_all(&stop, agents).await;
     let _ = child.kill();
@@ -262,6 +309,15 @@ async fn run(nodes: u32, udb: Udb) -> Vec<(&'static str, String)> {
                 rollout.as_secs_f64(),
                 ideal.as_secs_f64(),
                 rollout.as_secs_f64() / ideal.as_secs_f64()
+            ),
+        ),
+        (
+            "UDB commits during the rollout: count, requests each, mean write",
+            format!(
+                "{} / {:.1} / {:.2} ms",
+                commits.commits,
+                commits.requests / commits.commits.max(1.0),
+                commits.seconds * 1e3 / commits.commits.max(1.0)
             ),
         ),
         ("most nodes upgrading at once (limit 50)", most.to_string()),
