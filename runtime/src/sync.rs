@@ -2,6 +2,7 @@
 //! poisoned mutex, waiting for a condition a `Notify` signals, and blocking
 //! work moved off the runtime's threads.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
@@ -22,9 +23,29 @@ pub fn write<T: ?Sized>(rwlock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     rwlock.write().unwrap_or_else(|e| e.into_inner())
 }
 
+static INLINE: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process run its blocking work — transforms and store commits
+/// ([`blocking`]), the coordinator's UDB writes, journal syncs — inline, on
+/// the thread that asks for it, from now on. For a simulation: its one
+/// thread then decides the order of everything, so a seed replays exactly;
+/// a real process would stall its runtime on every sync.
+pub fn inline_blocking() {
+    INLINE.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`inline_blocking`] was called.
+pub(crate) fn inline() -> bool {
+    INLINE.load(Ordering::Relaxed)
+}
+
 /// Runs blocking work (file writes, hashing, store commits) off the runtime's
-/// threads, so the process serves meanwhile. A panic in it is the caller's panic.
+/// threads, so the process serves meanwhile (inline after
+/// [`inline_blocking`]). A panic in it is the caller's panic.
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    if inline() {
+        return work();
+    }
     match tokio::task::spawn_blocking(work).await {
         Ok(value) => value,
         Err(e) => match e.try_into_panic() {

@@ -16,14 +16,15 @@
 //! - at the end, once every fault heals, the rollout is final or halted
 //!   with a reason, and every write a node acknowledged reads back from it.
 //!
-//! The seed decides every fault and turmoil's message delays, so a failing
-//! seed replays the same faults. It does not decide everything: tokio's
-//! `select!` picks among ready branches at random, seeded only under
-//! `--cfg tokio_unstable`, and a journal's sync runs on its own thread. Two
-//! runs of one seed here end alike but their histories differ by a tick
-//! after a restart or so (10 seeds run twice: none identical). The
-//! coordinator-level simulation (`simulation.rs`) is the one that replays
-//! exactly, event for event.
+//! A seed replays exactly: it decides every fault and turmoil's message
+//! delays, the hosts run on one thread in simulated time, and the
+//! runtime's blocking work (transforms, journal syncs, UDB writes) runs
+//! inline (`upshift::sync::inline_blocking`) instead of on threads whose
+//! timing the seed cannot decide. Each seed runs in a fresh process of
+//! this test binary, as the replay command runs it (a seed run after
+//! others in one process was seen to differ by a tick); the test checks
+//! the replay: the first three seeds run again give the same faults,
+//! history and writes.
 //!
 //! `UPSHIFT_NETSIM_SEEDS=N` runs seeds 0..N (100 by default);
 //! `UPSHIFT_NETSIM_SEED=N` runs one, printing its faults.
@@ -150,9 +151,19 @@ struct Shared {
 
 type Broken = String;
 
-/// One seeded run: how the rollout ended and how many acknowledged writes
-/// were read back, or which invariant broke after which faults.
-fn run(seed: u64, dir: &std::path::Path, log: bool) -> Result<(RolloutState, usize), Broken> {
+/// How a seed's run ended.
+struct Ended {
+    state: RolloutState,
+    /// Acknowledged writes read back.
+    acked: usize,
+    /// The faults, the UDB's history and the writes acknowledged per node:
+    /// the same on every run of the seed.
+    trace: Vec<String>,
+}
+
+/// One seeded run: how it ended, or which invariant broke after which
+/// faults.
+fn run(seed: u64, dir: &std::path::Path, log: bool) -> Result<Ended, Broken> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
@@ -212,9 +223,32 @@ fn run(seed: u64, dir: &std::path::Path, log: bool) -> Result<(RolloutState, usi
             if !lost.is_empty() {
                 return Err(format!("acknowledged writes lost: {lost:?}"));
             }
-            let acked = shared.acked.lock().unwrap().values().map(Vec::len).sum();
+            let acked = shared.acked.lock().unwrap().clone();
+            let mut trace = faults.lines;
+            trace.extend(
+                content
+                    .events
+                    .iter()
+                    .map(|e| format!("{} {:?} {}", e.at_ms, e.node, e.what)),
+            );
+            trace.extend(acked.iter().map(|(i, keys)| format!("{i}: {keys:?}")));
+            if log {
+                println!("history:");
+                for e in &content.events {
+                    println!(
+                        "{:>7.2}s {:?} {}",
+                        (e.at_ms - T0) as f64 / 1e3,
+                        e.node,
+                        e.what
+                    );
+                }
+            }
             return state
-                .map(|s| (s, acked))
+                .map(|state| Ended {
+                    state,
+                    acked: acked.values().map(Vec::len).sum(),
+                    trace,
+                })
                 .ok_or_else(|| "nothing was published".into());
         }
         // Faults heal on time; a new one may start.
@@ -471,57 +505,121 @@ async fn driver(shared: Arc<Shared>) -> turmoil::Result {
     Ok(())
 }
 
+/// What a child process running one seed prints last: how it ended.
+const RESULT: &str = "netsim result:";
+
+/// Runs `seed` in a child process of this test binary (a fresh process, as
+/// the replay command is: its runs replay exactly); the child's last line.
+fn in_child(seed: u64) -> Result<String, Broken> {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "rollouts_over_a_simulated_network_keep_their_invariants",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("UPSHIFT_NETSIM_SEED", seed.to_string())
+        .env("UPSHIFT_NETSIM_CHILD", "1")
+        .output()
+        .expect("run a seed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // libtest writes `test NAME ... ` before what the test prints.
+    match stdout
+        .lines()
+        .find_map(|l| l.split_once(RESULT).map(|(_, result)| result))
+    {
+        Some(result) if out.status.success() => Ok(result.trim().to_string()),
+        _ => Err(format!(
+            "{}{}",
+            stdout
+                .lines()
+                .filter(|l| !l.starts_with("test ") && !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// A halt's reason without node names, so alike halts count together.
+fn outcome(state: &RolloutState) -> String {
+    match state {
+        RolloutState::Halted { reason } => format!(
+            "halted: {}",
+            (0..NODES)
+                .fold(reason.clone(), |r, i| r
+                    .replace(&format!("node {}", node_name(i)), "a node"))
+                .split(" (")
+                .next()
+                .unwrap_or_default()
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
 #[test]
 fn rollouts_over_a_simulated_network_keep_their_invariants() {
-    upshift::net::install(Turmoil).expect("the first network of this test binary");
-    let one: Option<u64> = std::env::var("UPSHIFT_NETSIM_SEED")
-        .ok()
-        .map(|s| s.parse().expect("UPSHIFT_NETSIM_SEED is a number"));
-    let seeds: Vec<u64> = match one {
-        Some(seed) => vec![seed],
-        None => {
-            let n = std::env::var("UPSHIFT_NETSIM_SEEDS").ok().map_or(100, |s| {
-                s.parse().expect("UPSHIFT_NETSIM_SEEDS is a number")
-            });
-            (0..n).collect()
-        }
-    };
-    let started = Instant::now();
-    let mut ended: BTreeMap<String, usize> = BTreeMap::new();
-    let mut read_back = 0;
-    for &seed in &seeds {
+    if let Ok(seed) = std::env::var("UPSHIFT_NETSIM_SEED") {
+        let seed: u64 = seed.parse().expect("UPSHIFT_NETSIM_SEED is a number");
+        let child = std::env::var_os("UPSHIFT_NETSIM_CHILD").is_some();
+        upshift::net::install(Turmoil).expect("the first network of this process");
+        // Transforms, journal syncs and UDB writes on this one thread too,
+        // so the simulator decides every order.
+        upshift::sync::inline_blocking();
         let dir = upshift_tests::cluster::temp_dir(&format!("netsim-{seed}"));
-        match run(seed, &dir, one.is_some()) {
-            Ok((state, acked)) => {
-                read_back += acked;
-                let name = match state {
-                    // Without node names, so alike halts count together.
-                    RolloutState::Halted { reason } => format!(
-                        "halted: {}",
-                        (0..NODES)
-                            .fold(reason, |r, i| r
-                                .replace(&format!("node {}", node_name(i)), "a node"))
-                            .split(" (")
-                            .next()
-                            .unwrap_or_default()
-                    ),
-                    other => format!("{other:?}"),
-                };
-                *ended.entry(name).or_default() += 1;
+        let ended = run(seed, &dir, !child);
+        let _ = std::fs::remove_dir_all(&dir);
+        match ended {
+            Ok(ended) => {
+                use std::hash::{Hash, Hasher};
+                // Not randomly keyed: the same trace hashes the same in
+                // every process.
+                #[allow(deprecated)]
+                let mut hasher = std::hash::SipHasher::new();
+                ended.trace.hash(&mut hasher);
+                println!(
+                    "{RESULT} {}|{}|{:016x}",
+                    outcome(&ended.state),
+                    ended.acked,
+                    hasher.finish()
+                );
             }
             Err(broken) => panic!(
                 "seed {seed}: {broken}\nreplay: UPSHIFT_NETSIM_SEED={seed} cargo test -p upshift-tests --test network_simulation -- --nocapture"
             ),
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    let n: u64 = std::env::var("UPSHIFT_NETSIM_SEEDS").ok().map_or(100, |s| {
+        s.parse().expect("UPSHIFT_NETSIM_SEEDS is a number")
+    });
+    let started = Instant::now();
+    let mut ended: BTreeMap<String, usize> = BTreeMap::new();
+    let mut read_back = 0;
+    let mut results = Vec::new();
+    for seed in 0..n {
+        let result = in_child(seed).unwrap_or_else(|broken| panic!("{broken}"));
+        let mut parts = result.split('|');
+        let (state, acked) = (parts.next().unwrap_or_default(), parts.next());
+        *ended.entry(state.to_string()).or_default() += 1;
+        read_back += acked.and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+        results.push(result);
     }
     println!(
-        "{} seeds in {:.1} s, {read_back} acknowledged writes read back: {ended:#?}",
-        seeds.len(),
+        "{n} seeds in {:.1} s, {read_back} acknowledged writes read back: {ended:#?}",
         started.elapsed().as_secs_f64()
     );
     assert!(
         ended.get("Final").copied().unwrap_or(0) > 0,
         "no seed finished its rollout: {ended:?}"
     );
+    // A seed replays exactly: run again, the first ones give the same
+    // faults, history (every event at the same millisecond) and writes.
+    for seed in 0..n.min(3) {
+        let again = in_child(seed).unwrap_or_else(|broken| panic!("{broken}"));
+        assert_eq!(
+            again, results[seed as usize],
+            "seed {seed} did not replay exactly (outcome|writes|hash of faults, history and writes)"
+        );
+    }
 }

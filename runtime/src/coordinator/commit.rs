@@ -143,11 +143,11 @@ impl Store {
             let writer = Writer(Some(self.clone()));
             drop(queue);
             match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
+                Ok(runtime) if !crate::sync::inline() => {
                     runtime.spawn_blocking(move || writer.run());
                 }
-                // Outside a runtime, the caller writes.
-                Err(_) => writer.run(),
+                // Outside a runtime (or simulated), the caller writes.
+                _ => writer.run(),
             }
         }
         Some(durable)

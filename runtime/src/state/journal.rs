@@ -370,6 +370,13 @@ impl Journal {
         p.last += 1;
         let seq = p.last;
         entry(seq, payload, &mut p.buf);
+        if crate::sync::inline() {
+            // Simulated: written and synced here (the thread is never woken).
+            let (buf, last) = (std::mem::take(&mut p.buf), p.last);
+            drop(p);
+            write_synced(&self.shared, &buf, last);
+            return Ok(seq);
+        }
         drop(p);
         self.shared.wake.notify_one();
         Ok(seq)
@@ -554,23 +561,34 @@ fn write_loop(shared: &Shared) {
             }
             (std::mem::take(&mut p.buf), p.last)
         };
-        let written = {
-            let mut file = lock(&shared.file);
-            file.write_all(&buf).and_then(|()| file.sync_data())
-        };
-        match written {
-            Ok(()) => shared.mark.send_modify(|m| m.synced = m.synced.max(last)),
-            Err(e) => {
-                let path = path(&shared.dir, &shared.name);
-                let why: Arc<str> = format!(
-                    "the journal {} could not be written ({e}); the node takes no more writes until it restarts",
-                    path.display()
-                )
-                .into();
-                tracing::error!("{why}");
-                fail(shared, why);
-                return;
-            }
+        if !write_synced(shared, &buf, last) {
+            return;
+        }
+    }
+}
+
+/// Writes and syncs `buf`, whose last entry is `last`, and tells the
+/// writers; whether it did (else the journal failed).
+fn write_synced(shared: &Shared, buf: &[u8], last: u64) -> bool {
+    let written = {
+        let mut file = lock(&shared.file);
+        file.write_all(buf).and_then(|()| file.sync_data())
+    };
+    match written {
+        Ok(()) => {
+            shared.mark.send_modify(|m| m.synced = m.synced.max(last));
+            true
+        }
+        Err(e) => {
+            let path = path(&shared.dir, &shared.name);
+            let why: Arc<str> = format!(
+                "the journal {} could not be written ({e}); the node takes no more writes until it restarts",
+                path.display()
+            )
+            .into();
+            tracing::error!("{why}");
+            fail(shared, why);
+            false
         }
     }
 }
