@@ -28,6 +28,12 @@ fn start(i: usize, url: &str, listen: &str, lines: &mpsc::Sender<(usize, String)
         .stderr(Stdio::null())
         .spawn()
         .expect("start a coordinator");
+    forward_stdout(&mut child, i, lines);
+    child
+}
+
+/// Sends each line coordinator `i` (`child`) prints on `lines` as (i, line).
+fn forward_stdout(child: &mut Child, i: usize, lines: &mpsc::Sender<(usize, String)>) {
     let out = BufReader::new(child.stdout.take().expect("stdout"));
     let lines = lines.clone();
     std::thread::spawn(move || {
@@ -35,7 +41,6 @@ fn start(i: usize, url: &str, listen: &str, lines: &mpsc::Sender<(usize, String)
             let _ = lines.send((i, line));
         }
     });
-    child
 }
 
 /// Waits for a coordinator to say it listens: the leader's index.
@@ -308,12 +313,7 @@ fn a_leader_that_loses_etcd_stops_instead_of_deciding_alone() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start a coordinator");
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            let _ = send.send((0, line));
-        }
-    });
+    forward_stdout(&mut child, 0, &send);
     leader(&lines, Duration::from_secs(30));
     etcd.stop();
     // The lease cannot be renewed: within about the lease it gives up.
@@ -376,12 +376,7 @@ async fn a_coordinator_reaches_an_etcd_that_speaks_only_tls_with_its_ca_and_cert
         .stderr(Stdio::null())
         .spawn()
         .expect("start a coordinator");
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            let _ = send.send((0, line));
-        }
-    });
+    forward_stdout(&mut child, 0, &send);
     leader(&lines, Duration::from_secs(30));
     let addr: std::net::SocketAddr = listen.parse().expect("an address");
     let status = status_of(addr).await;

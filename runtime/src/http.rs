@@ -62,6 +62,15 @@ enum Stream {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Plain(_) => "Stream::Plain",
+            Stream::Tls(_) => "Stream::Tls",
+        })
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
@@ -91,7 +100,7 @@ fn connect(authority: &str, tls: Option<&Tls>, timeout: Duration) -> std::io::Re
     let addr = authority.to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
     })?;
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.set_nodelay(true)?;
@@ -107,7 +116,6 @@ fn connect(authority: &str, tls: Option<&Tls>, timeout: Duration) -> std::io::Re
     })?;
     let mut connection = rustls::ClientConnection::new(tls.clone(), name)
         .map_err(|e| invalid(format!("TLS: {e}")))?;
-    let mut stream = stream;
     // The handshake now, so a refused certificate is told as such.
     while connection.is_handshaking() {
         connection.complete_io(&mut stream)?;
@@ -154,15 +162,6 @@ fn send(
 #[derive(Debug, Default)]
 pub(crate) struct KeepAlive {
     open: Option<(String, BufReader<Stream>)>,
-}
-
-impl std::fmt::Debug for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Stream::Plain(_) => "Stream::Plain",
-            Stream::Tls(_) => "Stream::Tls",
-        })
-    }
 }
 
 impl KeepAlive {

@@ -355,20 +355,20 @@ impl<'a> Txn<'a> {
         let mut restarted = None;
         let record = match self.content.nodes.get(&id).cloned() {
             Some(old) => {
-                if let NodeState::Upgrading { to } = old.state {
-                    // Said in the history: otherwise a second grant to the
-                    // node would look like the first granted twice.
-                    restarted = Some(if node.version == to {
-                        format!("; it restarted while upgrading and runs v{to}")
-                    } else {
-                        format!(
-                            "; it restarted before its upgrade to v{to} took, which frees its slot"
-                        )
-                    });
-                }
                 // A node that restarted: its version tells how an upgrade it held went.
                 let state = match &old.state {
-                    NodeState::Upgrading { .. } => NodeState::Running,
+                    NodeState::Upgrading { to } => {
+                        // Said in the history: otherwise a second grant to
+                        // the node would look like the first granted twice.
+                        restarted = Some(if node.version == *to {
+                            format!("; it restarted while upgrading and runs v{to}")
+                        } else {
+                            format!(
+                                "; it restarted before its upgrade to v{to} took, which frees its slot"
+                            )
+                        });
+                        NodeState::Running
+                    }
                     // Lost mid-upgrade, but it got there.
                     NodeState::Failed { to, .. } if node.version == *to => NodeState::Running,
                     other => other.clone(),

@@ -120,10 +120,9 @@ impl EtcdTls {
         client: Option<(&std::path::Path, &std::path::Path)>,
     ) -> Result<Self, TlsError> {
         let ca = tls::read(ca)?;
-        let client = match client {
-            Some((cert, key)) => Some((tls::read(cert)?, tls::read(key)?)),
-            None => None,
-        };
+        let client = client
+            .map(|(cert, key)| Ok::<_, TlsError>((tls::read(cert)?, tls::read(key)?)))
+            .transpose()?;
         Self::from_pem(
             &ca,
             client.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
